@@ -1,0 +1,132 @@
+# quantscope — build, run, test.  `make run` and `make test` are the whole set-up on Debian 12.
+#   make            the quantscope binary (CUDA objects too when nvcc exists)
+#   make SAN=1 …    AddressSanitizer + UndefinedBehaviorSanitizer build (in build-san/)
+#   make test       unit, golden, robustness and CLI tests (Criterion)
+#   make bench      timings (ratios against baselines measured in the same run)
+#   make fuzz       libFuzzer harnesses, FUZZ_SECONDS each (default 60)
+#   make deps       install the Debian packages (as root) or print the apt-get line
+
+DEB_PACKAGES := gcc make pkg-config libncurses-dev libopenblas-dev libcsv-dev libcjson-dev \
+                libcriterion-dev tmux bible-kjv clang
+
+CC      := gcc
+SAN     ?= 0
+BUILD   := build
+OPT     := -O2
+ifeq ($(SAN),1)
+BUILD   := build-san
+OPT     := -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+endif
+
+# -ffp-contract=off everywhere: fused multiply-add changes quantized bytes (spec/ggml-types.md §3.6)
+CFLAGS  := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Werror -ffp-contract=off -pthread -MMD -MP
+LDLIBS  := -lcjson -lcsv -lopenblas -lm -pthread
+
+NVCC    := $(firstword $(wildcard /usr/local/cuda/bin/nvcc) $(shell command -v nvcc 2>/dev/null))
+CU_SRCS := $(wildcard cuda/*.cu)
+ifeq ($(SAN),1)
+NVCC    :=
+endif
+ifneq ($(and $(NVCC),$(CU_SRCS)),)
+CUDA_DIR  := $(patsubst %/bin/nvcc,%,$(NVCC))
+CFLAGS    += -DQS_HAVE_CUDA
+CU_OBJS   := $(CU_SRCS:%.cu=$(BUILD)/%.o)
+LDLIBS    += -L$(CUDA_DIR)/lib64 -lcudart_static -ldl -lrt -lstdc++
+NVCCFLAGS := -O2 -std=c++17 -Xcompiler -ffp-contract=off,-Wall \
+             -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+             -gencode arch=compute_90,code=compute_90
+endif
+
+CORE_SRCS := $(wildcard core/*.c)
+TUI_SRCS  := $(wildcard tui/*.c)
+VIEW_SRCS := $(wildcard views/*.c)
+TEST_SRCS := $(wildcard tests/test_*.c)
+CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o) $(CU_OBJS)
+APP_OBJS  := $(TUI_SRCS:%.c=$(BUILD)/%.o) $(VIEW_SRCS:%.c=$(BUILD)/%.o)
+TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
+LIBQS     := $(BUILD)/libqs.a
+BIN       := quantscope
+ifeq ($(SAN),1)
+BIN       := $(BUILD)/quantscope
+endif
+
+.PHONY: all run test bench deps fuzz clean sample-models check-deps cuda-note
+all: $(BIN)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -I. -c $< -o $@
+
+$(BUILD)/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -I. -c $< -o $@
+
+$(LIBQS): $(CORE_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN): $(APP_OBJS) $(LIBQS) | cuda-note
+	$(CC) $(CFLAGS) -o $@ $(APP_OBJS) $(LIBQS) $(LDLIBS)
+
+cuda-note:
+ifeq ($(NVCC),)
+	@echo "note: nvcc not found (or SAN build): building the CPU-only binary, skipping cuda/"
+endif
+
+# ---- tests ----
+UNIT := $(BUILD)/tests/unit
+$(UNIT): $(TEST_OBJS) $(LIBQS)
+	$(CC) $(CFLAGS) -o $@ $(TEST_OBJS) $(LIBQS) $(LDLIBS) -lcriterion
+
+test: deps
+	@$(MAKE) --no-print-directory $(BIN) $(UNIT)
+	QS_BIN=$(abspath $(BIN)) ./$(UNIT) --jobs $$(nproc)
+
+# ---- benchmarks ----
+BENCH_SRCS := $(wildcard bench/*.c)
+$(BUILD)/bench/%: bench/%.c $(LIBQS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -I. -o $@ $< $(LIBQS) $(LDLIBS)
+
+bench: $(BENCH_SRCS:%.c=$(BUILD)/%)
+	@for b in $^; do echo "== $$b"; ./$$b || exit 1; done
+
+# ---- fuzzing (clang libFuzzer) ----
+FUZZ_SECONDS ?= 60
+FUZZ_SRCS    := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS    := $(FUZZ_SRCS:tests/fuzz/%.c=build-fuzz/%)
+FUZZ_FLAGS   := -std=c11 -D_GNU_SOURCE -g -O1 -ffp-contract=off -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+build-fuzz/%: tests/fuzz/%.c $(CORE_SRCS)
+	@mkdir -p build-fuzz
+	clang $(FUZZ_FLAGS) -o $@ $< $(filter-out core/backend.c,$(CORE_SRCS)) core/backend.c -lcjson -lcsv -lopenblas -lm -pthread
+
+fuzz: $(FUZZ_BINS)
+	@for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p build-fuzz/corpus-$$n; \
+	  echo "== $$n for $(FUZZ_SECONDS) s"; \
+	  ./$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build-fuzz/corpus-$$n tests/fuzz/seeds-$${n#fuzz_} || exit 1; done
+
+# ---- dependencies ----
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+	  echo "installing:$$missing"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing || \
+	  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; } || exit 1; \
+	else \
+	  echo "missing Debian packages; run as root:"; \
+	  echo "  sudo apt-get update && sudo apt-get install -y$$missing"; exit 1; \
+	fi
+
+run: deps
+	@$(MAKE) --no-print-directory $(BIN)
+	./$(BIN) $(MODEL)
+
+sample-models:
+	@echo "sample-models: the trainer arrives with issue #4 (not built yet)"; exit 1
+
+clean:
+	rm -rf build build-san build-fuzz quantscope
+
+-include $(shell find build build-san -name '*.d' 2>/dev/null)

@@ -1,0 +1,77 @@
+/* tui/cli.c — command dispatch, usage text, shared error reporting. */
+#include "tui/cli.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/backend.h"
+#include "core/err.h"
+
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *synopsis;
+} command;
+
+static const command commands[] = {
+    {"info", qs_cli_info, "info MODEL [--json] [--kv]      architecture, tokenizer, tensor table, totals"},
+    {"dump", qs_cli_dump, "dump MODEL TENSOR [--rows A:B] [--cols C:D]   dequantized values"},
+    {"devices", qs_cli_devices, "devices                         CPU cores and CUDA devices"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: quantscope COMMAND [ARGS]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        fprintf(f, "  quantscope %s\n", commands[i].synopsis);
+    fprintf(f, "\nMODEL is a GGUF file, a .safetensors file, a model.safetensors.index.json,\n"
+               "or a directory holding an HF checkpoint (config.json + safetensors).\n"
+               "exit status: 0 ok, 1 usage error, 2 bad input\n");
+}
+
+int qs_cli_fail(const char *what, const qs_err *err)
+{
+    fprintf(stderr, "quantscope: %s: %s\n", what, err->msg);
+    return err->code == QS_E_USAGE ? QS_EXIT_USAGE : QS_EXIT_INPUT;
+}
+
+int qs_cli_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("quantscope: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs("\n", stderr);
+    va_end(ap);
+    return QS_EXIT_USAGE;
+}
+
+int qs_cli_devices(int argc, char **argv)
+{
+    (void)argv;
+    if (argc != 1) return qs_cli_usage_error("devices takes no arguments");
+    qs_backend_info b;
+    qs_backend_query(&b);
+    printf("cpu:  %d cores\n", b.cpu_cores);
+    printf("cuda: %s%s\n", b.cuda_built ? "" : "", b.cuda_desc);
+    if (b.cuda_built) printf("cuda devices: %d\n", b.cuda_devices);
+    return QS_EXIT_OK;
+}
+
+int qs_cli_main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return QS_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return QS_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "quantscope: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return QS_EXIT_USAGE;
+}
