@@ -40,7 +40,7 @@ endif
 CORE_SRCS := $(wildcard core/*.c)
 TUI_SRCS  := $(wildcard tui/*.c)
 VIEW_SRCS := $(wildcard views/*.c)
-TEST_SRCS := $(wildcard tests/test_*.c)
+TEST_SRCS := $(wildcard tests/*.c)
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o) $(CU_OBJS)
 APP_OBJS  := $(TUI_SRCS:%.c=$(BUILD)/%.o) $(VIEW_SRCS:%.c=$(BUILD)/%.o)
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)

@@ -232,11 +232,9 @@ static int gguf_tensors(qs_model *m, qs_err *err)
     return 0;
 }
 
-static int open_gguf(qs_model *m, qs_err *err)
+static int init_from_gguf(qs_model *m, qs_err *err)
 {
     m->format = QS_FORMAT_GGUF;
-    m->gguf = qs_gguf_open(m->path, err);
-    if (!m->gguf) return -(err ? err->code : QS_E_INPUT);
     snprintf(m->warning, sizeof m->warning, "%s", m->gguf->warning);
     int rc = gguf_hparams(m, err);
     if (!rc) rc = gguf_tokinfo(m, err);
@@ -365,9 +363,29 @@ qs_model *qs_model_open(const char *path, qs_err *err)
         rc = S_ISDIR(st.st_mode) || strstr(path, ".safetensors")
                  ? open_safetensors(m, err)
                  : qs_err_set(err, QS_E_INPUT, "not a GGUF or safetensors file (unknown format)");
+    else if (!(m->gguf = qs_gguf_open(path, err)))
+        rc = -(err ? err->code : QS_E_INPUT);
     else
-        rc = open_gguf(m, err);
+        rc = init_from_gguf(m, err);
     if (rc) {
+        qs_model_close(m);
+        return NULL;
+    }
+    hparams_finish(&m->hp);
+    return m;
+}
+
+qs_model *qs_model_from_gguf(struct qs_gguf *g, const char *path, qs_err *err)
+{
+    qs_model *m = calloc(1, sizeof *m);
+    if (!m) {
+        qs_gguf_close(g);
+        qs_err_set(err, QS_E_OOM, "out of memory");
+        return NULL;
+    }
+    snprintf(m->path, sizeof m->path, "%s", path);
+    m->gguf = g;
+    if (init_from_gguf(m, err) != 0) {
         qs_model_close(m);
         return NULL;
     }

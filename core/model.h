@@ -75,6 +75,8 @@ typedef struct qs_model {
 } qs_model;
 
 qs_model *qs_model_open(const char *path, qs_err *err);
+/* A model over an opened GGUF (ownership of g passes to the model, also on failure). */
+qs_model *qs_model_from_gguf(struct qs_gguf *g, const char *path, qs_err *err);
 void qs_model_close(qs_model *m);
 
 /* By file name or GGUF name. */

@@ -364,3 +364,83 @@ const qs_st_tensor *qs_st_find(const qs_st_set *set, const char *name)
         if (strcmp(set->tensors[i].name, name) == 0) return &set->tensors[i];
     return NULL;
 }
+
+/* ---- writer ---- */
+
+static uint64_t out_bytes(const qs_st_out *t)
+{
+    uint64_t n = (uint64_t)qs_st_dtype_size(t->dtype);
+    for (int d = 0; d < t->n_dims; d++) n *= (uint64_t)t->shape[d];
+    return n;
+}
+
+static int cmp_out(const void *a, const void *b)
+{
+    const qs_st_out *x = *(const qs_st_out *const *)a, *y = *(const qs_st_out *const *)b;
+    int sx = qs_st_dtype_size(x->dtype), sy = qs_st_dtype_size(y->dtype);
+    if (sx != sy) return sy - sx;
+    return strcmp(x->name, y->name);
+}
+
+static char *st_header(const qs_st_out **order, int n, const char *const *meta, int n_meta, size_t *len)
+{
+    cJSON *root = cJSON_CreateObject();
+    if (n_meta > 0) {
+        cJSON *m = cJSON_AddObjectToObject(root, "__metadata__");
+        for (int i = 0; i < n_meta; i++) cJSON_AddStringToObject(m, meta[2 * i], meta[2 * i + 1]);
+    }
+    uint64_t off = 0;
+    for (int i = 0; i < n; i++) {
+        cJSON *e = cJSON_AddObjectToObject(root, order[i]->name);
+        cJSON_AddStringToObject(e, "dtype", qs_st_dtype_name(order[i]->dtype));
+        cJSON *shape = cJSON_AddArrayToObject(e, "shape");
+        for (int d = 0; d < order[i]->n_dims; d++)
+            cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)order[i]->shape[d]));
+        cJSON *offs = cJSON_AddArrayToObject(e, "data_offsets");
+        uint64_t nb = out_bytes(order[i]);
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off));
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)(off + nb)));
+        off += nb;
+    }
+    char *json = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    if (!json) return NULL;
+    size_t l = strlen(json), padded = (l + 7) / 8 * 8;
+    char *h = realloc(json, padded + 1);
+    if (!h) {
+        free(json);
+        return NULL;
+    }
+    memset(h + l, ' ', padded - l);
+    h[padded] = '\0';
+    *len = padded;
+    return h;
+}
+
+int qs_st_write(const char *path, const qs_st_out *ts, int n, const char *const *meta, int n_meta,
+                qs_err *err)
+{
+    const qs_st_out **order = malloc((size_t)(n > 0 ? n : 1) * sizeof *order);
+    if (!order) return qs_err_set(err, QS_E_OOM, "out of memory");
+    for (int i = 0; i < n; i++) order[i] = &ts[i];
+    qsort(order, (size_t)n, sizeof *order, cmp_out);
+    size_t hlen = 0;
+    char *hdr = st_header(order, n, meta, n_meta, &hlen);
+    if (!hdr) {
+        free(order);
+        return qs_err_set(err, QS_E_OOM, "out of memory building the header");
+    }
+    qs_afile af;
+    int rc = qs_afile_open(&af, path, err);
+    uint64_t hl = hlen;
+    if (!rc) rc = qs_afile_write(&af, &hl, 8, err);
+    if (!rc) rc = qs_afile_write(&af, hdr, hlen, err);
+    for (int i = 0; !rc && i < n; i++) rc = qs_afile_write(&af, order[i]->data, (size_t)out_bytes(order[i]), err);
+    free(hdr);
+    free(order);
+    if (rc) {
+        if (af.f) qs_afile_abort(&af);
+        return rc;
+    }
+    return qs_afile_commit(&af, err);
+}

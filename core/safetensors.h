@@ -54,4 +54,20 @@ int qs_st_dtype_size(int dtype);
 /* The ggml type with the same encoding, or -1 (U8, U16, U32, U64, BOOL). */
 int qs_st_dtype_to_type(int dtype);
 
+/* ---- writer ---- */
+typedef struct qs_st_out {
+    const char *name;
+    int dtype;
+    int n_dims;
+    int64_t shape[QS_ST_MAX_DIMS];
+    const void *data;           /* product(shape) · dtype size bytes */
+} qs_st_out;
+
+/* Writes a safetensors file like the reference writer: tensors ordered by dtype alignment
+ * (descending) then name, contiguous offsets, compact JSON with __metadata__ (n_meta
+ * key/value string pairs, may be 0) first, header padded with spaces to a multiple of 8.
+ * Temp file + fsync + rename. */
+int qs_st_write(const char *path, const qs_st_out *ts, int n, const char *const *meta, int n_meta,
+                qs_err *err);
+
 #endif

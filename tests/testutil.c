@@ -1,0 +1,135 @@
+#include "testutil.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *env_or(const char *var, const char *def)
+{
+    const char *v = getenv(var);
+    return v && *v ? v : def;
+}
+
+const char *tu_golden_dir(void) { return env_or("QS_GOLDEN_DIR", "../shared/golden"); }
+const char *tu_models_dir(void) { return env_or("QS_MODELS_DIR", "../shared/models"); }
+const char *tu_vocab_dir(void) { return env_or("QS_VOCAB_DIR", "../shared/vocab"); }
+
+typedef struct list { char **v; int n, cap; } list;
+
+static void push(list *l, const char *s)
+{
+    if (l->n + 1 >= l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 16;
+        l->v = realloc(l->v, (size_t)l->cap * sizeof *l->v);
+    }
+    l->v[l->n++] = strdup(s);
+    l->v[l->n] = NULL;
+}
+
+static void walk(const char *dir, const char *suffix, int recursive, list *l)
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (stat(path, &st) != 0) continue;
+        size_t a = strlen(e->d_name), b = strlen(suffix);
+        if (S_ISDIR(st.st_mode)) {
+            if (recursive) walk(path, suffix, recursive, l);
+        } else if (a >= b && strcmp(e->d_name + a - b, suffix) == 0) {
+            push(l, path);
+        }
+    }
+    closedir(d);
+}
+
+static int cmp(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+char **tu_list(const char *dir, const char *suffix, int recursive, int *n)
+{
+    list l = {0};
+    walk(dir, suffix, recursive, &l);
+    *n = l.n;
+    if (l.n) qsort(l.v, (size_t)l.n, sizeof *l.v, cmp);
+    return l.v;
+}
+
+void tu_free_list(char **v)
+{
+    for (char **p = v; p && *p; p++) free(*p);
+    free(v);
+}
+
+uint8_t *tu_read(const char *path, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *p = malloc(n > 0 ? (size_t)n : 1);
+    if (p && fread(p, 1, (size_t)n, f) != (size_t)n) {
+        free(p);
+        p = NULL;
+    }
+    fclose(f);
+    *size = (size_t)n;
+    return p;
+}
+
+char *tu_tmpdir(void)
+{
+    char tmpl[] = "/tmp/qs-test-XXXXXX";
+    char *d = mkdtemp(tmpl);
+    return d ? strdup(d) : NULL;
+}
+
+void tu_rmtree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            char path[4096];
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            struct stat st;
+            if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) tu_rmtree(path);
+            else remove(path);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+void tu_put(tu_buf *b, const void *data, size_t n)
+{
+    if (b->n + n > b->cap) {
+        b->cap = (b->n + n) * 2 + 64;
+        b->p = realloc(b->p, b->cap);
+    }
+    memcpy(b->p + b->n, data, n);
+    b->n += n;
+}
+
+void tu_u32(tu_buf *b, uint32_t v) { tu_put(b, &v, 4); }
+void tu_u64(tu_buf *b, uint64_t v) { tu_put(b, &v, 8); }
+
+void tu_gstr(tu_buf *b, const char *s)
+{
+    tu_u64(b, strlen(s));
+    tu_put(b, s, strlen(s));
+}
+
+void tu_pad(tu_buf *b, size_t align)
+{
+    static const uint8_t z[64];
+    while (b->n % align) tu_put(b, z, 1);
+}

@@ -1,0 +1,33 @@
+/* tests/testutil.h — shared helpers: data directories (QS_GOLDEN_DIR, QS_MODELS_DIR,
+ * QS_VOCAB_DIR with ../shared defaults), file discovery, temp files, a byte builder. */
+#ifndef QS_TESTUTIL_H
+#define QS_TESTUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+const char *tu_golden_dir(void);
+const char *tu_models_dir(void);
+const char *tu_vocab_dir(void);
+/* Paths of files under dir (recursively when recursive) whose names end in suffix, sorted;
+ * NULL-terminated, free with tu_free_list. Returns NULL (and sets *n = 0) if dir is absent. */
+char **tu_list(const char *dir, const char *suffix, int recursive, int *n);
+void tu_free_list(char **list);
+/* Reads a whole file into malloc'ed memory of exactly its size. */
+uint8_t *tu_read(const char *path, size_t *size);
+/* A fresh temporary directory (removed by tu_rmtree). */
+char *tu_tmpdir(void);
+void tu_rmtree(const char *dir);
+
+/* A growable byte buffer for hand-built files. */
+typedef struct tu_buf {
+    uint8_t *p;
+    size_t n, cap;
+} tu_buf;
+void tu_put(tu_buf *b, const void *data, size_t n);
+void tu_u32(tu_buf *b, uint32_t v);
+void tu_u64(tu_buf *b, uint64_t v);
+void tu_gstr(tu_buf *b, const char *s);  /* GGUF string: u64 length + bytes */
+void tu_pad(tu_buf *b, size_t align);
+
+#endif
