@@ -81,7 +81,7 @@ double qs_type_bpw(int id)
 int64_t qs_type_row_bytes(int id, int64_t n)
 {
     const qs_type_info *t = qs_type_get(id);
-    if (!t || n < 0 || n % t->block_size)
+    if (!t || n < 0 || n % t->block_size || n / t->block_size > INT64_MAX / t->type_size)
         return -1;
     return n / t->block_size * t->type_size;
 }

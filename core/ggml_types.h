@@ -71,7 +71,7 @@ bool qs_type_valid(int id);
 const char *qs_type_name(int id);            /* "?" for invalid ids */
 int qs_type_from_name(const char *name);     /* case-insensitive; -1 when unknown */
 double qs_type_bpw(int id);                  /* 8·type_size/block_size */
-/* Bytes of one row of n elements; -1 if n is not a multiple of the block size. */
+/* Bytes of one row of n elements; -1 if n is not a multiple of the block size or overflows. */
 int64_t qs_type_row_bytes(int id, int64_t n);
 
 /* Dequantize n elements (a multiple of the block size) of type `id` at src into dst.
