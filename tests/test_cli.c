@@ -1,0 +1,185 @@
+/* The CLI as scripts use it: output, JSON, exit statuses, one-line errors on stderr. */
+#include <cjson/cJSON.h>
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "core/model.h"
+#include "tests/testutil.h"
+
+typedef struct run_result {
+    int status;
+    char *out, *err;
+} run_result;
+
+static run_result run(const char *args)
+{
+    const char *bin = getenv("QS_BIN");
+    if (!bin) cr_skip_test("QS_BIN not set (make test sets it)");
+    char *dir = tu_tmpdir(), cmd[8192];
+    snprintf(cmd, sizeof cmd, "%s %s >%s/out 2>%s/err", bin, args, dir, dir);
+    int st = system(cmd);
+    run_result r = {WIFEXITED(st) ? WEXITSTATUS(st) : -1, NULL, NULL};
+    size_t n;
+    snprintf(cmd, sizeof cmd, "%s/out", dir);
+    uint8_t *o = tu_read(cmd, &n);
+    r.out = realloc(o, n + 1);
+    r.out[n] = '\0';
+    snprintf(cmd, sizeof cmd, "%s/err", dir);
+    uint8_t *e = tu_read(cmd, &n);
+    r.err = realloc(e, n + 1);
+    r.err[n] = '\0';
+    tu_rmtree(dir);
+    free(dir);
+    return r;
+}
+
+static void done(run_result *r)
+{
+    free(r->out);
+    free(r->err);
+}
+
+static const char *model_path(void)
+{
+    static char p[4096];
+    snprintf(p, sizeof p, "%s/stories260K-Q4_K_M.gguf", tu_models_dir());
+    FILE *f = fopen(p, "rb");
+    if (!f) cr_skip_test("%s missing", p);
+    fclose(f);
+    return p;
+}
+
+Test(cli, usage_errors_exit_1)
+{
+    run_result r = run("");
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "usage: quantscope COMMAND"));
+    done(&r);
+    r = run("frobnicate");
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "quantscope: unknown command 'frobnicate'"));
+    done(&r);
+    r = run("info");
+    cr_assert_eq(r.status, 1);
+    done(&r);
+    r = run("info --bogus x");
+    cr_assert_eq(r.status, 1);
+    done(&r);
+    r = run("--help");
+    cr_assert_eq(r.status, 0);
+    cr_assert(strstr(r.out, "quantscope info MODEL"));
+    done(&r);
+}
+
+Test(cli, bad_input_exits_2_with_one_line)
+{
+    run_result r = run("info /nonexistent/model.gguf");
+    cr_assert_eq(r.status, 2);
+    cr_assert_str_eq(r.err, "quantscope: /nonexistent/model.gguf: no such file or directory\n");
+    done(&r);
+    char *dir = tu_tmpdir(), path[4096], args[4200];
+    snprintf(path, sizeof path, "%s/junk.gguf", dir);
+    FILE *f = fopen(path, "wb");
+    fputs("GGUF\3\0\0\0garbage", f);
+    fclose(f);
+    snprintf(args, sizeof args, "info %s", path);
+    r = run(args);
+    cr_assert_eq(r.status, 2);
+    cr_assert(strncmp(r.err, "quantscope: ", 12) == 0 && strstr(r.err, path), "%s", r.err);
+    cr_assert_eq(strchr(r.err, '\n'), r.err + strlen(r.err) - 1, "one line: %s", r.err);
+    done(&r);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+Test(cli, info_text_and_json_agree_with_the_model)
+{
+    const char *p = model_path();
+    char args[4200];
+    snprintf(args, sizeof args, "info %s", p);
+    run_result r = run(args);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "architecture:  llama"));
+    cr_assert(strstr(r.out, "blk.4.ffn_down.weight"));
+    cr_assert(strstr(r.out, "totals:"));
+    done(&r);
+
+    snprintf(args, sizeof args, "info --json %s", p);
+    r = run(args);
+    cr_assert_eq(r.status, 0);
+    cJSON *j = cJSON_Parse(r.out);
+    cr_assert_not_null(j, "info --json is not JSON");
+    qs_err err = {0};
+    qs_model *m = qs_model_open(p, &err);
+    cr_assert_not_null(m);
+    const cJSON *tensors = cJSON_GetObjectItem(j, "tensors");
+    cr_assert_eq(cJSON_GetArraySize(tensors), m->n_tensors);
+    double bytes = 0, params = 0;
+    for (int64_t i = 0; i < m->n_tensors; i++) {
+        bytes += (double)m->tensors[i].nbytes;
+        params += (double)qs_tensor_nelements(&m->tensors[i]);
+    }
+    const cJSON *tot = cJSON_GetObjectItem(j, "totals");
+    cr_assert_eq(cJSON_GetObjectItem(tot, "bytes")->valuedouble, bytes);
+    cr_assert_eq(cJSON_GetObjectItem(tot, "parameters")->valuedouble, params);
+    cr_assert_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "hparams"), "n_layer")->valueint, 5);
+    const cJSON *t0 = cJSON_GetArrayItem(tensors, 0);
+    cr_assert_str_eq(cJSON_GetObjectItem(t0, "name")->valuestring, m->tensors[0].name);
+    cr_assert_str_eq(cJSON_GetObjectItem(t0, "type")->valuestring, m->tensors[0].dtype);
+    qs_model_close(m);
+    cJSON_Delete(j);
+    done(&r);
+}
+
+Test(cli, dump_prints_dequantized_values)
+{
+    const char *p = model_path();
+    char args[4200];
+    snprintf(args, sizeof args, "dump %s blk.0.ffn_up.weight --rows 2:4 --cols 3:7", p);
+    run_result r = run(args);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    qs_err err = {0};
+    qs_model *m = qs_model_open(p, &err);
+    const qs_tensor *t = qs_model_find_tensor(m, "blk.0.ffn_up.weight");
+    float rows[2 * 64];
+    cr_assert_eq(t->ne[0], 64);
+    qs_tensor_read_rows(t, 2, 2, rows, &err);
+    char *line = r.out;
+    for (int row = 0; row < 2; row++) {
+        char *end;
+        for (int c = 3; c < 7; c++) {
+            float v = strtof(line, &end);
+            cr_assert_neq(end, line, "row %d col %d missing", row, c);
+            cr_assert_eq(v, rows[row * 64 + c], "row %d col %d", row, c);
+            line = end;
+        }
+        cr_assert_eq(*line, '\n');
+        line++;
+    }
+    cr_assert_eq(*line, '\0', "exactly two rows");
+    qs_model_close(m);
+    done(&r);
+
+    snprintf(args, sizeof args, "dump %s no.such.tensor", p);
+    r = run(args);
+    cr_assert_eq(r.status, 2);
+    cr_assert(strstr(r.err, "no tensor named 'no.such.tensor'"));
+    done(&r);
+    snprintf(args, sizeof args, "dump %s blk.0.ffn_up.weight --rows 5:1000", p);
+    r = run(args);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "range outside the tensor"));
+    done(&r);
+}
+
+Test(cli, devices_reports_cpu)
+{
+    run_result r = run("devices");
+    cr_assert_eq(r.status, 0);
+    cr_assert(strstr(r.out, "cpu:"));
+    cr_assert(strstr(r.out, "cuda:"));
+    done(&r);
+}
