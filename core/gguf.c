@@ -573,17 +573,30 @@ double qs_gguf_kv_num(const qs_gguf_kv *kv, uint64_t i)
     return num_at(kv->type, kv->raw);
 }
 
+/* "text" with control bytes escaped; "…" appended (inside the quotes) when it does not fit.
+ * Room kept at every step: one escape (4) + "..." (3) + closing quote (1) + NUL (1). */
 static void format_str(char *buf, size_t n, const char *s, size_t len)
 {
-    size_t o = 0;
-    if (n < 8) { if (n) buf[0] = '\0'; return; }
+    if (n < 10) {
+        if (n) buf[0] = '\0';
+        return;
+    }
+    size_t o = 0, i = 0;
     buf[o++] = '"';
-    for (size_t i = 0; i < len && o + 6 < n; i++) {
+    for (; i < len && o + 9 <= n; i++) {
         unsigned char ch = (unsigned char)s[i];
-        if (ch == '\n') { buf[o++] = '\\'; buf[o++] = 'n'; }
-        else if (ch < 32 || ch == 127) o += (size_t)snprintf(buf + o, n - o, "\\x%02x", ch);
-        else buf[o++] = (char)ch;
-        if (i + 1 < len && o + 6 >= n) { memcpy(buf + o, "...", 3); o += 3; break; }
+        if (ch == '\n') {
+            buf[o++] = '\\';
+            buf[o++] = 'n';
+        } else if (ch < 32 || ch == 127) {
+            o += (size_t)snprintf(buf + o, n - o, "\\x%02x", ch);
+        } else {
+            buf[o++] = (char)ch;
+        }
+    }
+    if (i < len) {
+        memcpy(buf + o, "...", 3);
+        o += 3;
     }
     buf[o++] = '"';
     buf[o] = '\0';

@@ -289,3 +289,30 @@ Test(gguf, tiny_and_foreign_files)
     cr_assert_null(qs_gguf_open("/tmp", &err));
     cr_assert(strstr(err.msg, "not a regular file"));
 }
+
+Test(gguf, kv_format_stays_in_bounds)
+{
+    /* found by fuzzing: escapes near the end of the buffer overran it */
+    tu_buf b = {0};
+    tu_put(&b, "GGUF", 4);
+    tu_u32(&b, 3);
+    tu_u64(&b, 0);
+    tu_u64(&b, 1);
+    tu_gstr(&b, "k");
+    tu_u32(&b, 8);
+    tu_gstr(&b, "\x7f\x7f\x7f\x7f\x7f\x7f\x7f\x7f\x7f\x7f\x7f\x7f\x7f\x7f\x7f\x7f\x7f\x7f\x7f%\n\n\n\n");
+    qs_err err = {0};
+    qs_gguf *g = qs_gguf_open_mem(b.p, b.n, &err);
+    cr_assert_not_null(g, "%s", err.msg);
+    for (size_t n = 0; n < 120; n++) {
+        char *buf = malloc(n ? n : 1);
+        qs_gguf_kv_format(&g->kv[0], buf, n);
+        if (n) cr_assert_lt(strlen(buf), n);
+        free(buf);
+    }
+    char big[256];
+    qs_gguf_kv_format(&g->kv[0], big, sizeof big);
+    cr_assert(strstr(big, "\\x7f") && strstr(big, "\\n"), "%s", big);
+    qs_gguf_close(g);
+    free(b.p);
+}
