@@ -5,13 +5,12 @@
 
 #include <float.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "fp16.h"
 #include "ggml_types.h"
+#include "parallel.h"
 
 #define GROUP_MAX_EPS 1e-15f
 #define MAXI(a, b) ((a) > (b) ? (a) : (b))
@@ -853,26 +852,19 @@ typedef struct qjob {
     int type;
     const float *src, *imatrix;
     uint8_t *dst;
-    int64_t nrows, n_per_row, row_bytes;
-    int64_t next;             /* next row to take (atomic) */
+    int64_t n_per_row, row_bytes;
 } qjob;
 
-static void *quantize_worker(void *arg)
+static void quantize_rows(void *ctx, int64_t r0, int64_t r1)
 {
-    qjob *j = arg;
+    const qjob *j = ctx;
     row_fn fn = row_function(j->type);
-    for (;;) {
-        int64_t r0 = __atomic_fetch_add(&j->next, 16, __ATOMIC_RELAXED);
-        if (r0 >= j->nrows) break;
-        int64_t r1 = r0 + 16 < j->nrows ? r0 + 16 : j->nrows;
-        for (int64_t r = r0; r < r1; r++) {
-            const float *x = j->src + r * j->n_per_row;
-            void *y = j->dst + r * j->row_bytes;
-            if (fn) fn(x, y, j->n_per_row, j->imatrix);
-            else plain_row(j->type, x, y, j->n_per_row);
-        }
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = j->src + r * j->n_per_row;
+        void *y = j->dst + r * j->row_bytes;
+        if (fn) fn(x, y, j->n_per_row, j->imatrix);
+        else plain_row(j->type, x, y, j->n_per_row);
     }
-    return NULL;
 }
 
 /* every f16 scale field of each block must be finite (llama-quantize's validation) */
@@ -914,18 +906,7 @@ int qs_ggml_quantize(int type, const float *src, void *dst, int64_t nrows, int64
         if (!isfinite(src[i]))
             return qs_err_set(err, QS_E_INPUT, "row %lld, column %lld is not finite", (long long)(i / n_per_row),
                               (long long)(i % n_per_row));
-    if (n_threads <= 0) {
-        long c = sysconf(_SC_NPROCESSORS_ONLN);
-        n_threads = c > 0 ? (int)c : 1;
-    }
-    if (n_threads > 64) n_threads = 64;
-    if ((int64_t)n_threads > (nrows + 15) / 16) n_threads = (int)((nrows + 15) / 16);
-    qjob job = {type, src, imatrix, dst, nrows, n_per_row, rb, 0};
-    pthread_t th[64];
-    int started = 0;
-    for (int i = 1; i < n_threads; i++)
-        if (pthread_create(&th[started], NULL, quantize_worker, &job) == 0) started++;
-    quantize_worker(&job);
-    for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+    qjob job = {type, src, imatrix, dst, n_per_row, rb};
+    qs_parallel_for(nrows, 16, n_threads, quantize_rows, &job);
     return validate(type, dst, nrows, rb, err);
 }

@@ -316,3 +316,75 @@ int qs_dequantize_row(int id, const void *src, float *dst, int64_t n)
     }
     return 0;
 }
+
+/* ---- grids ---- */
+
+int qs_ggml_sub_block_len(int id)
+{
+    switch (id) {
+    case QS_TYPE_Q2_K: case QS_TYPE_Q3_K: case QS_TYPE_Q6_K: return 16;
+    case QS_TYPE_Q4_K: case QS_TYPE_Q5_K: case QS_TYPE_IQ4_XS: return 32;
+    case QS_TYPE_Q8_K: return 256;
+    default: {
+        const qs_type_info *t = qs_type_get(id);
+        return t ? t->block_size : 0;
+    }
+    }
+}
+
+static int affine_levels(float *lv, int nq, float d, int bias, float m)
+{
+    for (int q = 0; q < nq; q++) lv[q] = (float)(q - bias) * d + m;
+    return nq;
+}
+
+int qs_ggml_block_levels(int id, const void *blk, int sub, float *lv)
+{
+    uint8_t sc, m;
+    switch (id) {
+    case QS_TYPE_Q4_0: return affine_levels(lv, 16, qs_f16_to_f32(((const qs_block_q4_0 *)blk)->d), 8, 0);
+    case QS_TYPE_Q5_0: return affine_levels(lv, 32, qs_f16_to_f32(((const qs_block_q5_0 *)blk)->d), 16, 0);
+    case QS_TYPE_Q8_0: return affine_levels(lv, 256, qs_f16_to_f32(((const qs_block_q8_0 *)blk)->d), 128, 0);
+    case QS_TYPE_Q4_1: {
+        const qs_block_q4_1 *b = blk;
+        return affine_levels(lv, 16, qs_f16_to_f32(b->d), 0, qs_f16_to_f32(b->m));
+    }
+    case QS_TYPE_Q5_1: {
+        const qs_block_q5_1 *b = blk;
+        return affine_levels(lv, 32, qs_f16_to_f32(b->d), 0, qs_f16_to_f32(b->m));
+    }
+    case QS_TYPE_IQ4_NL:
+        for (int q = 0; q < 16; q++) lv[q] = qs_f16_to_f32(((const qs_block_iq4_nl *)blk)->d) * (float)qs_kvalues_iq4nl[q];
+        return 16;
+    case QS_TYPE_Q2_K: {
+        const qs_block_q2_k *b = blk;
+        float dl = qs_f16_to_f32(b->d) * (float)(b->scales[sub] & 15), ml = qs_f16_to_f32(b->dmin) * (float)(b->scales[sub] >> 4);
+        for (int q = 0; q < 4; q++) lv[q] = dl * (float)q - ml;
+        return 4;
+    }
+    case QS_TYPE_Q3_K: {
+        const qs_block_q3_k *b = blk;
+        return affine_levels(lv, 8, qs_f16_to_f32(b->d) * (float)qs_q3k_get_scale(sub, b->scales), 4, 0);
+    }
+    case QS_TYPE_Q4_K: case QS_TYPE_Q5_K: {
+        const qs_block_q4_k *b = blk; /* d, dmin, scales lead both structs */
+        qs_q4k_get_scale_min(sub, b->scales, &sc, &m);
+        float dl = qs_f16_to_f32(b->d) * (float)sc, ml = qs_f16_to_f32(b->dmin) * (float)m;
+        int nq = id == QS_TYPE_Q4_K ? 16 : 32;
+        for (int q = 0; q < nq; q++) lv[q] = dl * (float)q - ml;
+        return nq;
+    }
+    case QS_TYPE_Q6_K: {
+        const qs_block_q6_k *b = blk;
+        return affine_levels(lv, 64, qs_f16_to_f32(b->d) * (float)b->scales[sub], 32, 0);
+    }
+    case QS_TYPE_IQ4_XS: {
+        const qs_block_iq4_xs *b = blk;
+        int ls = ((b->scales_l[sub / 2] >> (4 * (sub % 2))) & 15) | (((b->scales_h >> (2 * sub)) & 3) << 4);
+        float dl = qs_f16_to_f32(b->d) * (float)(ls - 32);
+        for (int q = 0; q < 16; q++) lv[q] = dl * (float)qs_kvalues_iq4nl[q];
+        return 16;
+    }
+    }
+    return 0;
+}

@@ -79,6 +79,12 @@ int64_t qs_type_row_bytes(int id, int64_t n);
  * results are bit-identical to ggml's dequantize_row_*. */
 int qs_dequantize_row(int id, const void *src, float *dst, int64_t n);
 
+/* The representable values of sub-block `sub` of one encoded block (the grid a weight there
+ * can take): returns their count (ascending for scales >= 0, up to 256), 0 for F32/F16/BF16 and integer types.
+ * qs_ggml_sub_block_len gives the sub-block length (the block for one-scale types). */
+int qs_ggml_sub_block_len(int id);
+int qs_ggml_block_levels(int id, const void *block, int sub, float *levels);
+
 /* Unpacking helpers shared with the quantizers. */
 void qs_q4k_get_scale_min(int j, const uint8_t *scales, uint8_t *sc, uint8_t *m);
 int qs_q3k_get_scale(int j, const uint8_t *scales);

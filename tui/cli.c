@@ -17,6 +17,9 @@ typedef struct command {
 static const command commands[] = {
     {"info", qs_cli_info, "info MODEL [--json] [--kv]      architecture, tokenizer, tensor table, totals"},
     {"dump", qs_cli_dump, "dump MODEL TENSOR [--rows A:B] [--cols C:D]   dequantized values"},
+    {"quant", qs_cli_quant, "quant MODEL TENSOR --method NAME [knobs] [--imatrix F] [--out F] | --compare\n"
+                            "                                  quantize one tensor: bpw and error metrics"},
+    {"methods", qs_cli_methods, "methods                         quantization methods, knobs and ranges"},
     {"devices", qs_cli_devices, "devices                         CPU cores and CUDA devices"},
 };
 

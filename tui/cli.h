@@ -12,6 +12,8 @@ int qs_cli_main(int argc, char **argv);
 int qs_cli_info(int argc, char **argv);
 int qs_cli_dump(int argc, char **argv);
 int qs_cli_devices(int argc, char **argv);
+int qs_cli_quant(int argc, char **argv);
+int qs_cli_methods(int argc, char **argv);
 
 /* Prints "quantscope: WHAT: msg" and returns the exit status for err's code. */
 int qs_cli_fail(const char *what, const qs_err *err);

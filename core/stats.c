@@ -1,0 +1,175 @@
+/* core/stats.c — statistics in double precision. */
+#include "stats.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+const double qs_pct_levels[QS_NPCT] = {0.1, 1, 5, 25, 50, 75, 95, 99, 99.9};
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double percentile_sorted(const float *s, int64_t n, double p)
+{
+    double pos = p / 100.0 * (double)(n - 1);
+    int64_t i = (int64_t)floor(pos);
+    if (i >= n - 1) return s[n - 1];
+    double f = pos - (double)i;
+    return (double)s[i] + f * ((double)s[i + 1] - (double)s[i]);
+}
+
+int qs_dist_compute(const float *x, int64_t n, double outlier_k, qs_dist *d)
+{
+    memset(d, 0, sizeof *d);
+    if (n < 1) return -1;
+    d->n = n;
+    d->outlier_k = outlier_k;
+    double sum = 0, mn = x[0], mx = x[0];
+    for (int64_t i = 0; i < n; i++) {
+        sum += x[i];
+        mn = fmin(mn, x[i]);
+        mx = fmax(mx, x[i]);
+    }
+    d->mean = sum / (double)n;
+    double m2 = 0, m4 = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double c = (double)x[i] - d->mean, c2 = c * c;
+        m2 += c2;
+        m4 += c2 * c2;
+    }
+    m2 /= (double)n;
+    m4 /= (double)n;
+    d->min = mn;
+    d->max = mx;
+    d->absmax = fmax(fabs(mn), fabs(mx));
+    d->std = sqrt(m2);
+    d->kurtosis = m2 > 0 ? m4 / (m2 * m2) - 3.0 : 0.0;
+    for (int64_t i = 0; i < n; i++) d->n_outliers += fabs((double)x[i] - d->mean) > outlier_k * d->std && d->std > 0;
+    float *s = malloc((size_t)n * sizeof *s);
+    if (!s) return -1;
+    memcpy(s, x, (size_t)n * sizeof *s);
+    qsort(s, (size_t)n, sizeof *s, cmp_float);
+    for (int k = 0; k < QS_NPCT; k++) d->pct[k] = percentile_sorted(s, n, qs_pct_levels[k]);
+    free(s);
+    return 0;
+}
+
+static double symlog(double x, double c) { return x < 0 ? -log10(1 - x / c) : log10(1 + x / c); }
+
+int qs_hist_bin(const qs_hist_spec *h, double x)
+{
+    double lo = h->lo, hi = h->hi;
+    if (h->symlog) {
+        x = symlog(x, h->linthresh);
+        lo = symlog(lo, h->linthresh);
+        hi = symlog(hi, h->linthresh);
+    }
+    if (x < lo) return -1;
+    if (x > hi) return h->nbins;
+    int b = (int)((x - lo) / (hi - lo) * h->nbins);
+    return b >= h->nbins ? h->nbins - 1 : b;
+}
+
+double qs_hist_edge(const qs_hist_spec *h, int i)
+{
+    double f = (double)i / h->nbins;
+    if (!h->symlog) return h->lo + f * (h->hi - h->lo);
+    double a = symlog(h->lo, h->linthresh), b = symlog(h->hi, h->linthresh), t = a + f * (b - a);
+    double m = pow(10.0, fabs(t)) - 1;
+    return t < 0 ? -m * h->linthresh : m * h->linthresh;
+}
+
+void qs_hist_compute(const qs_hist_spec *h, const float *x, int64_t n, int64_t *counts, int64_t *below, int64_t *above)
+{
+    memset(counts, 0, (size_t)h->nbins * sizeof *counts);
+    int64_t b0 = 0, b1 = 0;
+    for (int64_t i = 0; i < n; i++) {
+        int b = qs_hist_bin(h, x[i]);
+        if (b < 0) b0++;
+        else if (b >= h->nbins) b1++;
+        else counts[b]++;
+    }
+    if (below) *below = b0;
+    if (above) *above = b1;
+}
+
+void qs_tilemap(const float *x, int64_t rows, int64_t cols, int out_rows, int out_cols, qs_tile_mode mode, float *out)
+{
+    for (int i = 0; i < out_rows; i++) {
+        int64_t r0 = i * rows / out_rows, r1 = (i + 1) * rows / out_rows;
+        for (int j = 0; j < out_cols; j++) {
+            int64_t c0 = j * cols / out_cols, c1 = (j + 1) * cols / out_cols;
+            double acc = 0;
+            int64_t cnt = 0;
+            for (int64_t r = r0; r < r1; r++)
+                for (int64_t c = c0; c < c1; c++) {
+                    double a = fabs((double)x[r * cols + c]);
+                    acc = mode == QS_TILE_MAX_ABS ? fmax(acc, a) : acc + a;
+                    cnt++;
+                }
+            out[i * out_cols + j] = (float)(mode == QS_TILE_MEAN_ABS && cnt ? acc / (double)cnt : acc);
+        }
+    }
+}
+
+void qs_channel_stats_compute(const float *x, int64_t rows, int64_t cols, int axis, qs_channel_stats *out)
+{
+    int64_t nch = axis == 0 ? rows : cols, len = axis == 0 ? cols : rows;
+    int64_t step = axis == 0 ? 1 : cols, stride = axis == 0 ? cols : 1;
+    float *a = malloc((size_t)len * sizeof *a);
+    for (int64_t ch = 0; a && ch < nch; ch++) {
+        const float *p = x + ch * stride;
+        double sum = 0, m2 = 0, m4 = 0, amax = 0;
+        for (int64_t i = 0; i < len; i++) sum += p[i * step];
+        double mean = sum / (double)len;
+        for (int64_t i = 0; i < len; i++) {
+            double v = p[i * step], c = v - mean;
+            m2 += c * c;
+            m4 += c * c * c * c;
+            amax = fmax(amax, fabs(v));
+            a[i] = fabsf(p[i * step]);
+        }
+        m2 /= (double)len;
+        m4 /= (double)len;
+        qsort(a, (size_t)len, sizeof *a, cmp_float);
+        double med = percentile_sorted(a, len, 50);
+        out[ch] = (qs_channel_stats){(float)amax, (float)sqrt(m2), (float)(m2 > 0 ? m4 / (m2 * m2) - 3 : 0),
+                                     (float)(med > 0 ? amax / med : 0)};
+    }
+    free(a);
+}
+
+void qs_stats_compare(const float *orig, const float *deq, int64_t n, qs_metrics *m)
+{
+    double se = 0, sx = 0, sy = 0, sxy = 0, mx = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double x = orig[i], y = deq[i], e = y - x;
+        se += e * e;
+        sx += x * x;
+        sy += y * y;
+        sxy += x * y;
+        mx = fmax(mx, fabs(e));
+    }
+    m->n = n;
+    m->mse = n ? se / (double)n : 0;
+    m->rmse = sqrt(m->mse);
+    m->max_abs = mx;
+    m->sqnr_db = se > 0 ? 10.0 * log10(sx / se) : INFINITY;
+    m->cosine = sx > 0 && sy > 0 ? sxy / sqrt(sx * sy) : (sx == 0 && sy == 0 ? 1.0 : 0.0);
+}
+
+void qs_row_mse(const float *orig, const float *deq, int64_t rows, int64_t cols, float *out)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        double se = 0;
+        for (int64_t c = 0; c < cols; c++) {
+            double e = (double)deq[r * cols + c] - orig[r * cols + c];
+            se += e * e;
+        }
+        out[r] = (float)(se / (double)cols);
+    }
+}
