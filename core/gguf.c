@@ -208,11 +208,13 @@ int64_t qs_gguf_tensor_nbytes(int type, const int64_t ne[4])
 {
     const qs_type_info *ti = qs_type_get(type);
     if (!ti) return -1;
-    int64_t nel = 1;
+    /* the product of the non-zero dimensions must fit, so that every partial product
+     * (rows = ne1·ne2·ne3 …) does too, even when another dimension is 0 */
+    int64_t nz = 1;
     for (int d = 0; d < 4; d++) {
         if (ne[d] < 0) return -1;
-        if (ne[d] && nel > INT64_MAX / ne[d]) return -1;
-        nel *= ne[d];
+        if (ne[d] && nz > INT64_MAX / ne[d]) return -1;
+        if (ne[d]) nz *= ne[d];
     }
     int64_t row = qs_type_row_bytes(type, ne[0]);
     if (row < 0) return -1;

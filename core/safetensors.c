@@ -102,15 +102,16 @@ static int parse_entry(const cJSON *e, qs_st_tensor *t, qs_err *err)
     if (nd > QS_ST_MAX_DIMS)
         return qs_err_set(err, QS_E_INPUT, "tensor '%.100s': %d dimensions (at most %d)", name, nd, QS_ST_MAX_DIMS);
     t->n_dims = nd;
-    uint64_t nel = 1;
+    uint64_t nel = 1, nz = 1; /* nz: product of the non-zero dimensions, kept below 2^63 */
     int d = 0;
     for (const cJSON *s = shape->child; s; s = s->next, d++) {
         uint64_t v;
         if (!json_uint(s, &v) || v > INT64_MAX)
             return qs_err_set(err, QS_E_INPUT, "tensor '%.100s': shape[%d] is not a non-negative integer", name, d);
-        if (v && nel > UINT64_MAX / v)
+        if (v && nz > (uint64_t)INT64_MAX / v)
             return qs_err_set(err, QS_E_INPUT, "tensor '%.100s': shape overflows", name);
         nel *= v;
+        if (v) nz *= v;
         t->shape[d] = (int64_t)v;
     }
     const cJSON *offs = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");

@@ -316,3 +316,26 @@ Test(gguf, kv_format_stays_in_bounds)
     qs_gguf_close(g);
     free(b.p);
 }
+
+Test(gguf, zero_dimension_does_not_hide_overflow)
+{
+    /* found by fuzzing: ne = [0, 2^62, 4, 1] has 0 elements but 2^64 rows */
+    tu_buf b = {0};
+    tu_put(&b, "GGUF", 4);
+    tu_u32(&b, 3);
+    tu_u64(&b, 1);
+    tu_u64(&b, 0);
+    tu_gstr(&b, "t");
+    tu_u32(&b, 3);
+    tu_u64(&b, 0);
+    tu_u64(&b, 1ull << 62);
+    tu_u64(&b, 4);
+    tu_u32(&b, 0);
+    tu_u64(&b, 0);
+    tu_pad(&b, 32);
+    qs_err err = {0};
+    qs_gguf *g = qs_gguf_open_mem(b.p, b.n, &err);
+    cr_assert_null(g);
+    cr_assert(strstr(err.msg, "shape overflows"), "%s", err.msg);
+    free(b.p);
+}
