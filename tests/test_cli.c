@@ -183,3 +183,72 @@ Test(cli, devices_reports_cpu)
     cr_assert(strstr(r.out, "cuda:"));
     done(&r);
 }
+
+/* quant --out on the golden source reproduces llama-quantize's tensor bytes */
+static void expect_out_equals(const char *type, const char *qfile, const char *imatrix)
+{
+    char src[4096], q[4096], im[4096], args[16384];
+    snprintf(src, sizeof src, "%s/ggml/synth-a.f32.gguf", tu_golden_dir());
+    snprintf(q, sizeof q, "%s/ggml/q/%s", tu_golden_dir(), qfile);
+    snprintf(im, sizeof im, "%s/ggml/%s", tu_golden_dir(), imatrix ? imatrix : "");
+    FILE *f = fopen(q, "rb");
+    if (!f) cr_skip_test("%s missing", q);
+    fclose(f);
+    char *dir = tu_tmpdir();
+    snprintf(args, sizeof args, "quant %s blk.1.ffn_down.weight --type %s --out %s/t.bin%s%s", src, type, dir,
+             imatrix ? " --imatrix " : "", imatrix ? im : "");
+    run_result r = run(args);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "MSE") && strstr(r.out, "SQNR"));
+    qs_err err = {0};
+    qs_model *m = qs_model_open(q, &err);
+    cr_assert_not_null(m, "%s", err.msg);
+    const qs_tensor *t = qs_model_find_tensor(m, "blk.1.ffn_down.weight");
+    char out[4200];
+    snprintf(out, sizeof out, "%s/t.bin", dir);
+    size_t n;
+    uint8_t *got = tu_read(out, &n);
+    cr_assert_eq(n, t->nbytes);
+    cr_assert_eq(memcmp(got, t->data, n), 0, "%s bytes differ from %s", type, q);
+    free(got);
+    qs_model_close(m);
+    done(&r);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+Test(cli, quant_out_matches_llama_quantize)
+{
+    expect_out_equals("Q4_K", "pure-Q4_K_M.gguf", NULL);
+    expect_out_equals("iq4_xs", "pure-imat-IQ4_XS.gguf", "imatrix-a.gguf");
+}
+
+Test(cli, quant_usage_and_methods)
+{
+    const char *p = model_path();
+    char args[4200];
+    snprintf(args, sizeof args, "quant %s blk.0.ffn_up.weight --method nope", p);
+    run_result r = run(args);
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "unknown method 'nope'"), "%s", r.err);
+    done(&r);
+    snprintf(args, sizeof args, "quant %s blk.0.ffn_up.weight --method rtn --group 100", p);
+    r = run(args);
+    cr_assert_eq(r.status, 1, "%s", r.err);
+    cr_assert(strstr(r.err, "group size 100 does not divide the 64 columns"), "%s", r.err);
+    done(&r);
+    snprintf(args, sizeof args, "quant %s blk.0.ffn_up.weight --method rtn --bits 12", p);
+    r = run(args);
+    cr_assert_eq(r.status, 1);
+    done(&r);
+    snprintf(args, sizeof args, "quant %s blk.0.ffn_up.weight --compare", p);
+    r = run(args);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "q4_K → q5_0"), "fallback shown:\n%s", r.out);
+    cr_assert(strstr(r.out, "nf4"));
+    done(&r);
+    r = run("methods");
+    cr_assert_eq(r.status, 0);
+    cr_assert(strstr(r.out, "iq4_xs") && strstr(r.out, "--bits"));
+    done(&r);
+}
