@@ -57,6 +57,9 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -I. -c $< -o $@
 
+# the 8-lane quantizer searches: AVX2 code, entered only after a run-time CPU check
+$(BUILD)/core/ggml_quants_simd.o: CFLAGS += -mavx2
+
 $(BUILD)/%.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -I. -c $< -o $@

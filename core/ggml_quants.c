@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "fp16.h"
+#include "ggml_ksearch.h"
 #include "ggml_types.h"
 #include "parallel.h"
 
@@ -404,296 +405,9 @@ void qs_q8_0_quantize_row(const float *x, void *vy, int64_t n, const float *qw)
     }
 }
 
-/* ---- K-quants (§7) ---- */
-
-static void pack_2bit_planes(uint8_t *qs, const uint8_t *L) /* §6.8 */
-{
-    for (int h = 0; h < 2; h++)
-        for (int l = 0; l < 32; l++) {
-            const uint8_t *p = L + 128 * h + l;
-            qs[32 * h + l] = (uint8_t)(p[0] | (p[32] << 2) | (p[64] << 4) | (p[96] << 6));
-        }
-}
-
-static void q2k_block(const float *x, qs_block_q2_k *y, const float *qw)
-{
-    uint8_t L[256], Laux[16];
-    float scales[16], mins[16], w[16];
-    if (!qw) {
-        float max_scale = 0, max_min = 0;
-        for (int j = 0; j < 16; j++) {
-            for (int l = 0; l < 16; l++) w[l] = fabsf(x[16 * j + l]);
-            scales[j] = make_qkx_quants(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, true, false);
-            if (scales[j] > max_scale) max_scale = scales[j];
-            if (mins[j] > max_min) max_min = mins[j];
-        }
-        if (max_scale > 0) {
-            float iscale = 15.f / max_scale;
-            for (int j = 0; j < 16; j++) y->scales[j] = (uint8_t)qs_nearest_int(iscale * scales[j]);
-            y->d = qs_f32_to_f16(max_scale / 15.f);
-        } else {
-            memset(y->scales, 0, 16);
-            y->d = qs_f32_to_f16(0.f);
-        }
-        if (max_min > 0) {
-            float iscale = 15.f / max_min;
-            for (int j = 0; j < 16; j++) y->scales[j] |= (uint8_t)(qs_nearest_int(iscale * mins[j]) << 4);
-            y->dmin = qs_f32_to_f16(max_min / 15.f);
-        } else {
-            y->dmin = qs_f32_to_f16(0.f);
-        }
-    } else {
-        float sumx2 = 0, sw[16];
-        for (int j = 0; j < 256; j++) sumx2 += x[j] * x[j];
-        float sigma2 = sumx2 / 256;
-        for (int j = 0; j < 16; j++) {
-            impl_weights(x + 16 * j, qw + 16 * j, sigma2, 16, w);
-            sw[j] = 0;
-            for (int l = 0; l < 16; l++) sw[j] += w[l];
-            scales[j] = make_qkx_quants(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], Laux, -0.9f, 0.05f, 36, false, true);
-        }
-        uint8_t Ls[16], Lm[16];
-        float dm = make_qp_quants(16, 15, scales, Ls, sw);
-        float mm = make_qp_quants(16, 15, mins, Lm, sw);
-        y->d = qs_f32_to_f16(dm);
-        y->dmin = qs_f32_to_f16(mm);
-        for (int j = 0; j < 16; j++) y->scales[j] = (uint8_t)(Ls[j] | (Lm[j] << 4));
-    }
-    float d = qs_f16_to_f32(y->d), dmin = qs_f16_to_f32(y->dmin);
-    for (int j = 0; j < 16; j++) {
-        float dj = d * (float)(y->scales[j] & 0xF);
-        if (dj == 0) continue;
-        float mj = dmin * (float)(y->scales[j] >> 4);
-        for (int i = 0; i < 16; i++)
-            L[16 * j + i] = (uint8_t)MAXI(0, MINI(3, qs_nearest_int((x[16 * j + i] + mj) / dj)));
-    }
-    pack_2bit_planes(y->qs, L);
-}
-
-static void q3k_pack_scale(uint8_t *s, int j, int l) /* §6.7, l biased 0…63 */
-{
-    if (j < 8) s[j] = (uint8_t)(l & 0xF);
-    else s[j - 8] |= (uint8_t)((l & 0xF) << 4);
-    s[8 + j % 4] |= (uint8_t)((l >> 4) << (2 * (j / 4)));
-}
-
-static void q3k_block(const float *x, qs_block_q3_k *y, const float *qw)
-{
-    int8_t L[256];
-    float scales[16];
-    memset(y->scales, 0, 12);
-    if (!qw) {
-        float max_scale = 0, amax = 0;
-        for (int j = 0; j < 16; j++) {
-            scales[j] = make_q3_quants(16, 4, x + 16 * j, L + 16 * j);
-            float a = fabsf(scales[j]);
-            if (a > amax) {
-                amax = a;
-                max_scale = scales[j];
-            }
-        }
-        if (max_scale != 0) {
-            float iscale = -32.f / max_scale;
-            for (int j = 0; j < 16; j++)
-                q3k_pack_scale(y->scales, j, MAXI(-32, MINI(31, qs_nearest_int(iscale * scales[j]))) + 32);
-            y->d = qs_f32_to_f16(1 / iscale);
-        } else {
-            y->d = qs_f32_to_f16(0.f);
-        }
-    } else {
-        float sumx2 = 0, sw[16], w[16];
-        for (int j = 0; j < 256; j++) sumx2 += x[j] * x[j];
-        float sigma2 = 2 * sumx2 / 256;
-        for (int j = 0; j < 16; j++) {
-            impl_weights(x + 16 * j, qw + 16 * j, sigma2, 16, w);
-            sw[j] = 0;
-            for (int l = 0; l < 16; l++) sw[j] += w[l];
-            scales[j] = make_qx_quants(16, 4, x + 16 * j, L + 16 * j, w);
-        }
-        int8_t Ls[16];
-        float d_block = make_qx_quants(16, 32, scales, Ls, sw);
-        for (int j = 0; j < 16; j++) q3k_pack_scale(y->scales, j, Ls[j]);
-        y->d = qs_f32_to_f16(d_block);
-    }
-    float d = qs_f16_to_f32(y->d);
-    for (int j = 0; j < 16; j++) {
-        float dj = d * (float)qs_q3k_get_scale(j, y->scales);
-        if (dj == 0) continue;
-        for (int i = 0; i < 16; i++)
-            L[16 * j + i] = (int8_t)(MAXI(-4, MINI(3, qs_nearest_int(x[16 * j + i] / dj))) + 4);
-    }
-    memset(y->hmask, 0, 32);
-    uint8_t low[256];
-    for (int e = 0; e < 256; e++) {
-        int l = L[e];
-        if (l > 3) {
-            y->hmask[e % 32] |= (uint8_t)(1 << (e / 32));
-            l -= 4;
-        }
-        low[e] = (uint8_t)l;
-    }
-    pack_2bit_planes(y->qs, low);
-}
-
-static void pack_scale_min_k4(uint8_t *s, const uint8_t *ls, const uint8_t *lm) /* §6.6 */
-{
-    for (int j = 0; j < 8; j++) {
-        if (j < 4) {
-            s[j] = ls[j];
-            s[j + 4] = lm[j];
-        } else {
-            s[j + 4] = (uint8_t)((ls[j] & 0xF) | ((lm[j] & 0xF) << 4));
-            s[j - 4] |= (uint8_t)((ls[j] >> 4) << 6);
-            s[j] |= (uint8_t)((lm[j] >> 4) << 6);
-        }
-    }
-}
-
-/* Q4_K and Q5_K: sub-block search, super-block scales, requantization; nmax 15 or 31 */
-static void k45_block(const float *x, uint16_t *dh, uint16_t *dminh, uint8_t *sc, uint8_t *L,
-                      const float *qw, int nmax)
-{
-    uint8_t Laux[32], ls[8], lm[8];
-    float scales[8], mins[8], w[32];
-    if (!qw) {
-        float max_scale = 0, max_min = 0;
-        for (int j = 0; j < 8; j++) {
-            float sum_x2 = 0;
-            for (int l = 0; l < 32; l++) sum_x2 += x[32 * j + l] * x[32 * j + l];
-            float av_x = sqrtf(sum_x2 / 32);
-            for (int l = 0; l < 32; l++) w[l] = av_x + fabsf(x[32 * j + l]);
-            scales[j] = nmax == 15
-                ? make_qkx_quants(32, 15, x + 32 * j, w, L + 32 * j, &mins[j], Laux, -1.f, 0.1f, 20, false, false)
-                : make_qkx_quants(32, 31, x + 32 * j, w, L + 32 * j, &mins[j], Laux, -0.5f, 0.1f, 15, false, false);
-            if (scales[j] > max_scale) max_scale = scales[j];
-            if (mins[j] > max_min) max_min = mins[j];
-        }
-        float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
-        float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
-        for (int j = 0; j < 8; j++) {
-            ls[j] = (uint8_t)MINI(63, (uint8_t)qs_nearest_int(inv_scale * scales[j]));
-            lm[j] = (uint8_t)MINI(63, (uint8_t)qs_nearest_int(inv_min * mins[j]));
-        }
-        pack_scale_min_k4(sc, ls, lm);
-        *dh = qs_f32_to_f16(max_scale / 63.f);
-        *dminh = qs_f32_to_f16(max_min / 63.f);
-    } else {
-        float sum_x2 = 0, sw[8];
-        for (int l = 0; l < 256; l++) sum_x2 += x[l] * x[l];
-        float sigma2 = 2 * sum_x2 / 256;
-        for (int j = 0; j < 8; j++) {
-            impl_weights(x + 32 * j, qw + 32 * j, sigma2, 32, w);
-            sw[j] = 0;
-            for (int l = 0; l < 32; l++) sw[j] += w[l];
-            scales[j] = make_qkx_quants(32, nmax, x + 32 * j, w, L + 32 * j, &mins[j], Laux, -0.9f, 0.05f, 36, false, true);
-        }
-        float d_block = make_qp_quants(8, 63, scales, ls, sw);
-        float m_block = make_qp_quants(8, 63, mins, lm, sw);
-        pack_scale_min_k4(sc, ls, lm);
-        *dh = qs_f32_to_f16(d_block);
-        *dminh = qs_f32_to_f16(m_block);
-    }
-    float d = qs_f16_to_f32(*dh), dmin = qs_f16_to_f32(*dminh);
-    for (int j = 0; j < 8; j++) {
-        uint8_t s, m;
-        qs_q4k_get_scale_min(j, sc, &s, &m);
-        float dj = d * (float)s;
-        if (dj == 0) continue;
-        float dm = dmin * (float)m;
-        for (int i = 0; i < 32; i++)
-            L[32 * j + i] = (uint8_t)MAXI(0, MINI(nmax, qs_nearest_int((x[32 * j + i] + dm) / dj)));
-    }
-}
-
-static void q4k_block(const float *x, qs_block_q4_k *y, const float *qw)
-{
-    uint8_t L[256];
-    k45_block(x, &y->d, &y->dmin, y->scales, L, qw, 15);
-    for (int c = 0; c < 4; c++)
-        for (int l = 0; l < 32; l++) y->qs[32 * c + l] = (uint8_t)(L[64 * c + l] | (L[64 * c + l + 32] << 4));
-}
-
-static void q5k_block(const float *x, qs_block_q5_k *y, const float *qw)
-{
-    uint8_t L[256];
-    k45_block(x, &y->d, &y->dmin, y->scales, L, qw, 31);
-    memset(y->qh, 0, 32);
-    for (int c = 0; c < 4; c++)
-        for (int l = 0; l < 32; l++) {
-            int a = L[64 * c + l], b = L[64 * c + l + 32];
-            y->qs[32 * c + l] = (uint8_t)((a & 15) | ((b & 15) << 4));
-            y->qh[l] |= (uint8_t)(((a >> 4) << (2 * c)) | ((b >> 4) << (2 * c + 1)));
-        }
-}
-
-static void q6k_block(const float *x, qs_block_q6_k *y, const float *qw)
-{
-    int8_t L[256];
-    float scales[16], max_scale = 0, max_abs = 0;
-    for (int j = 0; j < 16; j++) {
-        scales[j] = make_qx_quants(16, 32, x + 16 * j, L + 16 * j, qw ? qw + 16 * j : NULL);
-        float a = fabsf(scales[j]);
-        if (a > max_abs) {
-            max_abs = a;
-            max_scale = scales[j];
-        }
-    }
-    if (max_abs < GROUP_MAX_EPS) {
-        memset(y, 0, sizeof *y);
-        return;
-    }
-    float iscale = -128.f / max_scale;
-    y->d = qs_f32_to_f16(1 / iscale);
-    for (int j = 0; j < 16; j++) y->scales[j] = (int8_t)MINI(127, qs_nearest_int(iscale * scales[j]));
-    float d = qs_f16_to_f32(y->d);
-    for (int j = 0; j < 16; j++) {
-        float dj = d * (float)y->scales[j];
-        if (dj == 0) continue;
-        for (int i = 0; i < 16; i++)
-            L[16 * j + i] = (int8_t)(MAXI(-32, MINI(31, qs_nearest_int(x[16 * j + i] / dj))) + 32);
-    }
-    for (int h = 0; h < 2; h++)
-        for (int l = 0; l < 32; l++) {
-            const int8_t *p = L + 128 * h + l;
-            y->ql[64 * h + l] = (uint8_t)((p[0] & 15) | ((p[64] & 15) << 4));
-            y->ql[64 * h + l + 32] = (uint8_t)((p[32] & 15) | ((p[96] & 15) << 4));
-            y->qh[32 * h + l] = (uint8_t)((p[0] >> 4) | ((p[32] >> 4) << 2) | ((p[64] >> 4) << 4) | ((p[96] >> 4) << 6));
-        }
-}
-
-#define K_ROW(name, block_t, fn)                                                        \
-    void name(const float *x, void *vy, int64_t n, const float *qw)                     \
-    {                                                                                   \
-        block_t *y = vy;                                                                \
-        for (int64_t b = 0; b < n / 256; b++) fn(x + 256 * b, y + b, qw ? qw + 256 * b : NULL); \
-    }
-K_ROW(qs_q2k_quantize_row, qs_block_q2_k, q2k_block)
-K_ROW(qs_q3k_quantize_row, qs_block_q3_k, q3k_block)
-K_ROW(qs_q4k_quantize_row, qs_block_q4_k, q4k_block)
-K_ROW(qs_q5k_quantize_row, qs_block_q5_k, q5k_block)
-K_ROW(qs_q6k_quantize_row, qs_block_q6_k, q6k_block)
-#undef K_ROW
-
-void qs_q8k_quantize_row(const float *x, void *vy, int64_t n, const float *qw)
-{
-    (void)qw;
-    qs_block_q8_k *y = vy;
-    for (int64_t b = 0; b < n / 256; b++, x += 256) {
-        float amax, max = signed_max(x, 256, &amax);
-        memset(&y[b], 0, sizeof y[b]);
-        if (amax == 0) continue;
-        float iscale = -127.f / max;
-        for (int j = 0; j < 256; j++) y[b].qs[j] = (int8_t)MINI(127, qs_nearest_int(iscale * x[j]));
-        for (int j = 0; j < 16; j++)
-            for (int i = 0; i < 16; i++) y[b].bsums[j] = (int16_t)(y[b].bsums[j] + y[b].qs[16 * j + i]);
-        y[b].d = 1 / iscale;
-    }
-}
-
-/* ---- IQ4_NL / IQ4_XS (§8) ---- */
-
-/* returns the sub-block scale d; fills L (indices of the initial pass) */
-static float iq4_subblock(const float *xb, const float *w, uint8_t *L)
+/* IQ4 sub-block scale search (§8 step 3, ntry = 7); the initial indices are not kept: the
+ * finish recomputes every index */
+static float iq4_subblock(const float *xb, const float *w)
 {
     const int8_t *v = qs_kvalues_iq4nl;
     float amax, max = signed_max(xb, 32, &amax);
@@ -701,9 +415,7 @@ static float iq4_subblock(const float *xb, const float *w, uint8_t *L)
     float d = -max / (float)v[0], id = 1 / d;
     float sumqx = 0, sumq2 = 0;
     for (int j = 0; j < 32; j++) {
-        int l = best_index_int8(v, id * xb[j]);
-        L[j] = (uint8_t)l;
-        float q = (float)v[l];
+        float q = (float)v[best_index_int8(v, id * xb[j])];
         sumqx += w[j] * q * xb[j];
         sumq2 += w[j] * q * q;
     }
@@ -725,36 +437,335 @@ static float iq4_subblock(const float *xb, const float *w, uint8_t *L)
     return d;
 }
 
-/* one super-block of S = 32 (IQ4_NL) or 256 (IQ4_XS) elements */
-static void iq4_super(const float *x, int S, const float *qw, uint16_t *dh, uint16_t *scales_h,
-                      uint8_t *scales_l, uint8_t *q4)
+/* ---- K-quants (§7) and IQ4 (§8) ----
+ * Each type is split into a search (the sub-block scale searches: nearly all of the work,
+ * done here in scalar or, 8 blocks at a time, in ggml_quants_simd.c with the identical
+ * per-lane operation sequence) and a finish (super-block scales, requantization, packing). */
+
+void qs_ksearch_block(int type, const float *x, const float *qw, qs_ksearch *s)
+{
+    uint8_t Laux[32];
+    float w[32];
+    switch (type) {
+    case QS_TYPE_Q2_K: {
+        float sigma2 = 0;
+        if (qw) {
+            for (int j = 0; j < 256; j++) sigma2 += x[j] * x[j];
+            sigma2 = sigma2 / 256;
+        }
+        for (int j = 0; j < 16; j++) {
+            const float *xs = x + 16 * j;
+            if (qw) {
+                impl_weights(xs, qw + 16 * j, sigma2, 16, w);
+                s->sw[j] = 0;
+                for (int l = 0; l < 16; l++) s->sw[j] += w[l];
+                s->scales[j] = make_qkx_quants(16, 3, xs, w, s->L + 16 * j, &s->mins[j], Laux, -0.9f, 0.05f, 36, false, true);
+            } else {
+                for (int l = 0; l < 16; l++) w[l] = fabsf(xs[l]);
+                s->scales[j] = make_qkx_quants(16, 3, xs, w, s->L + 16 * j, &s->mins[j], Laux, -0.5f, 0.1f, 15, true, false);
+            }
+        }
+        break;
+    }
+    case QS_TYPE_Q3_K: {
+        float sigma2 = 0;
+        if (qw) {
+            for (int j = 0; j < 256; j++) sigma2 += x[j] * x[j];
+            sigma2 = 2 * sigma2 / 256;
+        }
+        for (int j = 0; j < 16; j++) {
+            int8_t L[16];
+            if (qw) {
+                impl_weights(x + 16 * j, qw + 16 * j, sigma2, 16, w);
+                s->sw[j] = 0;
+                for (int l = 0; l < 16; l++) s->sw[j] += w[l];
+                s->scales[j] = make_qx_quants(16, 4, x + 16 * j, L, w);
+            } else {
+                s->scales[j] = make_q3_quants(16, 4, x + 16 * j, L);
+            }
+            for (int l = 0; l < 16; l++) s->L[16 * j + l] = (uint8_t)L[l];
+        }
+        break;
+    }
+    case QS_TYPE_Q4_K: case QS_TYPE_Q5_K: {
+        int nmax = type == QS_TYPE_Q4_K ? 15 : 31;
+        float sigma2 = 0;
+        if (qw) {
+            for (int l = 0; l < 256; l++) sigma2 += x[l] * x[l];
+            sigma2 = 2 * sigma2 / 256;
+        }
+        for (int j = 0; j < 8; j++) {
+            const float *xs = x + 32 * j;
+            if (qw) {
+                impl_weights(xs, qw + 32 * j, sigma2, 32, w);
+                s->sw[j] = 0;
+                for (int l = 0; l < 32; l++) s->sw[j] += w[l];
+                s->scales[j] = make_qkx_quants(32, nmax, xs, w, s->L + 32 * j, &s->mins[j], Laux, -0.9f, 0.05f, 36, false, true);
+            } else {
+                float sum_x2 = 0;
+                for (int l = 0; l < 32; l++) sum_x2 += xs[l] * xs[l];
+                float av_x = sqrtf(sum_x2 / 32);
+                for (int l = 0; l < 32; l++) w[l] = av_x + fabsf(xs[l]);
+                s->scales[j] = nmax == 15
+                    ? make_qkx_quants(32, 15, xs, w, s->L + 32 * j, &s->mins[j], Laux, -1.f, 0.1f, 20, false, false)
+                    : make_qkx_quants(32, 31, xs, w, s->L + 32 * j, &s->mins[j], Laux, -0.5f, 0.1f, 15, false, false);
+            }
+        }
+        break;
+    }
+    case QS_TYPE_Q6_K:
+        for (int j = 0; j < 16; j++) {
+            int8_t L[16];
+            s->scales[j] = make_qx_quants(16, 32, x + 16 * j, L, qw ? qw + 16 * j : NULL);
+            for (int l = 0; l < 16; l++) s->L[16 * j + l] = (uint8_t)L[l];
+        }
+        break;
+    case QS_TYPE_IQ4_XS: case QS_TYPE_IQ4_NL: {
+        int S = type == QS_TYPE_IQ4_XS ? 256 : 32;
+        float sigma2 = 0;
+        for (int j = 0; j < S; j++) sigma2 += x[j] * x[j];
+        sigma2 *= 2.f / (float)S;
+        for (int ib = 0; ib < S / 32; ib++) {
+            const float *xb = x + 32 * ib;
+            if (qw) impl_weights(xb, qw + 32 * ib, sigma2, 32, w);
+            else for (int j = 0; j < 32; j++) w[j] = xb[j] * xb[j];
+            s->scales[ib] = iq4_subblock(xb, w);
+        }
+        break;
+    }
+    }
+}
+
+static void pack_2bit_planes(uint8_t *qs, const uint8_t *L) /* §6.8 */
+{
+    for (int h = 0; h < 2; h++)
+        for (int l = 0; l < 32; l++) {
+            const uint8_t *p = L + 128 * h + l;
+            qs[32 * h + l] = (uint8_t)(p[0] | (p[32] << 2) | (p[64] << 4) | (p[96] << 6));
+        }
+}
+
+static void q2k_finish(const float *x, const float *qw, qs_ksearch *s, qs_block_q2_k *y)
+{
+    uint8_t *L = s->L;
+    if (!qw) {
+        float max_scale = 0, max_min = 0;
+        for (int j = 0; j < 16; j++) {
+            if (s->scales[j] > max_scale) max_scale = s->scales[j];
+            if (s->mins[j] > max_min) max_min = s->mins[j];
+        }
+        if (max_scale > 0) {
+            float iscale = 15.f / max_scale;
+            for (int j = 0; j < 16; j++) y->scales[j] = (uint8_t)qs_nearest_int(iscale * s->scales[j]);
+            y->d = qs_f32_to_f16(max_scale / 15.f);
+        } else {
+            memset(y->scales, 0, 16);
+            y->d = qs_f32_to_f16(0.f);
+        }
+        if (max_min > 0) {
+            float iscale = 15.f / max_min;
+            for (int j = 0; j < 16; j++) y->scales[j] |= (uint8_t)(qs_nearest_int(iscale * s->mins[j]) << 4);
+            y->dmin = qs_f32_to_f16(max_min / 15.f);
+        } else {
+            y->dmin = qs_f32_to_f16(0.f);
+        }
+    } else {
+        uint8_t Ls[16], Lm[16];
+        float dm = make_qp_quants(16, 15, s->scales, Ls, s->sw);
+        float mm = make_qp_quants(16, 15, s->mins, Lm, s->sw);
+        y->d = qs_f32_to_f16(dm);
+        y->dmin = qs_f32_to_f16(mm);
+        for (int j = 0; j < 16; j++) y->scales[j] = (uint8_t)(Ls[j] | (Lm[j] << 4));
+    }
+    float d = qs_f16_to_f32(y->d), dmin = qs_f16_to_f32(y->dmin);
+    for (int j = 0; j < 16; j++) {
+        float dj = d * (float)(y->scales[j] & 0xF);
+        if (dj == 0) continue;
+        float mj = dmin * (float)(y->scales[j] >> 4);
+        for (int i = 0; i < 16; i++)
+            L[16 * j + i] = (uint8_t)MAXI(0, MINI(3, qs_nearest_int((x[16 * j + i] + mj) / dj)));
+    }
+    pack_2bit_planes(y->qs, L);
+}
+
+static void q3k_pack_scale(uint8_t *sc, int j, int l) /* §6.7, l biased 0…63 */
+{
+    if (j < 8) sc[j] = (uint8_t)(l & 0xF);
+    else sc[j - 8] |= (uint8_t)((l & 0xF) << 4);
+    sc[8 + j % 4] |= (uint8_t)((l >> 4) << (2 * (j / 4)));
+}
+
+static void q3k_finish(const float *x, const float *qw, qs_ksearch *s, qs_block_q3_k *y)
+{
+    uint8_t *L = s->L;
+    memset(y->scales, 0, 12);
+    if (!qw) {
+        float max_scale = 0, amax = 0;
+        for (int j = 0; j < 16; j++) {
+            float a = fabsf(s->scales[j]);
+            if (a > amax) {
+                amax = a;
+                max_scale = s->scales[j];
+            }
+        }
+        if (max_scale != 0) {
+            float iscale = -32.f / max_scale;
+            for (int j = 0; j < 16; j++)
+                q3k_pack_scale(y->scales, j, MAXI(-32, MINI(31, qs_nearest_int(iscale * s->scales[j]))) + 32);
+            y->d = qs_f32_to_f16(1 / iscale);
+        } else {
+            y->d = qs_f32_to_f16(0.f);
+        }
+    } else {
+        int8_t Ls[16];
+        float d_block = make_qx_quants(16, 32, s->scales, Ls, s->sw);
+        for (int j = 0; j < 16; j++) q3k_pack_scale(y->scales, j, Ls[j]);
+        y->d = qs_f32_to_f16(d_block);
+    }
+    float d = qs_f16_to_f32(y->d);
+    for (int j = 0; j < 16; j++) {
+        float dj = d * (float)qs_q3k_get_scale(j, y->scales);
+        if (dj == 0) continue;
+        for (int i = 0; i < 16; i++)
+            L[16 * j + i] = (uint8_t)(MAXI(-4, MINI(3, qs_nearest_int(x[16 * j + i] / dj))) + 4);
+    }
+    memset(y->hmask, 0, 32);
+    for (int e = 0; e < 256; e++)
+        if (L[e] > 3) {
+            y->hmask[e % 32] |= (uint8_t)(1 << (e / 32));
+            L[e] -= 4;
+        }
+    pack_2bit_planes(y->qs, L);
+}
+
+static void pack_scale_min_k4(uint8_t *sc, const uint8_t *ls, const uint8_t *lm) /* §6.6 */
+{
+    for (int j = 0; j < 8; j++) {
+        if (j < 4) {
+            sc[j] = ls[j];
+            sc[j + 4] = lm[j];
+        } else {
+            sc[j + 4] = (uint8_t)((ls[j] & 0xF) | ((lm[j] & 0xF) << 4));
+            sc[j - 4] |= (uint8_t)((ls[j] >> 4) << 6);
+            sc[j] |= (uint8_t)((lm[j] >> 4) << 6);
+        }
+    }
+}
+
+/* Q4_K and Q5_K: super-block scales and requantization; nmax 15 or 31 */
+static void k45_finish(const float *x, const float *qw, qs_ksearch *s, uint16_t *dh, uint16_t *dminh, uint8_t *sc,
+                       int nmax)
+{
+    uint8_t ls[8], lm[8], *L = s->L;
+    if (!qw) {
+        float max_scale = 0, max_min = 0;
+        for (int j = 0; j < 8; j++) {
+            if (s->scales[j] > max_scale) max_scale = s->scales[j];
+            if (s->mins[j] > max_min) max_min = s->mins[j];
+        }
+        float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
+        float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+        for (int j = 0; j < 8; j++) {
+            ls[j] = (uint8_t)MINI(63, (uint8_t)qs_nearest_int(inv_scale * s->scales[j]));
+            lm[j] = (uint8_t)MINI(63, (uint8_t)qs_nearest_int(inv_min * s->mins[j]));
+        }
+        pack_scale_min_k4(sc, ls, lm);
+        *dh = qs_f32_to_f16(max_scale / 63.f);
+        *dminh = qs_f32_to_f16(max_min / 63.f);
+    } else {
+        float d_block = make_qp_quants(8, 63, s->scales, ls, s->sw);
+        float m_block = make_qp_quants(8, 63, s->mins, lm, s->sw);
+        pack_scale_min_k4(sc, ls, lm);
+        *dh = qs_f32_to_f16(d_block);
+        *dminh = qs_f32_to_f16(m_block);
+    }
+    float d = qs_f16_to_f32(*dh), dmin = qs_f16_to_f32(*dminh);
+    for (int j = 0; j < 8; j++) {
+        uint8_t a, m;
+        qs_q4k_get_scale_min(j, sc, &a, &m);
+        float dj = d * (float)a;
+        if (dj == 0) continue;
+        float dm = dmin * (float)m;
+        for (int i = 0; i < 32; i++)
+            L[32 * j + i] = (uint8_t)MAXI(0, MINI(nmax, qs_nearest_int((x[32 * j + i] + dm) / dj)));
+    }
+}
+
+static void q4k_finish(const float *x, const float *qw, qs_ksearch *s, qs_block_q4_k *y)
+{
+    k45_finish(x, qw, s, &y->d, &y->dmin, y->scales, 15);
+    for (int c = 0; c < 4; c++)
+        for (int l = 0; l < 32; l++) y->qs[32 * c + l] = (uint8_t)(s->L[64 * c + l] | (s->L[64 * c + l + 32] << 4));
+}
+
+static void q5k_finish(const float *x, const float *qw, qs_ksearch *s, qs_block_q5_k *y)
+{
+    k45_finish(x, qw, s, &y->d, &y->dmin, y->scales, 31);
+    memset(y->qh, 0, 32);
+    for (int c = 0; c < 4; c++)
+        for (int l = 0; l < 32; l++) {
+            int a = s->L[64 * c + l], b = s->L[64 * c + l + 32];
+            y->qs[32 * c + l] = (uint8_t)((a & 15) | ((b & 15) << 4));
+            y->qh[l] |= (uint8_t)(((a >> 4) << (2 * c)) | ((b >> 4) << (2 * c + 1)));
+        }
+}
+
+static void q6k_finish(const float *x, const float *qw, qs_ksearch *s, qs_block_q6_k *y)
+{
+    (void)qw;
+    uint8_t *L = s->L;
+    float max_scale = 0, max_abs = 0;
+    for (int j = 0; j < 16; j++) {
+        float a = fabsf(s->scales[j]);
+        if (a > max_abs) {
+            max_abs = a;
+            max_scale = s->scales[j];
+        }
+    }
+    if (max_abs < GROUP_MAX_EPS) {
+        memset(y, 0, sizeof *y);
+        return;
+    }
+    float iscale = -128.f / max_scale;
+    y->d = qs_f32_to_f16(1 / iscale);
+    for (int j = 0; j < 16; j++) y->scales[j] = (int8_t)MINI(127, qs_nearest_int(iscale * s->scales[j]));
+    float d = qs_f16_to_f32(y->d);
+    for (int j = 0; j < 16; j++) {
+        float dj = d * (float)y->scales[j];
+        if (dj == 0) continue;
+        for (int i = 0; i < 16; i++)
+            L[16 * j + i] = (uint8_t)(MAXI(-32, MINI(31, qs_nearest_int(x[16 * j + i] / dj))) + 32);
+    }
+    for (int h = 0; h < 2; h++)
+        for (int l = 0; l < 32; l++) {
+            const uint8_t *p = L + 128 * h + l;
+            y->ql[64 * h + l] = (uint8_t)((p[0] & 15) | ((p[64] & 15) << 4));
+            y->ql[64 * h + l + 32] = (uint8_t)((p[32] & 15) | ((p[96] & 15) << 4));
+            y->qh[32 * h + l] = (uint8_t)((p[0] >> 4) | ((p[32] >> 4) << 2) | ((p[64] >> 4) << 4) | ((p[96] >> 4) << 6));
+        }
+}
+
+/* IQ4: super-block scale (IQ4_XS), final indices, packing */
+static void iq4_finish(const float *x, int S, const qs_ksearch *s, uint16_t *dh, uint16_t *scales_h,
+                       uint8_t *scales_l, uint8_t *q4)
 {
     const int8_t *v = qs_kvalues_iq4nl;
     uint8_t L[256];
-    float scales[8], w[32];
-    float sigma2 = 0;
-    for (int j = 0; j < S; j++) sigma2 += x[j] * x[j];
-    sigma2 *= 2.f / (float)S;
-    memset(L, 0, sizeof L);
-    float max_scale = 0, amax_scale = 0;
-    for (int ib = 0; ib < S / 32; ib++) {
-        const float *xb = x + 32 * ib;
-        if (qw) impl_weights(xb, qw + 32 * ib, sigma2, 32, w);
-        else for (int j = 0; j < 32; j++) w[j] = xb[j] * xb[j];
-        scales[ib] = iq4_subblock(xb, w, L + 32 * ib);
-        float a = fabsf(scales[ib]);
-        if (a > amax_scale) {
-            amax_scale = a;
-            max_scale = scales[ib];
-        }
-    }
     if (S > 32) {
+        float max_scale = 0, amax_scale = 0;
+        for (int ib = 0; ib < S / 32; ib++) {
+            float a = fabsf(s->scales[ib]);
+            if (a > amax_scale) {
+                amax_scale = a;
+                max_scale = s->scales[ib];
+            }
+        }
         *scales_h = 0;
         float d = -max_scale / 32;
         *dh = qs_f32_to_f16(d);
         float id = d != 0 ? 1 / d : 0.f;
         for (int ib = 0; ib < S / 32; ib++) {
-            int l = MAXI(-32, MINI(31, qs_nearest_int(id * scales[ib])));
+            int l = MAXI(-32, MINI(31, qs_nearest_int(id * s->scales[ib])));
             float dl = d * (float)l, idl = dl != 0 ? 1 / dl : 0.f;
             for (int j = 0; j < 32; j++) L[32 * ib + j] = (uint8_t)best_index_int8(v, idl * x[32 * ib + j]);
             l += 32;
@@ -763,28 +774,73 @@ static void iq4_super(const float *x, int S, const float *qw, uint16_t *dh, uint
             *scales_h |= (uint16_t)((l >> 4) << (2 * ib));
         }
     } else {
-        *dh = qs_f32_to_f16(scales[0]);
-        float id = scales[0] != 0 ? 1 / scales[0] : 0;
+        *dh = qs_f32_to_f16(s->scales[0]);
+        float id = s->scales[0] != 0 ? 1 / s->scales[0] : 0;
         for (int j = 0; j < 32; j++) L[j] = (uint8_t)best_index_int8(v, id * x[j]);
     }
     for (int g = 0; g < S / 32; g++)
         for (int j = 0; j < 16; j++) q4[16 * g + j] = (uint8_t)(L[32 * g + j] | (L[32 * g + 16 + j] << 4));
 }
 
-void qs_iq4nl_quantize_row(const float *x, void *vy, int64_t n, const float *qw)
+void qs_kfinish_block(int type, const float *x, const float *qw, qs_ksearch *s, void *y)
 {
-    qs_block_iq4_nl *y = vy;
-    for (int64_t b = 0; b < n / 32; b++)
-        iq4_super(x + 32 * b, 32, qw ? qw + 32 * b : NULL, &y[b].d, NULL, NULL, y[b].qs);
+    switch (type) {
+    case QS_TYPE_Q2_K: q2k_finish(x, qw, s, y); break;
+    case QS_TYPE_Q3_K: q3k_finish(x, qw, s, y); break;
+    case QS_TYPE_Q4_K: q4k_finish(x, qw, s, y); break;
+    case QS_TYPE_Q5_K: q5k_finish(x, qw, s, y); break;
+    case QS_TYPE_Q6_K: q6k_finish(x, qw, s, y); break;
+    case QS_TYPE_IQ4_NL: {
+        qs_block_iq4_nl *b = y;
+        iq4_finish(x, 32, s, &b->d, NULL, NULL, b->qs);
+        break;
+    }
+    case QS_TYPE_IQ4_XS: {
+        qs_block_iq4_xs *b = y;
+        uint16_t sh;
+        iq4_finish(x, 256, s, &b->d, &sh, b->scales_l, b->qs);
+        b->scales_h = sh;
+        break;
+    }
+    }
 }
 
-void qs_iq4xs_quantize_row(const float *x, void *vy, int64_t n, const float *qw)
+/* a row of any searched type: block after block */
+static void searched_row(int type, const float *x, void *vy, int64_t n, const float *qw)
 {
-    qs_block_iq4_xs *y = vy;
-    for (int64_t b = 0; b < n / 256; b++) {
-        uint16_t sh;
-        iq4_super(x + 256 * b, 256, qw ? qw + 256 * b : NULL, &y[b].d, &sh, y[b].scales_l, y[b].qs);
-        y[b].scales_h = sh;
+    const qs_type_info *t = qs_type_get(type);
+    for (int64_t b = 0; b < n / t->block_size; b++) {
+        qs_ksearch s;
+        int64_t o = b * t->block_size;
+        qs_ksearch_block(type, x + o, qw ? qw + o : NULL, &s);
+        qs_kfinish_block(type, x + o, qw ? qw + o : NULL, &s, (uint8_t *)vy + b * t->type_size);
+    }
+}
+
+#define SEARCHED_ROW(name, type) \
+    void name(const float *x, void *y, int64_t n, const float *qw) { searched_row(type, x, y, n, qw); }
+SEARCHED_ROW(qs_q2k_quantize_row, QS_TYPE_Q2_K)
+SEARCHED_ROW(qs_q3k_quantize_row, QS_TYPE_Q3_K)
+SEARCHED_ROW(qs_q4k_quantize_row, QS_TYPE_Q4_K)
+SEARCHED_ROW(qs_q5k_quantize_row, QS_TYPE_Q5_K)
+SEARCHED_ROW(qs_q6k_quantize_row, QS_TYPE_Q6_K)
+SEARCHED_ROW(qs_iq4nl_quantize_row, QS_TYPE_IQ4_NL)
+SEARCHED_ROW(qs_iq4xs_quantize_row, QS_TYPE_IQ4_XS)
+#undef SEARCHED_ROW
+
+void qs_q8k_quantize_row(const float *x, void *vy, int64_t n, const float *qw)
+{
+    (void)qw;
+    qs_block_q8_k *y = vy;
+    for (int64_t b = 0; b < n / 256; b++, x += 256) {
+        float amax, max = signed_max(x, 256, &amax);
+        memset(&y[b], 0, sizeof y[b]);
+        if (amax == 0) continue;
+        float iscale = -127.f / max;
+        for (int j = 0; j < 256; j++) y[b].qs[j] = (int8_t)MINI(127, qs_nearest_int(iscale * x[j]));
+        for (int j = 0; j < 16; j++)
+            for (int i = 0; i < 16; i++) y[b].bsums[j] = (int16_t)(y[b].bsums[j] + y[b].qs[16 * j + i]);
+        y[b].d = 1 / iscale;
     }
 }
 
@@ -853,11 +909,56 @@ typedef struct qjob {
     const float *src, *imatrix;
     uint8_t *dst;
     int64_t n_per_row, row_bytes;
+    bool simd;
 } qjob;
+
+bool qs_ksearch_simd_available(void)
+{
+    static int ok = -1;
+    if (ok < 0) __atomic_store_n(&ok, __builtin_cpu_supports("avx2") ? 1 : 0, __ATOMIC_RELAXED);
+    return ok == 1;
+}
+
+static bool is_searched(int type)
+{
+    return type == QS_TYPE_Q2_K || type == QS_TYPE_Q3_K || type == QS_TYPE_Q4_K || type == QS_TYPE_Q5_K ||
+           type == QS_TYPE_Q6_K || type == QS_TYPE_IQ4_NL || type == QS_TYPE_IQ4_XS;
+}
+
+/* searched types on SIMD: the blocks of rows r0…r1, eight at a time, then finished one by one */
+static void searched_rows_simd(const qjob *j, int64_t r0, int64_t r1)
+{
+    const qs_type_info *t = qs_type_get(j->type);
+    int64_t nb = j->n_per_row / t->block_size, total = (r1 - r0) * nb, b = 0;
+    qs_ksearch s[8];
+    const float *x[8], *qw[8];
+    for (; b + 8 <= total; b += 8) {
+        for (int l = 0; l < 8; l++) {
+            int64_t r = r0 + (b + l) / nb, o = (b + l) % nb * t->block_size;
+            x[l] = j->src + r * j->n_per_row + o;
+            qw[l] = j->imatrix ? j->imatrix + o : NULL;
+        }
+        qs_ksearch_block8(j->type, x, qw, s);
+        for (int l = 0; l < 8; l++) {
+            int64_t r = r0 + (b + l) / nb, bi = (b + l) % nb;
+            qs_kfinish_block(j->type, x[l], qw[l], &s[l], j->dst + r * j->row_bytes + bi * t->type_size);
+        }
+    }
+    for (; b < total; b++) {
+        int64_t r = r0 + b / nb, o = b % nb * t->block_size;
+        const float *xb = j->src + r * j->n_per_row + o, *q = j->imatrix ? j->imatrix + o : NULL;
+        qs_ksearch_block(j->type, xb, q, &s[0]);
+        qs_kfinish_block(j->type, xb, q, &s[0], j->dst + r * j->row_bytes + b % nb * t->type_size);
+    }
+}
 
 static void quantize_rows(void *ctx, int64_t r0, int64_t r1)
 {
     const qjob *j = ctx;
+    if (j->simd && is_searched(j->type)) {
+        searched_rows_simd(j, r0, r1);
+        return;
+    }
     row_fn fn = row_function(j->type);
     for (int64_t r = r0; r < r1; r++) {
         const float *x = j->src + r * j->n_per_row;
@@ -906,7 +1007,7 @@ int qs_ggml_quantize(int type, const float *src, void *dst, int64_t nrows, int64
         if (!isfinite(src[i]))
             return qs_err_set(err, QS_E_INPUT, "row %lld, column %lld is not finite", (long long)(i / n_per_row),
                               (long long)(i % n_per_row));
-    qjob job = {type, src, imatrix, dst, n_per_row, rb};
+    qjob job = {type, src, imatrix, dst, n_per_row, rb, qs_ksearch_simd_available() && !getenv("QS_NO_SIMD")};
     qs_parallel_for(nrows, 16, n_threads, quantize_rows, &job);
     return validate(type, dst, nrows, rb, err);
 }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/ggml_ksearch.h"
 #include "core/ggml_quants.h"
 #include "core/ggml_types.h"
 #include "core/gguf.h"
@@ -181,4 +182,47 @@ Test(ggml_quants, bad_shapes_and_values_are_errors)
     cr_assert_lt(qs_ggml_quantize(QS_TYPE_Q8_0, x, out, 1, 64, NULL, 1, &err), 0);
     cr_assert(strstr(err.msg, "block 0: q8_0 scale overflows float16"), "%s", err.msg);
     cr_assert_lt(qs_ggml_quantize(QS_TYPE_IQ2_XXS, x, out, 1, 256, NULL, 1, &err), 0);
+}
+
+/* The 8-lane searches must give the scalar bytes, degenerate blocks included: zero blocks,
+ * constants, exact magnitude ties, values near 1e-15, single spikes, mixed scales. */
+Test(ggml_quants, simd_search_equals_scalar)
+{
+    if (!qs_ksearch_simd_available()) cr_skip_test("this CPU has no AVX2: only the scalar path exists");
+    enum { R = 64, C = 512 };
+    static float x[R * C], qw[C];
+    static uint8_t a[R * C * 2], b[R * C * 2];
+    uint64_t s = 12345;
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++) {
+            s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+            float u = (float)((double)(s >> 11) / 9007199254740992.0 - 0.5);
+            float v;
+            switch (r % 8) {
+            case 0: v = 0; break;                                 /* all zero */
+            case 1: v = 0.25f; break;                             /* constant */
+            case 2: v = c % 2 ? 0.5f : -0.5f; break;              /* equal magnitudes of both signs */
+            case 3: v = u * 1e-15f; break;                        /* near the epsilon */
+            case 4: v = c == 37 ? 100.0f : u * 0.01f; break;      /* one spike */
+            case 5: v = u * (c % 32 < 16 ? 1e-4f : 1.0f); break;  /* mixed scales */
+            case 6: v = c % 16 == 0 ? 0 : u; break;               /* sparse-ish */
+            default: v = u * (1 + c % 5); break;
+            }
+            x[r * C + c] = v;
+        }
+    for (int c = 0; c < C; c++) qw[c] = c % 11 == 0 ? 0.0f : 0.1f + (float)(c % 13);
+    int types[] = {QS_TYPE_Q2_K, QS_TYPE_Q3_K, QS_TYPE_Q4_K, QS_TYPE_Q5_K, QS_TYPE_Q6_K, QS_TYPE_IQ4_NL, QS_TYPE_IQ4_XS};
+    for (size_t k = 0; k < sizeof types / sizeof *types; k++)
+        for (int im = 0; im < 2; im++) {
+            qs_err e1 = {0}, e2 = {0};
+            setenv("QS_NO_SIMD", "1", 1);
+            int r1 = qs_ggml_quantize(types[k], x, a, R, C, im ? qw : NULL, 2, &e1);
+            unsetenv("QS_NO_SIMD");
+            int r2 = qs_ggml_quantize(types[k], x, b, R, C, im ? qw : NULL, 2, &e2);
+            cr_assert_eq(r1, r2, "%s: %s / %s", qs_type_name(types[k]), e1.msg, e2.msg);
+            int64_t rb = qs_type_row_bytes(types[k], C);
+            for (int r = 0; r < R; r++)
+                cr_expect_eq(memcmp(a + r * rb, b + r * rb, (size_t)rb), 0, "%s%s row %d (pattern %d) differs",
+                             qs_type_name(types[k]), im ? " imatrix" : "", r, r % 8);
+        }
 }
