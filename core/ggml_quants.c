@@ -994,6 +994,14 @@ static int validate(int type, const uint8_t *dst, int64_t nrows, int64_t row_byt
     return 0;
 }
 
+void qs_ggml_quantize_rows_raw(int type, const float *src, void *dst, int64_t nrows, int64_t n_per_row,
+                               const float *imatrix, int n_threads)
+{
+    qjob job = {type, src, imatrix, dst, n_per_row, qs_type_row_bytes(type, n_per_row),
+                qs_ksearch_simd_available() && !getenv("QS_NO_SIMD")};
+    qs_parallel_for(nrows, 16, n_threads, quantize_rows, &job);
+}
+
 int qs_ggml_quantize(int type, const float *src, void *dst, int64_t nrows, int64_t n_per_row,
                      const float *imatrix, int n_threads, qs_err *err)
 {
@@ -1007,7 +1015,6 @@ int qs_ggml_quantize(int type, const float *src, void *dst, int64_t nrows, int64
         if (!isfinite(src[i]))
             return qs_err_set(err, QS_E_INPUT, "row %lld, column %lld is not finite", (long long)(i / n_per_row),
                               (long long)(i % n_per_row));
-    qjob job = {type, src, imatrix, dst, n_per_row, rb, qs_ksearch_simd_available() && !getenv("QS_NO_SIMD")};
-    qs_parallel_for(nrows, 16, n_threads, quantize_rows, &job);
+    qs_ggml_quantize_rows_raw(type, src, dst, nrows, n_per_row, imatrix, n_threads);
     return validate(type, dst, nrows, rb, err);
 }

@@ -40,6 +40,11 @@ bool qs_ggml_can_quantize(int type);
 int qs_ggml_quantize(int type, const float *src, void *dst, int64_t nrows, int64_t n_per_row,
                      const float *imatrix, int n_threads, qs_err *err);
 
+/* The same without the checks (finite input, finite stored scales): ggml_quantize_chunk's
+ * behaviour, for reference comparisons. */
+void qs_ggml_quantize_rows_raw(int type, const float *src, void *dst, int64_t nrows, int64_t n_per_row,
+                               const float *imatrix, int n_threads);
+
 /* ggml's nearest_int: round half to even for |v| <= 4194303 (spec §3.3). */
 static inline int qs_nearest_int(float v)
 {

@@ -226,3 +226,64 @@ Test(ggml_quants, simd_search_equals_scalar)
                              qs_type_name(types[k]), im ? " imatrix" : "", r, r % 8);
         }
 }
+
+/* golden/ggml-edge: degenerate and boundary rows quantized by ggml_quantize_chunk, for every
+ * type in golden.types, without and with each importance vector */
+Test(ggml_quants, edge_rows_byte_identical)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/ggml-edge", tu_golden_dir());
+    int n = 0;
+    char **files = tu_list(dir, ".gguf", 0, &n);
+    if (!n) cr_skip_test("no files in %s", dir);
+    int compared = 0;
+    for (char **f = files; *f; f++) {
+        qs_err err = {0};
+        qs_gguf *g = qs_gguf_open(*f, &err);
+        cr_assert_not_null(g, "%s", err.msg);
+        const qs_gguf_tensor *x = qs_gguf_find_tensor(g, "x");
+        const qs_gguf_kv *types = qs_gguf_get_kv(g, "golden.types"), *ims = qs_gguf_get_kv(g, "golden.imatrix_names"),
+                         *rows = qs_gguf_get_kv(g, "golden.row_names");
+        cr_assert(x && types && ims);
+        int64_t R = x->ne[1], C = x->ne[0];
+        for (uint64_t t = 0; t < types->n; t++) {
+            size_t len;
+            const char *tn = qs_gguf_kv_arr_str(types, t, &len);
+            char tname[32], name[96];
+            snprintf(tname, sizeof tname, "%.*s", (int)len, tn);
+            int type = qs_type_from_name(tname);
+            cr_assert_geq(type, 0, "unknown type %s", tname);
+            for (int64_t k = -1; k < (int64_t)ims->n; k++) {
+                const float *qw = NULL;
+                if (k < 0) snprintf(name, sizeof name, "q.%s", tname);
+                else {
+                    const char *in = qs_gguf_kv_arr_str(ims, (uint64_t)k, &len);
+                    snprintf(name, sizeof name, "q.%s.imatrix.%.*s", tname, (int)len, in);
+                    char iname[64];
+                    snprintf(iname, sizeof iname, "imatrix.%.*s", (int)len, in);
+                    const qs_gguf_tensor *it = qs_gguf_find_tensor(g, iname);
+                    cr_assert_not_null(it, "%s", iname);
+                    qw = (const float *)it->data;
+                }
+                const qs_gguf_tensor *want = qs_gguf_find_tensor(g, name);
+                if (!want) continue;
+                int64_t rb = qs_type_row_bytes(type, C);
+                cr_assert_eq((int64_t)want->nbytes, rb * R, "%s size", name);
+                uint8_t *out = malloc(want->nbytes);
+                qs_ggml_quantize_rows_raw(type, (const float *)x->data, out, R, C, qw, 2);
+                for (int64_t r = 0; r < R; r++) {
+                    size_t rl;
+                    const char *rn = rows ? qs_gguf_kv_arr_str(rows, (uint64_t)r, &rl) : "";
+                    cr_expect_eq(memcmp(out + r * rb, want->data + r * rb, (size_t)rb), 0, "%s row %lld (%.*s) differs",
+                                 name, (long long)r, (int)(rows ? rl : 0), rn);
+                }
+                free(out);
+                compared++;
+            }
+        }
+        qs_gguf_close(g);
+    }
+    cr_log_info("edge tensors compared: %d", compared);
+    cr_assert_gt(compared, 0);
+    tu_free_list(files);
+}
