@@ -1,0 +1,282 @@
+/* core/infer.c — llama forward pass. Shapes in comments are [rows][cols] of row-major float
+ * matrices; a weight W of GGUF ne = [in, out] is W[out][in] and y = x·Wᵀ. */
+#include "infer.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct wmat {
+    const qs_tensor *t;
+    float *w;            /* [rows][cols] */
+    int64_t rows, cols;
+} wmat;
+
+typedef struct layer {
+    wmat attn_norm;      /* [1][E] */
+    wmat wq, wk, wv;     /* [H·D][E], [Hkv·D][E], [Hkv·D][E] */
+    wmat bq, bk, bv;     /* optional biases [1][H·D] … */
+    wmat wo;             /* [E][H·D] */
+    wmat ffn_norm;       /* [1][E] */
+    wmat w_gate, w_up;   /* [F][E] */
+    wmat w_down;         /* [E][F] */
+} layer;
+
+struct qs_llm {
+    qs_hparams hp;
+    int n_ctx, E, H, Hkv, D, F, V, L;
+    wmat tok_embd;       /* [V][E] */
+    wmat output_norm;    /* [1][E] */
+    wmat output;         /* [V][E] (token_embd when tied) */
+    layer *layers;
+    float *kcache, *vcache; /* [L][n_ctx][Hkv·D] */
+    wmat **all;          /* every wmat, for set_weights */
+    int n_all;
+};
+
+static int load_w(const qs_model *m, const char *name, int64_t rows, int64_t cols, bool optional, wmat *out, qs_err *err)
+{
+    memset(out, 0, sizeof *out);
+    const qs_tensor *t = qs_model_find_tensor(m, name);
+    if (!t) return optional ? 0 : qs_err_set(err, QS_E_INPUT, "missing tensor %s", name);
+    if (t->ne[0] != cols || qs_tensor_nrows(t) != rows)
+        return qs_err_set(err, QS_E_INPUT, "tensor %s has %lld × %lld values, expected %lld × %lld", name,
+                          (long long)qs_tensor_nrows(t), (long long)t->ne[0], (long long)rows, (long long)cols);
+    out->t = t;
+    out->rows = rows;
+    out->cols = cols;
+    out->w = malloc((size_t)(rows * cols) * sizeof *out->w);
+    if (!out->w) return qs_err_set(err, QS_E_OOM, "out of memory for %s", name);
+    return qs_tensor_read_rows(t, 0, rows, out->w, err);
+}
+
+static int load_layer(qs_llm *l, const qs_model *m, int i, qs_err *err)
+{
+    layer *y = &l->layers[i];
+    char n[96];
+    int64_t E = l->E, QD = (int64_t)l->H * l->D, KD = (int64_t)l->Hkv * l->D, F = l->F;
+    struct { const char *s; wmat *w; int64_t r, c; bool opt; } spec[] = {
+        {"attn_norm.weight", &y->attn_norm, 1, E, false}, {"attn_q.weight", &y->wq, QD, E, false},
+        {"attn_k.weight", &y->wk, KD, E, false}, {"attn_v.weight", &y->wv, KD, E, false},
+        {"attn_q.bias", &y->bq, 1, QD, true}, {"attn_k.bias", &y->bk, 1, KD, true},
+        {"attn_v.bias", &y->bv, 1, KD, true}, {"attn_output.weight", &y->wo, E, QD, false},
+        {"ffn_norm.weight", &y->ffn_norm, 1, E, false}, {"ffn_gate.weight", &y->w_gate, F, E, false},
+        {"ffn_up.weight", &y->w_up, F, E, false}, {"ffn_down.weight", &y->w_down, E, F, false}};
+    for (size_t k = 0; k < sizeof spec / sizeof *spec; k++) {
+        snprintf(n, sizeof n, "blk.%d.%s", i, spec[k].s);
+        int rc = load_w(m, n, spec[k].r, spec[k].c, spec[k].opt, spec[k].w, err);
+        if (rc) return rc;
+        if (spec[k].w->w) l->all[l->n_all++] = spec[k].w;
+    }
+    return 0;
+}
+
+qs_llm *qs_llm_new(const qs_model *m, int n_ctx, qs_err *err)
+{
+    const qs_hparams *hp = &m->hp;
+    if (!hp->supported) {
+        qs_err_set(err, QS_E_UNSUPPORTED, "cannot run this model: %s", hp->unsupported_why);
+        return NULL;
+    }
+    if (n_ctx < 1 || n_ctx > (1 << 20)) {
+        qs_err_set(err, QS_E_USAGE, "context length %d out of range", n_ctx);
+        return NULL;
+    }
+    qs_llm *l = calloc(1, sizeof *l);
+    if (!l) {
+        qs_err_set(err, QS_E_OOM, "out of memory");
+        return NULL;
+    }
+    l->hp = *hp;
+    l->n_ctx = n_ctx;
+    l->E = (int)hp->n_embd, l->H = (int)hp->n_head, l->Hkv = (int)hp->n_head_kv, l->D = (int)hp->head_dim;
+    l->F = (int)hp->n_ff, l->V = (int)hp->n_vocab, l->L = (int)hp->n_layer;
+    l->layers = calloc((size_t)l->L, sizeof *l->layers);
+    l->all = calloc((size_t)(12 * l->L + 3), sizeof *l->all);
+    size_t kv = (size_t)l->L * (size_t)n_ctx * (size_t)l->Hkv * (size_t)l->D;
+    l->kcache = calloc(kv, sizeof(float));
+    l->vcache = calloc(kv, sizeof(float));
+    int rc = (!l->layers || !l->all || !l->kcache || !l->vcache) ? qs_err_set(err, QS_E_OOM, "out of memory") : 0;
+    if (!rc) rc = load_w(m, "token_embd.weight", l->V, l->E, false, &l->tok_embd, err);
+    if (!rc) rc = load_w(m, "output_norm.weight", 1, l->E, false, &l->output_norm, err);
+    if (!rc) rc = load_w(m, "output.weight", l->V, l->E, true, &l->output, err);
+    if (!rc) {
+        l->all[l->n_all++] = &l->tok_embd;
+        l->all[l->n_all++] = &l->output_norm;
+        if (l->output.w) l->all[l->n_all++] = &l->output;
+    }
+    for (int i = 0; !rc && i < l->L; i++) rc = load_layer(l, m, i, err);
+    if (rc) {
+        qs_llm_free(l);
+        return NULL;
+    }
+    return l;
+}
+
+void qs_llm_free(qs_llm *l)
+{
+    if (!l) return;
+    for (int i = 0; i < l->n_all; i++) free(l->all[i]->w);
+    free(l->all);
+    free(l->layers);
+    free(l->kcache);
+    free(l->vcache);
+    free(l);
+}
+
+int qs_llm_n_ctx(const qs_llm *l) { return l->n_ctx; }
+int qs_llm_n_vocab(const qs_llm *l) { return l->V; }
+void qs_llm_reset(qs_llm *l) { (void)l; /* positions are overwritten before they are read */ }
+
+int qs_llm_set_weights(qs_llm *l, const char *name, const float *w, qs_err *err)
+{
+    for (int i = 0; i < l->n_all; i++) {
+        wmat *m = l->all[i];
+        if (strcmp(m->t->name, name) && strcmp(m->t->gguf_name, name)) continue;
+        memcpy(m->w, w, (size_t)(m->rows * m->cols) * sizeof *w);
+        return 0;
+    }
+    return qs_err_set(err, QS_E_USAGE, "the model uses no tensor named %s", name);
+}
+
+/* ---- operations ---- */
+
+static void rmsnorm(const float *x, const float *g, float *y, int T, int E, float eps)
+{
+    for (int t = 0; t < T; t++) {
+        const float *xr = x + (size_t)t * E;
+        double sum = 0;
+        for (int i = 0; i < E; i++) sum += (double)(xr[i] * xr[i]);
+        float mean = (float)(sum / E), scale = 1.0f / sqrtf(mean + eps);
+        for (int i = 0; i < E; i++) y[(size_t)t * E + i] = xr[i] * scale * g[i];
+    }
+}
+
+/* y[T][out] = x[T][in] · W[out][in]ᵀ (+ bias) */
+static void matmul(const float *x, const wmat *W, const wmat *bias, float *y, int T)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)W->rows, (int)W->cols, 1.0f, x, (int)W->cols, W->w,
+                (int)W->cols, 0.0f, y, (int)W->rows);
+    if (bias && bias->w)
+        for (int t = 0; t < T; t++)
+            for (int64_t o = 0; o < W->rows; o++) y[(size_t)t * W->rows + o] += bias->w[o];
+}
+
+/* rotary embedding of n_heads heads of D values at position pos (n_rot leading dims) */
+static void rope(float *v, int n_heads, int D, int n_rot, int pos, float base, bool neox)
+{
+    float theta_scale = powf(base, -2.0f / (float)n_rot);
+    float cs[1024][2];
+    float theta = (float)pos;
+    for (int i = 0; i < n_rot / 2; i++) {
+        cs[i][0] = cosf(theta);
+        cs[i][1] = sinf(theta);
+        theta *= theta_scale;
+    }
+    for (int h = 0; h < n_heads; h++) {
+        float *x = v + (size_t)h * D;
+        for (int i = 0; i < n_rot / 2; i++) {
+            int a = neox ? i : 2 * i, b = neox ? i + n_rot / 2 : 2 * i + 1;
+            float x0 = x[a], x1 = x[b];
+            x[a] = x0 * cs[i][0] - x1 * cs[i][1];
+            x[b] = x0 * cs[i][1] + x1 * cs[i][0];
+        }
+    }
+}
+
+static void attention(const qs_llm *l, int layer_i, const float *q, float *out, int T, int pos0)
+{
+    int D = l->D, KD = l->Hkv * l->D, group = l->H / l->Hkv;
+    const float *kc = l->kcache + (size_t)layer_i * l->n_ctx * KD, *vc = l->vcache + (size_t)layer_i * l->n_ctx * KD;
+    float scale = 1.0f / sqrtf((float)D);
+    float *att = malloc((size_t)(pos0 + T) * sizeof *att);
+    for (int t = 0; t < T; t++)
+        for (int h = 0; h < l->H; h++) {
+            const float *qh = q + (size_t)t * l->H * D + (size_t)h * D;
+            int kvh = h / group, npos = pos0 + t + 1;
+            float mx = -INFINITY;
+            for (int p = 0; p < npos; p++) {
+                const float *k = kc + (size_t)p * KD + (size_t)kvh * D;
+                float s = 0;
+                for (int i = 0; i < D; i++) s += qh[i] * k[i];
+                att[p] = s * scale;
+                mx = fmaxf(mx, att[p]);
+            }
+            double sum = 0;
+            for (int p = 0; p < npos; p++) {
+                att[p] = expf(att[p] - mx);
+                sum += att[p];
+            }
+            float inv = (float)(1.0 / sum), *o = out + (size_t)t * l->H * D + (size_t)h * D;
+            memset(o, 0, (size_t)D * sizeof *o);
+            for (int p = 0; p < npos; p++) {
+                const float *v = vc + (size_t)p * KD + (size_t)kvh * D;
+                float a = att[p] * inv;
+                for (int i = 0; i < D; i++) o[i] += a * v[i];
+            }
+        }
+    free(att);
+}
+
+static void layer_forward(qs_llm *l, int li, float *x, int T, int pos0, float *buf)
+{
+    const layer *y = &l->layers[li];
+    int E = l->E, QD = l->H * l->D, KD = l->Hkv * l->D, F = l->F;
+    float *xn = buf, *q = xn + (size_t)T * E, *k = q + (size_t)T * QD, *v = k + (size_t)T * KD;
+    float *att = v + (size_t)T * KD, *o = att + (size_t)T * QD, *g = o + (size_t)T * E, *u = g + (size_t)T * F;
+    bool neox = l->hp.rope_style == QS_ROPE_NEOX;
+    rmsnorm(x, y->attn_norm.w, xn, T, E, l->hp.norm_eps);
+    matmul(xn, &y->wq, &y->bq, q, T);
+    matmul(xn, &y->wk, &y->bk, k, T);
+    matmul(xn, &y->wv, &y->bv, v, T);
+    float *kc = l->kcache + (size_t)li * l->n_ctx * KD, *vc = l->vcache + (size_t)li * l->n_ctx * KD;
+    for (int t = 0; t < T; t++) {
+        rope(q + (size_t)t * QD, l->H, l->D, (int)l->hp.n_rot, pos0 + t, l->hp.rope_base, neox);
+        rope(k + (size_t)t * KD, l->Hkv, l->D, (int)l->hp.n_rot, pos0 + t, l->hp.rope_base, neox);
+        memcpy(kc + (size_t)(pos0 + t) * KD, k + (size_t)t * KD, (size_t)KD * sizeof *k);
+        memcpy(vc + (size_t)(pos0 + t) * KD, v + (size_t)t * KD, (size_t)KD * sizeof *v);
+    }
+    attention(l, li, q, att, T, pos0);
+    matmul(att, &y->wo, NULL, o, T);
+    for (size_t i = 0; i < (size_t)T * E; i++) x[i] += o[i];
+    rmsnorm(x, y->ffn_norm.w, xn, T, E, l->hp.norm_eps);
+    matmul(xn, &y->w_gate, NULL, g, T);
+    matmul(xn, &y->w_up, NULL, u, T);
+    for (size_t i = 0; i < (size_t)T * F; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    matmul(g, &y->w_down, NULL, o, T);
+    for (size_t i = 0; i < (size_t)T * E; i++) x[i] += o[i];
+}
+
+int qs_llm_eval(qs_llm *l, const int32_t *tokens, int n, int pos0, float *logits, qs_err *err)
+{
+    if (n <= 0 || pos0 < 0 || pos0 + n > l->n_ctx)
+        return qs_err_set(err, QS_E_USAGE, "positions %d…%d outside the context of %d", pos0, pos0 + n - 1, l->n_ctx);
+    if ((int)l->hp.n_rot > 2048 || (int)l->hp.n_rot > l->D)
+        return qs_err_set(err, QS_E_UNSUPPORTED, "rotary dimension %u", l->hp.n_rot);
+    int E = l->E, QD = l->H * l->D, KD = l->Hkv * l->D;
+    size_t per_t = (size_t)E * 3 + (size_t)QD * 2 + (size_t)KD * 2 + (size_t)l->F * 2;
+    float *x = malloc((size_t)n * E * sizeof *x), *buf = malloc((size_t)n * per_t * sizeof *buf);
+    if (!x || !buf) {
+        free(x);
+        free(buf);
+        return qs_err_set(err, QS_E_OOM, "out of memory");
+    }
+    for (int t = 0; t < n; t++) {
+        if (tokens[t] < 0 || tokens[t] >= l->V) {
+            free(x);
+            free(buf);
+            return qs_err_set(err, QS_E_INPUT, "token id %d outside the vocabulary of %d", tokens[t], l->V);
+        }
+        memcpy(x + (size_t)t * E, l->tok_embd.w + (size_t)tokens[t] * E, (size_t)E * sizeof *x);
+    }
+    for (int li = 0; li < l->L; li++) layer_forward(l, li, x, n, pos0, buf);
+    if (logits) {
+        rmsnorm(x, l->output_norm.w, buf, n, E, l->hp.norm_eps);
+        matmul(buf, l->output.w ? &l->output : &l->tok_embd, NULL, logits, n);
+    }
+    free(x);
+    free(buf);
+    return 0;
+}

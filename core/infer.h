@@ -1,0 +1,30 @@
+/* core/infer.h — the llama-family forward pass (CPU, OpenBLAS sgemm + pthreads).
+ *
+ * qs_llm holds every weight as a float matrix (the file's type dequantized once, or the
+ * output of a quantizer set through qs_llm_set_weights, which touches only that tensor) and
+ * a KV cache of n_ctx positions. qs_llm_eval runs a batch of tokens at positions
+ * pos0 … pos0+n−1 and returns the logits of each. Numerics follow llama.cpp: float32
+ * activations, RMSNorm sum of squares in double, rotary angles by repeated multiplication,
+ * adjacent-pair (norm) or half-split (neox) rotation, causal grouped-query attention, SwiGLU. */
+#ifndef QS_INFER_H
+#define QS_INFER_H
+
+#include <stdint.h>
+
+#include "err.h"
+#include "model.h"
+
+typedef struct qs_llm qs_llm;
+
+qs_llm *qs_llm_new(const qs_model *m, int n_ctx, qs_err *err);
+void qs_llm_free(qs_llm *l);
+int qs_llm_n_ctx(const qs_llm *l);
+int qs_llm_n_vocab(const qs_llm *l);
+/* Replaces one weight (by file or GGUF name) with rows × cols floats of the same shape. */
+int qs_llm_set_weights(qs_llm *l, const char *name, const float *w, qs_err *err);
+/* Forgets the KV cache. */
+void qs_llm_reset(qs_llm *l);
+/* logits: n × n_vocab floats (all positions), or NULL to skip the output projection. */
+int qs_llm_eval(qs_llm *l, const int32_t *tokens, int n, int pos0, float *logits, qs_err *err);
+
+#endif
