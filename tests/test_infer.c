@@ -99,3 +99,99 @@ Test(infer, greedy_ids_from_bos)
     qs_llm_free(l);
     qs_model_close(m);
 }
+
+#include <cjson/cJSON.h>
+
+#include "core/eval.h"
+#include "core/gguf.h"
+#include "core/tokenizer.h"
+
+/* every case of golden/ppl/expected.json within 0.1 % */
+Test(infer, perplexity_matches_llama_perplexity, .timeout = 600)
+{
+    char dir[4096], p[8192];
+    snprintf(dir, sizeof dir, "%s/ppl", tu_golden_dir());
+    snprintf(p, sizeof p, "%s/expected.json", dir);
+    size_t n;
+    uint8_t *js = tu_read(p, &n);
+    if (!js) cr_skip_test("%s missing", p);
+    cJSON *root = cJSON_ParseWithLength((const char *)js, n);
+    cr_assert_not_null(root);
+    const cJSON *c;
+    int checked = 0;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(root, "cases"))
+    {
+        const char *model = cJSON_GetObjectItem(c, "model")->valuestring, *text = cJSON_GetObjectItem(c, "text")->valuestring;
+        int ctx = cJSON_GetObjectItem(c, "ctx")->valueint, chunks = cJSON_GetObjectItem(c, "chunks")->valueint;
+        double want = cJSON_GetObjectItem(c, "ppl")->valuedouble;
+        snprintf(p, sizeof p, "%s/%s", tu_models_dir(), model);
+        qs_err err = {0};
+        qs_model *m = qs_model_open(p, &err);
+        if (!m) {
+            cr_log_warn("skipping %s: %s", p, err.msg);
+            continue;
+        }
+        snprintf(p, sizeof p, "%s/%s", dir, text);
+        size_t tl;
+        uint8_t *t = tu_read(p, &tl);
+        cr_assert_not_null(t, "%s", p);
+        qs_vocab *v = qs_vocab_load(m->gguf, &err);
+        qs_llm *l = qs_llm_new(m, ctx, &err);
+        cr_assert(v && l, "%s", err.msg);
+        qs_ppl r;
+        cr_assert_eq(qs_perplexity(l, v, (const char *)t, tl, ctx, chunks, NULL, &r, &err), 0, "%s", err.msg);
+        cr_expect_lt(fabs(r.ppl / want - 1), 1e-3, "%s: PPL %.4f, llama.cpp %.4f", model, r.ppl, want);
+        cr_log_info("%s: PPL %.4f +/- %.5f (llama.cpp %.4f)", model, r.ppl, r.ppl_err, want);
+        checked++;
+        qs_llm_free(l);
+        qs_vocab_free(v);
+        free(t);
+        qs_model_close(m);
+    }
+    cr_assert_gt(checked, 0);
+    cJSON_Delete(root);
+    free(js);
+}
+
+/* golden/ppl/README.md: llama-simple -n 48 greedy continuations (F32) */
+Test(infer, greedy_generation_matches_llama_simple)
+{
+    qs_model *m = stories();
+    qs_err err = {0};
+    qs_vocab *v = qs_vocab_load(m->gguf, &err);
+    qs_llm *l = qs_llm_new(m, 256, &err);
+    cr_assert(v && l, "%s", err.msg);
+    const char *cases[][2] = {
+        {"Once upon a time", "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. "
+                             "One day, she saw a big, red ball. She wanted to play with it,"},
+        {"Lily and Ben went to the park", "Lily and Ben went to the park. They saw a big box with a big box. They wanted to "
+                                          "play with it. They wanted to play with the box. They wanted to play with the box.\n\"L"}};
+    for (int k = 0; k < 2; k++) {
+        int32_t ids[512];
+        int32_t *pt;
+        int64_t n;
+        cr_assert_eq(qs_tokenize(v, cases[k][0], strlen(cases[k][0]), true, false, &pt, &n, &err), 0);
+        memcpy(ids, pt, (size_t)n * sizeof *ids);
+        free(pt);
+        int V = qs_llm_n_vocab(l);
+        float *logits = malloc(sizeof(float) * (size_t)V * (size_t)n);
+        cr_assert_eq(qs_llm_eval(l, ids, (int)n, 0, logits, &err), 0);
+        const float *last = logits + (size_t)(n - 1) * V;
+        int total = (int)n + 48;
+        for (int pos = (int)n; pos < total; pos++) {
+            int best = 0;
+            for (int i = 1; i < V; i++)
+                if (last[i] > last[best]) best = i;
+            ids[pos] = best;
+            cr_assert_eq(qs_llm_eval(l, &ids[pos], 1, pos, logits, &err), 0);
+            last = logits;
+        }
+        char *text = qs_detokenize(v, ids, total, true, false);
+        cr_expect(strncmp(text + 1, cases[k][1], strlen(cases[k][1])) == 0, "got: %s", text);
+        free(text);
+        free(logits);
+    }
+    qs_llm_free(l);
+    qs_vocab_free(v);
+    qs_model_close(m);
+}

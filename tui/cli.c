@@ -20,6 +20,10 @@ static const command commands[] = {
     {"quant", qs_cli_quant, "quant MODEL TENSOR --method NAME [knobs] [--imatrix F] [--out F] | --compare\n"
                             "                                  quantize one tensor: bpw and error metrics"},
     {"methods", qs_cli_methods, "methods                         quantization methods, knobs and ranges"},
+    {"tokenize", qs_cli_tokenize, "tokenize MODEL TEXT [--no-bos] [--parse-special]   token ids and pieces"},
+    {"generate", qs_cli_generate, "generate MODEL -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--seed S]\n"
+                                  "                                  continue a prompt (greedy with --temp 0)"},
+    {"ppl", qs_cli_ppl, "ppl MODEL --text FILE [--ctx N] [--chunks N]   perplexity like llama-perplexity"},
     {"devices", qs_cli_devices, "devices                         CPU cores and CUDA devices"},
 };
 

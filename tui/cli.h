@@ -14,6 +14,9 @@ int qs_cli_dump(int argc, char **argv);
 int qs_cli_devices(int argc, char **argv);
 int qs_cli_quant(int argc, char **argv);
 int qs_cli_methods(int argc, char **argv);
+int qs_cli_tokenize(int argc, char **argv);
+int qs_cli_generate(int argc, char **argv);
+int qs_cli_ppl(int argc, char **argv);
 
 /* Prints "quantscope: WHAT: msg" and returns the exit status for err's code. */
 int qs_cli_fail(const char *what, const qs_err *err);

@@ -1,0 +1,200 @@
+/* tui/cli_infer.c — `quantscope tokenize`, `generate` and `ppl`. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/eval.h"
+#include "core/fileio.h"
+#include "core/gguf.h"
+#include "core/infer.h"
+#include "core/model.h"
+#include "core/sample.h"
+#include "core/tokenizer.h"
+#include "tui/cli.h"
+
+/* model + vocabulary, with the CLI's error reporting */
+static int open_with_vocab(const char *path, qs_model **m, qs_vocab **v)
+{
+    qs_err err = {0};
+    *v = NULL;
+    if (!(*m = qs_model_open(path, &err))) return qs_cli_fail(path, &err);
+    if (!(*m)->gguf) {
+        qs_model_close(*m);
+        return qs_cli_fail(path, &(qs_err){QS_E_UNSUPPORTED, "tokenizers are read from GGUF files only (so far)"});
+    }
+    if (!(*v = qs_vocab_load((*m)->gguf, &err))) {
+        qs_model_close(*m);
+        return qs_cli_fail(path, &err);
+    }
+    return QS_EXIT_OK;
+}
+
+int qs_cli_tokenize(int argc, char **argv)
+{
+    const char *path = NULL, *text = NULL;
+    bool bos = true, special = false;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--no-bos")) bos = false;
+        else if (!strcmp(argv[i], "--parse-special")) special = true;
+        else if (argv[i][0] == '-' && argv[i][1] == '-') return qs_cli_usage_error("tokenize: unknown option '%s'", argv[i]);
+        else if (!path) path = argv[i];
+        else if (!text) text = argv[i];
+        else return qs_cli_usage_error("tokenize: unexpected argument '%s'", argv[i]);
+    }
+    if (!path || !text) return qs_cli_usage_error("usage: quantscope tokenize MODEL TEXT [--no-bos] [--parse-special]");
+    qs_model *m;
+    qs_vocab *v;
+    int rc = open_with_vocab(path, &m, &v);
+    if (rc) return rc;
+    int32_t *ids;
+    int64_t n;
+    qs_err err = {0};
+    if (qs_tokenize(v, text, strlen(text), bos, special, &ids, &n, &err)) rc = qs_cli_fail(path, &err);
+    for (int64_t i = 0; !rc && i < n; i++) {
+        char piece[256];
+        size_t pl = qs_token_piece(v, ids[i], true, 0, piece, sizeof piece - 1);
+        piece[pl] = '\0';
+        printf("%8d  '", ids[i]);
+        for (size_t k = 0; k < pl; k++) (unsigned char)piece[k] < 32 ? printf("\\x%02x", (unsigned char)piece[k]) : putchar(piece[k]);
+        printf("'\n");
+    }
+    if (!rc) free(ids);
+    qs_vocab_free(v);
+    qs_model_close(m);
+    return rc;
+}
+
+typedef struct gen_opts {
+    const char *path, *prompt;
+    int n;
+    float temp, top_p;
+    int top_k;
+    unsigned long long seed;
+} gen_opts;
+
+static int parse_gen(int argc, char **argv, gen_opts *o)
+{
+    *o = (gen_opts){NULL, NULL, 64, 0.8f, 0.95f, 40, 42};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        bool next = i + 1 < argc;
+        if ((!strcmp(a, "-p") || !strcmp(a, "--prompt")) && next) o->prompt = argv[++i];
+        else if ((!strcmp(a, "-n") || !strcmp(a, "--n-predict")) && next) o->n = atoi(argv[++i]);
+        else if (!strcmp(a, "--temp") && next) o->temp = strtof(argv[++i], NULL);
+        else if (!strcmp(a, "--top-k") && next) o->top_k = atoi(argv[++i]);
+        else if (!strcmp(a, "--top-p") && next) o->top_p = strtof(argv[++i], NULL);
+        else if (!strcmp(a, "--seed") && next) o->seed = strtoull(argv[++i], NULL, 10);
+        else if (a[0] == '-') return qs_cli_usage_error("generate: unknown or incomplete option '%s'", a);
+        else if (!o->path) o->path = a;
+        else return qs_cli_usage_error("generate: unexpected argument '%s'", a);
+    }
+    if (!o->path || !o->prompt || o->n < 1)
+        return qs_cli_usage_error("usage: quantscope generate MODEL -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--seed S]");
+    return QS_EXIT_OK;
+}
+
+int qs_cli_generate(int argc, char **argv)
+{
+    gen_opts o;
+    int rc = parse_gen(argc, argv, &o);
+    if (rc) return rc;
+    qs_model *m;
+    qs_vocab *v;
+    if ((rc = open_with_vocab(o.path, &m, &v))) return rc;
+    qs_err err = {0};
+    int32_t *ids = NULL;
+    int64_t n = 0;
+    qs_llm *l = NULL;
+    int ctx = (int)(m->hp.n_ctx ? m->hp.n_ctx : 2048);
+    if (qs_tokenize(v, o.prompt, strlen(o.prompt), true, false, &ids, &n, &err) ||
+        !(l = qs_llm_new(m, ctx, &err)))
+        rc = qs_cli_fail(o.path, &err);
+    else if (n >= ctx)
+        rc = qs_cli_usage_error("generate: the prompt (%lld tokens) fills the context of %d", (long long)n, ctx);
+    if (!rc) {
+        int V = qs_llm_n_vocab(l), total = (int)n + o.n < ctx ? (int)n + o.n : ctx;
+        int32_t *hist = realloc(ids, (size_t)total * sizeof *hist);
+        float *logits = malloc((size_t)n * (size_t)V * sizeof *logits);
+        qs_sampler s;
+        qs_sampler_init(&s, o.temp, o.top_k, o.top_p, o.seed);
+        ids = hist;
+        fputs(o.prompt, stdout);
+        rc = qs_llm_eval(l, ids, (int)n, 0, logits, &err) ? qs_cli_fail(o.path, &err) : 0;
+        const float *last = logits + (size_t)(n - 1) * V;
+        for (int pos = (int)n; !rc && pos < total; pos++) {
+            int32_t t = qs_sample(&s, last, V, ids, pos);
+            if (qs_vocab_is_eog(v, t)) break;
+            ids[pos] = t;
+            char piece[256];
+            fwrite(piece, 1, qs_token_piece(v, t, false, 0, piece, sizeof piece), stdout);
+            fflush(stdout);
+            if (pos + 1 < total && qs_llm_eval(l, &t, 1, pos, logits, &err)) rc = qs_cli_fail(o.path, &err);
+            last = logits;
+        }
+        putchar('\n');
+        free(logits);
+    }
+    free(ids);
+    qs_llm_free(l);
+    qs_vocab_free(v);
+    qs_model_close(m);
+    return rc;
+}
+
+static double wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void ppl_progress(void *ctx, int64_t done, int64_t total)
+{
+    double t0 = *(double *)ctx, el = wall() - t0;
+    fprintf(stderr, "\rperplexity: chunk %lld/%lld, %.1f s, ETA %.1f s   ", (long long)done, (long long)total, el,
+            done ? el / (double)done * (double)(total - done) : 0.0);
+    if (done == total) fputc('\n', stderr);
+}
+
+int qs_cli_ppl(int argc, char **argv)
+{
+    const char *path = NULL, *text_path = NULL;
+    int ctx = 512, chunks = -1;
+    for (int i = 1; i < argc; i++) {
+        bool next = i + 1 < argc;
+        if ((!strcmp(argv[i], "--text") || !strcmp(argv[i], "-f")) && next) text_path = argv[++i];
+        else if ((!strcmp(argv[i], "--ctx") || !strcmp(argv[i], "-c")) && next) ctx = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--chunks") && next) chunks = atoi(argv[++i]);
+        else if (argv[i][0] == '-') return qs_cli_usage_error("ppl: unknown or incomplete option '%s'", argv[i]);
+        else if (!path) path = argv[i];
+        else return qs_cli_usage_error("ppl: unexpected argument '%s'", argv[i]);
+    }
+    if (!path || !text_path || ctx < 4) return qs_cli_usage_error("usage: quantscope ppl MODEL --text FILE [--ctx N] [--chunks N]");
+    qs_err err = {0};
+    size_t len;
+    char *text = qs_read_file(text_path, (size_t)1 << 30, &len, &err);
+    if (!text) return qs_cli_fail(text_path, &err);
+    qs_model *m;
+    qs_vocab *v;
+    int rc = open_with_vocab(path, &m, &v);
+    qs_llm *l = NULL;
+    if (!rc && !(l = qs_llm_new(m, ctx, &err))) rc = qs_cli_fail(path, &err);
+    if (!rc) {
+        double t0 = wall();
+        qs_progress prog = {0, 0, 0, ppl_progress, &t0};
+        qs_ppl r;
+        if (qs_perplexity(l, v, text, len, ctx, chunks, &prog, &r, &err)) rc = qs_cli_fail(text_path, &err);
+        else {
+            printf("%lld tokens, %d chunks of %d, %lld scored\n", (long long)r.n_tokens, r.n_chunks, r.n_ctx,
+                   (long long)r.count);
+            printf("Final estimate: PPL = %.4f +/- %.5f\n", r.ppl, r.ppl_err);
+        }
+    }
+    qs_llm_free(l);
+    if (!rc || v) qs_vocab_free(v);
+    if (!rc || m) qs_model_close(rc && !v ? NULL : m);
+    free(text);
+    return rc;
+}
