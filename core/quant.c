@@ -225,7 +225,7 @@ static void sort_levels(float *v, int n)
     }
 }
 
-static int group_levels(const qs_qresult *r, int64_t g, float *lv)
+static int group_levels(const qs_qresult *r, int64_t g, float *lv, bool sorted)
 {
     int n = 0;
     switch (r->cfg.method->kind) {
@@ -252,31 +252,58 @@ static int group_levels(const qs_qresult *r, int64_t g, float *lv)
         break;
     }
     }
-    sort_levels(lv, n);
+    if (sorted) sort_levels(lv, n);
     return n;
 }
 
 int qs_qresult_levels(const qs_qresult *r, int64_t row, int64_t col, float *levels)
 {
     if (!r->group_len || row < 0 || col < 0 || row >= r->rows || col >= r->cols) return 0;
-    return group_levels(r, (row * r->cols + col) / r->group_len, levels);
+    return group_levels(r, (row * r->cols + col) / r->group_len, levels, true);
 }
 
 /* clipped: beyond the grid's ends by more than half the end step (an error larger than
  * rounding inside the grid could make) */
-static void count_clipped(qs_qresult *r, const float *w)
+typedef struct clip_job {
+    qs_qresult *r;
+    const float *w;
+    int64_t count;
+} clip_job;
+
+static void clip_groups(void *ctx, int64_t g0, int64_t g1)
 {
+    clip_job *j = ctx;
+    qs_qresult *r = j->r;
+    int64_t n = r->rows * r->cols, count = 0;
     float lv[256];
-    int64_t n = r->rows * r->cols;
-    r->n_clipped = 0;
-    for (int64_t g = 0; g < r->n_groups; g++) {
-        int k = group_levels(r, g, lv);
-        if (r->ggml_type >= 0) r->scales[g] = k > 1 ? (lv[k - 1] - lv[0]) / (float)(k - 1) : 0;
-        if (k < 2) continue;
-        float lo = lv[0] - (lv[1] - lv[0]) / 2, hi = lv[k - 1] + (lv[k - 1] - lv[k - 2]) / 2;
+    for (int64_t g = g0; g < g1; g++) {
+        int k = group_levels(r, g, lv, false);
+        if (k < 2) {
+            if (r->ggml_type >= 0) r->scales[g] = 0;
+            continue;
+        }
+        /* the two lowest and two highest levels, without sorting */
+        float a0 = INFINITY, a1 = INFINITY, b0 = -INFINITY, b1 = -INFINITY;
+        for (int i = 0; i < k; i++) {
+            float x = lv[i];
+            if (x < a0) a1 = a0, a0 = x;
+            else if (x < a1) a1 = x;
+            if (x > b0) b1 = b0, b0 = x;
+            else if (x > b1) b1 = x;
+        }
+        if (r->ggml_type >= 0) r->scales[g] = (b0 - a0) / (float)(k - 1);
+        float lo = a0 - (a1 - a0) / 2, hi = b0 + (b0 - b1) / 2;
         int64_t i1 = (g + 1) * r->group_len < n ? (g + 1) * r->group_len : n;
-        for (int64_t i = g * r->group_len; i < i1; i++) r->n_clipped += w[i] < lo || w[i] > hi;
+        for (int64_t i = g * r->group_len; i < i1; i++) count += j->w[i] < lo || j->w[i] > hi;
     }
+    __atomic_fetch_add(&j->count, count, __ATOMIC_RELAXED);
+}
+
+static void count_clipped(qs_qresult *r, const float *w, int n_threads)
+{
+    clip_job j = {r, w, 0};
+    qs_parallel_for(r->n_groups, 4096, n_threads, clip_groups, &j);
+    r->n_clipped = j.count;
 }
 
 static int run_rtn(qs_qresult *r, const float *w, int n_threads, qs_err *err)
@@ -389,7 +416,7 @@ int qs_quant_run(const qs_qconfig *cfg, const float *w, int64_t rows, int64_t co
         qs_qresult_free(out);
         return rc;
     }
-    count_clipped(out, w);
+    count_clipped(out, w, n_threads);
     return 0;
 }
 

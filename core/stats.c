@@ -1,6 +1,8 @@
 /* core/stats.c — statistics in double precision. */
 #include "stats.h"
 
+#include "parallel.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,17 +145,64 @@ void qs_channel_stats_compute(const float *x, int64_t rows, int64_t cols, int ax
     free(a);
 }
 
+/* partial sums over fixed chunks of 65536 values, added in chunk order: the result does not
+ * depend on the number of threads */
+#define CMP_CHUNK 65536
+
+typedef struct cmp_part {
+    double se, sx, sy, sxy, mx;
+} cmp_part;
+
+typedef struct cmp_job {
+    const float *a, *b;
+    int64_t n;
+    cmp_part *parts;
+} cmp_job;
+
+static void compare_range(const cmp_job *j, int64_t i0, int64_t i1, cmp_part *out)
+{
+    cmp_part p = {0, 0, 0, 0, 0};
+    for (int64_t i = i0; i < i1; i++) {
+        double x = j->a[i], y = j->b[i], e = y - x;
+        p.se += e * e;
+        p.sx += x * x;
+        p.sy += y * y;
+        p.sxy += x * y;
+        p.mx = fmax(p.mx, fabs(e));
+    }
+    *out = p;
+}
+
+static void compare_chunks(void *ctx, int64_t c0, int64_t c1)
+{
+    cmp_job *j = ctx;
+    for (int64_t c = c0; c < c1; c++)
+        compare_range(j, c * CMP_CHUNK, (c + 1) * CMP_CHUNK < j->n ? (c + 1) * CMP_CHUNK : j->n, &j->parts[c]);
+}
+
 void qs_stats_compare(const float *orig, const float *deq, int64_t n, qs_metrics *m)
 {
-    double se = 0, sx = 0, sy = 0, sxy = 0, mx = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double x = orig[i], y = deq[i], e = y - x;
-        se += e * e;
-        sx += x * x;
-        sy += y * y;
-        sxy += x * y;
-        mx = fmax(mx, fabs(e));
+    int64_t nc = (n + CMP_CHUNK - 1) / CMP_CHUNK;
+    cmp_part one = {0, 0, 0, 0, 0}, *parts = nc > 1 ? malloc((size_t)nc * sizeof *parts) : &one;
+    cmp_job j = {orig, deq, n, parts ? parts : &one};
+    if (!parts || nc <= 1) {
+        /* one chunk (or no memory for the partial sums): a single sequential pass */
+        j.parts = &one;
+        compare_range(&j, 0, n, &one);
+        nc = 1;
+        parts = &one;
+    } else {
+        qs_parallel_for(nc, 4, 0, compare_chunks, &j);
     }
+    double se = 0, sx = 0, sy = 0, sxy = 0, mx = 0;
+    for (int64_t c = 0; c < nc; c++) {
+        se += parts[c].se;
+        sx += parts[c].sx;
+        sy += parts[c].sy;
+        sxy += parts[c].sxy;
+        mx = fmax(mx, parts[c].mx);
+    }
+    if (parts != &one) free(parts);
     m->n = n;
     m->mse = n ? se / (double)n : 0;
     m->rmse = sqrt(m->mse);
