@@ -2,6 +2,9 @@
  * matrices; a weight W of GGUF ne = [in, out] is W[out][in] and y = x·Wᵀ. */
 #include "infer.h"
 
+#include "ggml_quants.h"
+#include "ggml_types.h"
+
 #include <cblas.h>
 #include <math.h>
 #include <stdbool.h>
@@ -12,6 +15,8 @@ typedef struct wmat {
     const qs_tensor *t;
     float *w;            /* [rows][cols] */
     int64_t rows, cols;
+    int act_type;        /* how llama.cpp's CPU backend rounds the activations for this weight
+                          * type before the dot product: F32 (none), F16, BF16, Q8_0, Q8_K */
 } wmat;
 
 typedef struct layer {
@@ -47,6 +52,7 @@ static int load_w(const qs_model *m, const char *name, int64_t rows, int64_t col
     out->t = t;
     out->rows = rows;
     out->cols = cols;
+    out->act_type = qs_llama_cpp_act_type(t->type, cols);
     out->w = malloc((size_t)(rows * cols) * sizeof *out->w);
     if (!out->w) return qs_err_set(err, QS_E_OOM, "out of memory for %s", name);
     return qs_tensor_read_rows(t, 0, rows, out->w, err);
@@ -143,6 +149,35 @@ int qs_llm_set_weights(qs_llm *l, const char *name, const float *w, qs_err *err)
 
 /* ---- operations ---- */
 
+int qs_llama_cpp_act_type(int weight_type, int64_t cols)
+{
+    int a;
+    switch (weight_type) {
+    case QS_TYPE_F16: a = QS_TYPE_F16; break;
+    case QS_TYPE_BF16: a = QS_TYPE_BF16; break;
+    case QS_TYPE_Q4_0: case QS_TYPE_Q4_1: case QS_TYPE_Q5_0: case QS_TYPE_Q5_1: case QS_TYPE_Q8_0:
+    case QS_TYPE_IQ4_NL: a = QS_TYPE_Q8_0; break;
+    case QS_TYPE_Q2_K: case QS_TYPE_Q3_K: case QS_TYPE_Q4_K: case QS_TYPE_Q5_K: case QS_TYPE_Q6_K:
+    case QS_TYPE_IQ4_XS: a = QS_TYPE_Q8_K; break;
+    default: return QS_TYPE_F32;
+    }
+    return qs_type_row_bytes(a, cols) > 0 ? a : QS_TYPE_F32;
+}
+
+/* rounds each row of x[T][cols] the way the activation type stores it */
+static void round_activations(float *x, int T, int64_t cols, int act_type)
+{
+    if (act_type == QS_TYPE_F32) return;
+    int64_t rb = qs_type_row_bytes(act_type, cols);
+    uint8_t *q = malloc((size_t)rb);
+    for (int t = 0; q && t < T; t++) {
+        float *r = x + (size_t)t * cols;
+        qs_ggml_quantize_rows_raw(act_type, r, q, 1, cols, NULL, 1);
+        qs_dequantize_row(act_type, q, r, cols);
+    }
+    free(q);
+}
+
 static void rmsnorm(const float *x, const float *g, float *y, int T, int E, float eps)
 {
     for (int t = 0; t < T; t++) {
@@ -154,11 +189,19 @@ static void rmsnorm(const float *x, const float *g, float *y, int T, int E, floa
     }
 }
 
-/* y[T][out] = x[T][in] · W[out][in]ᵀ (+ bias) */
+/* y[T][out] = x[T][in] · W[out][in]ᵀ (+ bias); x is rounded first as llama.cpp rounds the
+ * activations for W's type (x is left unchanged) */
 static void matmul(const float *x, const wmat *W, const wmat *bias, float *y, int T)
 {
+    float *xr = NULL;
+    if (W->act_type != QS_TYPE_F32 && (xr = malloc((size_t)T * (size_t)W->cols * sizeof *xr))) {
+        memcpy(xr, x, (size_t)T * (size_t)W->cols * sizeof *xr);
+        round_activations(xr, T, W->cols, W->act_type);
+        x = xr;
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)W->rows, (int)W->cols, 1.0f, x, (int)W->cols, W->w,
                 (int)W->cols, 0.0f, y, (int)W->rows);
+    free(xr);
     if (bias && bias->w)
         for (int t = 0; t < T; t++)
             for (int64_t o = 0; o < W->rows; o++) y[(size_t)t * W->rows + o] += bias->w[o];

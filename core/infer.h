@@ -16,6 +16,12 @@
 
 typedef struct qs_llm qs_llm;
 
+/* The activation type llama.cpp's CPU backend pairs with a weight type (its vec_dot_type:
+ * Q8_0 for the legacy types and IQ4_NL, Q8_K for K-quants and IQ4_XS, F16/BF16 for those);
+ * qs_llm rounds the activations the same way before each product with such a weight, so
+ * perplexity and KL divergence of quantized files match llama.cpp's. */
+int qs_llama_cpp_act_type(int weight_type, int64_t cols);
+
 qs_llm *qs_llm_new(const qs_model *m, int n_ctx, qs_err *err);
 void qs_llm_free(qs_llm *l);
 int qs_llm_n_ctx(const qs_llm *l);

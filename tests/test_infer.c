@@ -195,3 +195,70 @@ Test(infer, greedy_generation_matches_llama_simple)
     qs_vocab_free(v);
     qs_model_close(m);
 }
+
+#include "core/kld.h"
+
+/* the value after "label:" in a llama-perplexity printout */
+static double report_value(const char *text, const char *label)
+{
+    const char *p = strstr(text, label);
+    cr_assert_not_null(p, "'%s' missing from the golden printout", label);
+    p = strchr(p, ':');
+    return strtod(p + 1, NULL);
+}
+
+/* golden/ppl/stories260K-*.kld.txt: llama-perplexity --kl-divergence against the F32 base */
+Test(infer, kl_divergence_matches_llama_perplexity, .timeout = 600)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/ppl", tu_golden_dir());
+    int nf = 0;
+    char **files = tu_list(dir, ".kld.txt", 0, &nf);
+    qs_model *base = stories();
+    if (!nf) cr_skip_test("no *.kld.txt in %s", dir);
+    char tp[8192];
+    snprintf(tp, sizeof tp, "%s/../data/tinystories-excerpt.txt", tu_golden_dir());
+    size_t tl;
+    uint8_t *text = tu_read(tp, &tl);
+    if (!text) cr_skip_test("%s missing", tp);
+    qs_err err = {0};
+    qs_vocab *v = qs_vocab_load(base->gguf, &err);
+    qs_llm *bl = qs_llm_new(base, 256, &err);
+    qs_kld_base b;
+    qs_ppl p;
+    cr_assert_eq(qs_kld_base_compute(bl, v, (const char *)text, tl, 256, 100, NULL, &b, &p, &err), 0, "%s", err.msg);
+    for (char **f = files; *f; f++) {
+        /* stories260K-Q4_K_M.kld.txt → models/stories260K-Q4_K_M.gguf */
+        const char *name = strrchr(*f, '/') + 1;
+        char mp[8192];
+        snprintf(mp, sizeof mp, "%s/%.*s.gguf", tu_models_dir(), (int)(strlen(name) - strlen(".kld.txt")), name);
+        qs_model *m = qs_model_open(mp, &err);
+        cr_assert_not_null(m, "%s: %s", mp, err.msg);
+        qs_llm *l = qs_llm_new(m, 256, &err);
+        qs_kld_stats s;
+        cr_assert_eq(qs_kld_compare(l, &b, qs_vocab_bos(v), NULL, &s, &err), 0, "%s", err.msg);
+        size_t n;
+        char *g = (char *)tu_read(*f, &n);
+        g = realloc(g, n + 1);
+        g[n] = '\0';
+        struct { const char *label; double got; } c[] = {
+            {"Mean    KLD", s.kld_mean}, {"99.0%   KLD", s.kld_pct[1]}, {"Median  KLD", s.kld_median},
+            {"Same top p", s.same_top}, {"RMS Δp", s.rms_dp}, {"Mean PPL(Q)/PPL(base)", s.ratio},
+            {"Mean PPL(base)", s.ppl_base}, {"Mean PPL(Q) ", s.ppl_q}};
+        for (size_t k = 0; k < sizeof c / sizeof *c; k++) {
+            double want = report_value(g, c[k].label);
+            cr_expect_lt(fabs(c[k].got / want - 1), 0.02, "%s %s: %.6f, llama.cpp %.6f", name, c[k].label, c[k].got, want);
+        }
+        cr_log_info("%s: mean KLD %.6f (llama.cpp %.6f), same top %.3f%%", name, s.kld_mean,
+                    report_value(g, "Mean    KLD"), s.same_top);
+        free(g);
+        qs_llm_free(l);
+        qs_model_close(m);
+    }
+    qs_kld_base_free(&b);
+    qs_llm_free(bl);
+    qs_vocab_free(v);
+    free(text);
+    tu_free_list(files);
+    qs_model_close(base);
+}

@@ -23,7 +23,8 @@ static const command commands[] = {
     {"tokenize", qs_cli_tokenize, "tokenize MODEL TEXT [--no-bos] [--parse-special]   token ids and pieces"},
     {"generate", qs_cli_generate, "generate MODEL -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--seed S]\n"
                                   "                                  continue a prompt (greedy with --temp 0)"},
-    {"ppl", qs_cli_ppl, "ppl MODEL --text FILE [--ctx N] [--chunks N]   perplexity like llama-perplexity"},
+    {"ppl", qs_cli_ppl, "ppl MODEL --text FILE [--ctx N] [--chunks N] [--kld-base OUT | --kld-against BASE]\n"
+                        "                                  perplexity like llama-perplexity; KL divergence (also --kld FILE)"},
     {"devices", qs_cli_devices, "devices                         CPU cores and CUDA devices"},
 };
 

@@ -9,6 +9,7 @@
 #include "core/fileio.h"
 #include "core/gguf.h"
 #include "core/infer.h"
+#include "core/kld.h"
 #include "core/model.h"
 #include "core/sample.h"
 #include "core/tokenizer.h"
@@ -158,43 +159,128 @@ static void ppl_progress(void *ctx, int64_t done, int64_t total)
     if (done == total) fputc('\n', stderr);
 }
 
-int qs_cli_ppl(int argc, char **argv)
+static void print_kld(const qs_kld_stats *s)
 {
-    const char *path = NULL, *text_path = NULL;
-    int ctx = 512, chunks = -1;
+    printf("====== Perplexity statistics ======\n");
+    printf("Mean PPL(Q)                   : %10.6f ± %10.6f\n", s->ppl_q, s->ppl_q_unc);
+    printf("Mean PPL(base)                : %10.6f ± %10.6f   (from the 16-bit base records, clipped like llama.cpp)\n",
+           s->ppl_base, s->ppl_base_unc);
+    printf("Cor(ln(PPL(Q)), ln(PPL(base))): %6.2f%%\n", s->cor);
+    printf("Mean ln(PPL(Q)/PPL(base))     : %10.6f ± %10.6f\n", s->ln_ratio, s->ln_ratio_unc);
+    printf("Mean PPL(Q)/PPL(base)         : %10.6f ± %10.6f\n", s->ratio, s->ratio_unc);
+    printf("Mean PPL(Q)-PPL(base)         : %10.6f ± %10.6f\n", s->diff, s->diff_unc);
+    printf("====== KL divergence statistics ======\n");
+    printf("Mean    KLD: %10.6f ± %10.6f\n", s->kld_mean, s->kld_unc);
+    static const char *const kl[8] = {"99.9%", "99.0%", "95.0%", "90.0%", "10.0%", " 5.0%", " 1.0%", " 0.1%"};
+    printf("Maximum KLD: %10.6f\n", s->kld_max);
+    for (int i = 0; i < 4; i++) printf("%s   KLD: %10.6f\n", kl[i], s->kld_pct[i]);
+    printf("Median  KLD: %10.6f\n", s->kld_median);
+    for (int i = 4; i < 8; i++) printf("%s   KLD: %10.6f\n", kl[i], s->kld_pct[i]);
+    printf("Minimum KLD: %10.6f\n", s->kld_min);
+    printf("====== Token probability statistics ======\n");
+    printf("Mean    Δp: %6.3f ± %5.3f %%\n", s->dp_mean, s->dp_unc);
+    static const char *const dl[10] = {"99.9%", "99.0%", "95.0%", "90.0%", "75.0%", "25.0%", "10.0%", " 5.0%", " 1.0%", " 0.1%"};
+    printf("Maximum Δp: %6.3f%%\n", s->dp_max);
+    for (int i = 0; i < 5; i++) printf("%s   Δp: %6.3f%%\n", dl[i], s->dp_pct[i]);
+    printf("Median  Δp: %6.3f%%\n", s->dp_median);
+    for (int i = 5; i < 10; i++) printf("%s   Δp: %6.3f%%\n", dl[i], s->dp_pct[i]);
+    printf("Minimum Δp: %6.3f%%\n", s->dp_min);
+    printf("RMS Δp    : %6.3f ± %5.3f %%\n", s->rms_dp, s->rms_dp_unc);
+    printf("Same top p: %6.3f ± %5.3f %%\n", s->same_top, s->same_top_unc);
+}
+
+typedef struct ppl_opts {
+    const char *path, *text_path, *kld_base_out, *kld_in, *kld_against;
+    int ctx, chunks;
+} ppl_opts;
+
+static int parse_ppl(int argc, char **argv, ppl_opts *o)
+{
+    *o = (ppl_opts){NULL, NULL, NULL, NULL, NULL, 512, -1};
     for (int i = 1; i < argc; i++) {
         bool next = i + 1 < argc;
-        if ((!strcmp(argv[i], "--text") || !strcmp(argv[i], "-f")) && next) text_path = argv[++i];
-        else if ((!strcmp(argv[i], "--ctx") || !strcmp(argv[i], "-c")) && next) ctx = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--chunks") && next) chunks = atoi(argv[++i]);
+        if ((!strcmp(argv[i], "--text") || !strcmp(argv[i], "-f")) && next) o->text_path = argv[++i];
+        else if ((!strcmp(argv[i], "--ctx") || !strcmp(argv[i], "-c")) && next) o->ctx = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--chunks") && next) o->chunks = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--kld-base") && next) o->kld_base_out = argv[++i];
+        else if (!strcmp(argv[i], "--kld") && next) o->kld_in = argv[++i];
+        else if (!strcmp(argv[i], "--kld-against") && next) o->kld_against = argv[++i];
         else if (argv[i][0] == '-') return qs_cli_usage_error("ppl: unknown or incomplete option '%s'", argv[i]);
-        else if (!path) path = argv[i];
+        else if (!o->path) o->path = argv[i];
         else return qs_cli_usage_error("ppl: unexpected argument '%s'", argv[i]);
     }
-    if (!path || !text_path || ctx < 4) return qs_cli_usage_error("usage: quantscope ppl MODEL --text FILE [--ctx N] [--chunks N]");
+    if (!o->path || (!o->text_path && !o->kld_in) || o->ctx < 4 || (o->kld_in && (o->kld_base_out || o->kld_against)))
+        return qs_cli_usage_error("usage: quantscope ppl MODEL --text FILE [--ctx N] [--chunks N] "
+                                  "[--kld-base OUT | --kld-against BASE_MODEL]  or  quantscope ppl MODEL --kld BASEFILE");
+    return QS_EXIT_OK;
+}
+
+/* the base records: from a file, or computed from a base model (or this model) over the text */
+static int base_records(const ppl_opts *o, qs_llm *l, const qs_vocab *v, const char *text, size_t len,
+                        qs_progress *prog, qs_kld_base *b)
+{
     qs_err err = {0};
-    size_t len;
-    char *text = qs_read_file(text_path, (size_t)1 << 30, &len, &err);
-    if (!text) return qs_cli_fail(text_path, &err);
-    qs_model *m;
-    qs_vocab *v;
-    int rc = open_with_vocab(path, &m, &v);
+    if (o->kld_in) return qs_kld_base_read(o->kld_in, b, &err) ? qs_cli_fail(o->kld_in, &err) : 0;
+    qs_model *bm = NULL;
+    qs_vocab *bv = NULL;
+    qs_llm *bl = l;
+    int rc = 0;
+    if (o->kld_against) {
+        if ((rc = open_with_vocab(o->kld_against, &bm, &bv))) return rc;
+        if (!(bl = qs_llm_new(bm, o->ctx, &err))) rc = qs_cli_fail(o->kld_against, &err);
+    }
+    qs_ppl p;
+    if (!rc && qs_kld_base_compute(bl, bv ? bv : v, text, len, o->ctx, o->chunks, prog, b, &p, &err))
+        rc = qs_cli_fail(o->text_path, &err);
+    if (!rc) printf("base: PPL = %.4f +/- %.5f\n", p.ppl, p.ppl_err);
+    if (bl != l) qs_llm_free(bl);
+    qs_vocab_free(bv);
+    qs_model_close(bm);
+    return rc;
+}
+
+int qs_cli_ppl(int argc, char **argv)
+{
+    ppl_opts o;
+    int rc = parse_ppl(argc, argv, &o);
+    if (rc) return rc;
+    qs_err err = {0};
+    size_t len = 0;
+    char *text = NULL;
+    if (o.text_path && !(text = qs_read_file(o.text_path, (size_t)1 << 30, &len, &err))) return qs_cli_fail(o.text_path, &err);
+    qs_model *m = NULL;
+    qs_vocab *v = NULL;
     qs_llm *l = NULL;
-    if (!rc && !(l = qs_llm_new(m, ctx, &err))) rc = qs_cli_fail(path, &err);
-    if (!rc) {
-        double t0 = wall();
-        qs_progress prog = {0, 0, 0, ppl_progress, &t0};
+    qs_kld_base b = {0};
+    rc = open_with_vocab(o.path, &m, &v);
+    if (!rc && o.kld_in && qs_kld_base_read(o.kld_in, &b, &err)) rc = qs_cli_fail(o.kld_in, &err);
+    if (!rc && !(l = qs_llm_new(m, o.kld_in ? b.n_ctx : o.ctx, &err))) rc = qs_cli_fail(o.path, &err);
+    double t0 = wall();
+    qs_progress prog = {0, 0, 0, ppl_progress, &t0};
+    if (!rc && (o.kld_base_out || o.kld_against)) {
+        if (o.kld_against) rc = base_records(&o, l, v, text, len, &prog, &b);
+        else if (!(rc = base_records(&o, l, v, text, len, &prog, &b)) && qs_kld_base_write(o.kld_base_out, &b, &err))
+            rc = qs_cli_fail(o.kld_base_out, &err);
+        else if (!rc) printf("wrote %s (%d chunks of %d)\n", o.kld_base_out, b.n_chunk, b.n_ctx);
+    }
+    if (!rc && (o.kld_in || o.kld_against)) {
+        qs_kld_stats s;
+        t0 = wall();
+        if (qs_kld_compare(l, &b, qs_vocab_add_bos(v) ? qs_vocab_bos(v) : -1, &prog, &s, &err)) rc = qs_cli_fail(o.path, &err);
+        else print_kld(&s);
+    } else if (!rc && !o.kld_base_out) {
         qs_ppl r;
-        if (qs_perplexity(l, v, text, len, ctx, chunks, &prog, &r, &err)) rc = qs_cli_fail(text_path, &err);
+        if (qs_perplexity(l, v, text, len, o.ctx, o.chunks, &prog, &r, &err)) rc = qs_cli_fail(o.text_path, &err);
         else {
             printf("%lld tokens, %d chunks of %d, %lld scored\n", (long long)r.n_tokens, r.n_chunks, r.n_ctx,
                    (long long)r.count);
             printf("Final estimate: PPL = %.4f +/- %.5f\n", r.ppl, r.ppl_err);
         }
     }
+    qs_kld_base_free(&b);
     qs_llm_free(l);
-    if (!rc || v) qs_vocab_free(v);
-    if (!rc || m) qs_model_close(rc && !v ? NULL : m);
+    qs_vocab_free(v);
+    qs_model_close(m);
     free(text);
     return rc;
 }
