@@ -6,6 +6,15 @@
 #include <string.h>
 
 #include "gguf.h"
+#include "tokenizer_bpe.h"
+#include "unicode.h"
+
+typedef struct strindex {
+    int32_t *slot;       /* open addressing: key indices, -1 empty */
+    uint32_t cap;
+    char *const *keys;
+    const uint32_t *lens;
+} strindex;
 
 struct qs_vocab {
     qs_vocab_kind kind;
@@ -14,8 +23,13 @@ struct qs_vocab {
     uint32_t *len;
     float *scores;
     int32_t *attr;
-    int32_t *map;        /* open-addressing table of ids, size map_cap */
-    uint32_t map_cap;
+    strindex map;        /* token text → id */
+    int pre;             /* BPE pre type (tokenizer_bpe.c) */
+    bool ignore_merges;
+    char **merge;        /* BPE merges "left right", rank = index */
+    uint32_t *merge_len;
+    int32_t n_merges;
+    strindex merge_map;
     int32_t bos, eos, unk, eot;
     bool add_bos, add_eos, add_space_prefix, clean_spaces;
     int32_t *specials;   /* §1.7 step 6 order */
@@ -30,22 +44,35 @@ static uint32_t hash_bytes(const char *s, size_t n)
     return h;
 }
 
-int32_t qs_vocab_find(const qs_vocab *v, const char *s, size_t n)
+static int32_t strindex_find(const strindex *x, const char *s, size_t n)
 {
-    for (uint32_t h = hash_bytes(s, n) & (v->map_cap - 1);; h = (h + 1) & (v->map_cap - 1)) {
-        int32_t id = v->map[h];
+    if (!x->cap) return -1;
+    for (uint32_t h = hash_bytes(s, n) & (x->cap - 1);; h = (h + 1) & (x->cap - 1)) {
+        int32_t id = x->slot[h];
         if (id < 0) return -1;
-        if (v->len[id] == n && memcmp(v->text[id], s, n) == 0) return id;
+        if (x->lens[id] == n && memcmp(x->keys[id], s, n) == 0) return id;
     }
 }
 
-static void map_insert(qs_vocab *v, int32_t id)
+/* indexes keys[0..n); the first of equal keys wins */
+static int strindex_init(strindex *x, char *const *keys, const uint32_t *lens, int32_t n)
 {
-    if (qs_vocab_find(v, v->text[id], v->len[id]) >= 0) return; /* first id wins */
-    uint32_t h = hash_bytes(v->text[id], v->len[id]) & (v->map_cap - 1);
-    while (v->map[h] >= 0) h = (h + 1) & (v->map_cap - 1);
-    v->map[h] = id;
+    x->keys = keys;
+    x->lens = lens;
+    for (x->cap = 16; x->cap < 2u * (uint32_t)n; x->cap *= 2) {}
+    x->slot = malloc(x->cap * sizeof *x->slot);
+    if (!x->slot) return -1;
+    memset(x->slot, 0xff, x->cap * sizeof *x->slot);
+    for (int32_t i = 0; i < n; i++) {
+        if (strindex_find(x, keys[i], lens[i]) >= 0) continue;
+        uint32_t h = hash_bytes(keys[i], lens[i]) & (x->cap - 1);
+        while (x->slot[h] >= 0) h = (h + 1) & (x->cap - 1);
+        x->slot[h] = i;
+    }
+    return 0;
 }
+
+int32_t qs_vocab_find(const qs_vocab *v, const char *s, size_t n) { return strindex_find(&v->map, s, n); }
 
 qs_vocab_kind qs_vocab_kind_of(const qs_vocab *v) { return v->kind; }
 int32_t qs_vocab_size(const qs_vocab *v) { return v->n; }
@@ -76,7 +103,11 @@ void qs_vocab_free(qs_vocab *v)
     free(v->len);
     free(v->scores);
     free(v->attr);
-    free(v->map);
+    free(v->map.slot);
+    for (int32_t i = 0; v->merge && i < v->n_merges; i++) free(v->merge[i]);
+    free(v->merge);
+    free(v->merge_len);
+    free(v->merge_map.slot);
     free(v->specials);
     free(v);
 }
@@ -112,7 +143,7 @@ static void post_process(qs_vocab *v)
     for (int32_t id = 0; id < v->n; id++)
         for (size_t k = 0; k < sizeof eog / sizeof *eog; k++)
             if (text_is(v, id, eog[k])) v->attr[id] |= QS_ATTR_CONTROL;
-    v->specials = malloc((size_t)(v->n ? v->n : 1) * sizeof *v->specials);
+    v->specials = malloc((size_t)(v->n > 0 ? (uint32_t)v->n : 1u) * sizeof *v->specials);
     v->n_specials = 0;
     for (int32_t id = 0; id < v->n; id++)
         if (v->attr[id] & (QS_ATTR_CONTROL | QS_ATTR_USER_DEFINED | QS_ATTR_UNKNOWN)) v->specials[v->n_specials++] = id;
@@ -162,10 +193,7 @@ static int load_tokens(qs_vocab *v, const qs_gguf *g, qs_err *err)
     v->len = calloc((size_t)v->n, sizeof *v->len);
     v->scores = calloc((size_t)v->n, sizeof *v->scores);
     v->attr = calloc((size_t)v->n, sizeof *v->attr);
-    for (v->map_cap = 16; v->map_cap < 2u * (uint32_t)v->n; v->map_cap *= 2) {}
-    v->map = malloc(v->map_cap * sizeof *v->map);
-    if (!v->text || !v->len || !v->scores || !v->attr || !v->map) return qs_err_set(err, QS_E_OOM, "out of memory");
-    memset(v->map, 0xff, v->map_cap * sizeof *v->map);
+    if (!v->text || !v->len || !v->scores || !v->attr) return qs_err_set(err, QS_E_OOM, "out of memory");
     for (int32_t i = 0; i < v->n; i++) {
         size_t l;
         const char *s = qs_gguf_kv_arr_str(tk, (uint64_t)i, &l);
@@ -181,9 +209,28 @@ static int load_tokens(qs_vocab *v, const qs_gguf *g, qs_err *err)
         v->len[i] = (uint32_t)l;
         v->scores[i] = sc ? (float)qs_gguf_kv_num(sc, (uint64_t)i) : 0.0f;
         v->attr[i] = ty ? attr_of_type((int32_t)qs_gguf_kv_num(ty, (uint64_t)i)) : QS_ATTR_NORMAL;
-        map_insert(v, i);
     }
-    return 0;
+    return strindex_init(&v->map, v->text, v->len, v->n) ? qs_err_set(err, QS_E_OOM, "out of memory") : 0;
+}
+
+static int load_merges(qs_vocab *v, const qs_gguf *g, qs_err *err)
+{
+    const qs_gguf_kv *mk = qs_gguf_get_kv(g, "tokenizer.ggml.merges");
+    if (!mk || mk->type != QS_GGUF_ARRAY || mk->arr_type != QS_GGUF_STRING || mk->n > (1u << 30))
+        return qs_err_set(err, QS_E_INPUT, "tokenizer.ggml.merges missing or not an array of strings");
+    v->n_merges = (int32_t)mk->n;
+    v->merge = calloc((size_t)(v->n_merges ? v->n_merges : 1), sizeof *v->merge);
+    v->merge_len = calloc((size_t)(v->n_merges ? v->n_merges : 1), sizeof *v->merge_len);
+    if (!v->merge || !v->merge_len) return qs_err_set(err, QS_E_OOM, "out of memory");
+    for (int32_t i = 0; i < v->n_merges; i++) {
+        size_t l;
+        const char *m = qs_gguf_kv_arr_str(mk, (uint64_t)i, &l);
+        if (!(v->merge[i] = malloc(l + 1))) return qs_err_set(err, QS_E_OOM, "out of memory");
+        memcpy(v->merge[i], m, l);
+        v->merge[i][l] = '\0';
+        v->merge_len[i] = (uint32_t)l;
+    }
+    return strindex_init(&v->merge_map, v->merge, v->merge_len, v->n_merges) ? qs_err_set(err, QS_E_OOM, "out of memory") : 0;
 }
 
 qs_vocab *qs_vocab_load(const qs_gguf *g, qs_err *err)
@@ -205,6 +252,14 @@ qs_vocab *qs_vocab_load(const qs_gguf *g, qs_err *err)
                         .add_space_prefix = true};
     } else if (mlen == 4 && !memcmp(model, "gpt2", 4)) {
         *v = (qs_vocab){.kind = QS_VOCAB_BPE, .bos = 11, .eos = 11, .unk = -1, .eot = -1, .clean_spaces = true};
+        const char *pre = "";
+        size_t plen = 0;
+        if (qs_gguf_get_str(g, "tokenizer.ggml.pre", &pre, &plen, err) < 0 ||
+            (v->pre = qs_bpe_pre_find(pre, plen, &v->clean_spaces, &v->ignore_merges, &v->add_bos)) < 0) {
+            if (v->pre < 0) qs_err_set(err, QS_E_UNSUPPORTED, "BPE pre-tokenizer '%.*s' is not supported", (int)(plen < 40 ? plen : 40), pre);
+            free(v);
+            return NULL;
+        }
     } else {
         qs_err_set(err, QS_E_UNSUPPORTED, "tokenizer model '%.*s' is not supported", (int)(mlen < 40 ? mlen : 40), model);
         free(v);
@@ -212,6 +267,7 @@ qs_vocab *qs_vocab_load(const qs_gguf *g, qs_err *err)
     }
     rc = load_tokens(v, g, err);
     if (!rc) rc = load_ids(v, g, err);
+    if (!rc && v->kind == QS_VOCAB_BPE) rc = load_merges(v, g, err);
     if (rc) {
         qs_vocab_free(v);
         return NULL;
@@ -329,7 +385,7 @@ typedef struct sym {
 } sym;
 
 typedef struct cand {
-    float score;
+    double score;        /* SPM: the token score; BPE: −rank (higher first) */
     int left, right;
     size_t size;
 } cand;
@@ -432,13 +488,96 @@ static void spm_encode(const qs_vocab *v, const char *raw, size_t rn, bool prefi
     free(s);
 }
 
+/* ---- BPE (§4) ---- */
+
+static void try_merge(const qs_vocab *v, const char *s, const sym *sy, int l, int r, heap *h)
+{
+    if (l < 0 || r < 0) return;
+    size_t a = sy[l].n, b = sy[r].n;
+    char key[1024];
+    if (a + b + 1 > sizeof key) return;
+    memcpy(key, s + sy[l].o, a);
+    key[a] = ' ';
+    memcpy(key + a + 1, s + sy[r].o, b);
+    int32_t rank = strindex_find(&v->merge_map, key, a + b + 1);
+    if (rank >= 0) heap_push(h, (cand){-(double)rank, l, r, a + b});
+}
+
+/* rank-ordered merges of one mapped word, then the lookup of §4.10 */
+static void bpe_word(const qs_vocab *v, const char *s, size_t n, idlist *out)
+{
+    if (v->ignore_merges) {
+        int32_t id = qs_vocab_find(v, s, n);
+        if (id >= 0) {
+            push_id(out, id);
+            return;
+        }
+    }
+    sym *sy = malloc((n + 1) * sizeof *sy);
+    int ns = 0;
+    for (size_t o = 0; o < n; ns++) {
+        uint8_t hi = (uint8_t)s[o] >> 4;
+        size_t l = hi < 0xC ? 1 : hi < 0xE ? 2 : hi == 0xE ? 3 : 4;
+        if (l > n - o) l = n - o;
+        sy[ns] = (sym){ns - 1, -1, o, l};
+        if (ns > 0) sy[ns - 1].next = ns;
+        o += l;
+    }
+    heap h = {0};
+    for (int i = 0; i + 1 < ns; i++) try_merge(v, s, sy, i, i + 1, &h);
+    while (h.n) {
+        cand c = heap_pop(&h);
+        if (sy[c.left].n == 0 || sy[c.right].n == 0 || sy[c.left].n + sy[c.right].n != c.size) continue;
+        sy[c.left].n += sy[c.right].n;
+        sy[c.right].n = 0;
+        sy[c.left].next = sy[c.right].next;
+        if (sy[c.right].next >= 0) sy[sy[c.right].next].prev = c.left;
+        try_merge(v, s, sy, sy[c.left].prev, c.left, &h);
+        try_merge(v, s, sy, c.left, sy[c.left].next, &h);
+    }
+    for (int i = ns ? 0 : -1; i >= 0; i = sy[i].next) {
+        int32_t id = qs_vocab_find(v, s + sy[i].o, sy[i].n);
+        if (id >= 0) {
+            push_id(out, id);
+            continue;
+        }
+        for (size_t b = 0; b < sy[i].n; b++)
+            if ((id = qs_vocab_find(v, s + sy[i].o + b, 1)) >= 0) push_id(out, id);
+    }
+    free(h.c);
+    free(sy);
+}
+
+static int bpe_encode(const qs_vocab *v, const char *raw, size_t rn, idlist *out, qs_err *err)
+{
+    uint32_t *cp = malloc((rn + 1) * sizeof *cp);
+    int64_t n = cp ? qs_utf8_decode(raw, rn, cp) : -1;
+    if (n < 0) {
+        free(cp);
+        return qs_err_set(err, QS_E_INPUT, "invalid UTF-8: a code point above U+10FFFF");
+    }
+    int nw;
+    int *ws = qs_bpe_pretokenize(v->pre, cp, (int)n, &nw);
+    char *word = malloc(8 * (size_t)n + 8), *mapped = malloc(16 * (size_t)n + 16);
+    for (int w = 0; w < nw; w++) {
+        int a = ws[w], b = w + 1 < nw ? ws[w + 1] : (int)n;
+        size_t wl = 0, ml = 0;
+        for (int i = a; i < b; i++) wl += (size_t)qs_utf8_encode(cp[i], word + wl);
+        for (size_t i = 0; i < wl; i++) ml += (size_t)qs_utf8_encode(qs_bpe_byte_to_cp((uint8_t)word[i]), mapped + ml);
+        if (ml) bpe_word(v, mapped, ml, out);
+    }
+    free(word);
+    free(mapped);
+    free(ws);
+    free(cp);
+    return 0;
+}
+
 int qs_tokenize(const qs_vocab *v, const char *text, size_t len, bool add_special, bool parse_special,
                 int32_t **ids, int64_t *n, qs_err *err)
 {
     *ids = NULL;
     *n = 0;
-    if (v->kind != QS_VOCAB_SPM)
-        return qs_err_set(err, QS_E_UNSUPPORTED, "byte-level BPE encoding is not implemented yet");
     if (add_special && ((v->add_bos && v->bos < 0) || (v->add_eos && v->eos < 0)))
         return qs_err_set(err, QS_E_INPUT, "the vocabulary adds BOS/EOS but has no such token");
     idlist out = {0};
@@ -446,17 +585,24 @@ int qs_tokenize(const qs_vocab *v, const char *text, size_t len, bool add_specia
     partition(v, text, len, parse_special, &fr);
     if (add_special && v->add_bos) push_id(&out, v->bos);
     bool prev_special = true;
-    for (size_t k = 0; k < fr.n; k++) {
+    int rc = 0;
+    for (size_t k = 0; k < fr.n && !rc; k++) {
         if (fr.f[k].id >= 0) {
             push_id(&out, fr.f[k].id);
             prev_special = true;
-        } else {
+        } else if (v->kind == QS_VOCAB_SPM) {
             spm_encode(v, text + fr.f[k].o, fr.f[k].n, v->add_space_prefix && prev_special, &out);
             prev_special = false;
+        } else {
+            rc = bpe_encode(v, text + fr.f[k].o, fr.f[k].n, &out, err);
         }
     }
     if (add_special && v->add_eos) push_id(&out, v->eos);
     free(fr.f);
+    if (rc) {
+        free(out.v);
+        return rc;
+    }
     *ids = out.v ? out.v : malloc(sizeof(int32_t));
     *n = out.n;
     return 0;
@@ -479,6 +625,21 @@ size_t qs_token_piece(const qs_vocab *v, int32_t id, bool special, int lstrip, c
     if (a & (QS_ATTR_UNKNOWN | QS_ATTR_CONTROL | QS_ATTR_USER_DEFINED)) {
         n = v->len[id] < sizeof tmp ? v->len[id] : sizeof tmp;
         memcpy(tmp, v->text[id], n);
+    } else if ((a & QS_ATTR_NORMAL) && v->kind == QS_VOCAB_BPE) {
+        uint32_t cps[256];
+        int64_t nc = v->len[id] <= 256 ? qs_utf8_decode(v->text[id], v->len[id], cps) : -1;
+        for (int64_t i = 0; i < nc && n < sizeof tmp - 300; i++) {
+            int b = qs_bpe_cp_to_byte(cps[i]);
+            if (b >= 0) {
+                tmp[n++] = (char)b;
+                continue;
+            }
+            char u[4];
+            int ul = qs_utf8_encode(cps[i], u);
+            n += (size_t)snprintf(tmp + n, sizeof tmp - n, "[UNK_BYTE_0x");
+            for (int k = 0; k < ul; k++) n += (size_t)snprintf(tmp + n, sizeof tmp - n, "%02x", (uint8_t)u[k]);
+            n += (size_t)snprintf(tmp + n, sizeof tmp - n, "%.*s]", (int)(v->len[id] < 256 ? v->len[id] : 256), v->text[id]);
+        }
     } else if (a & QS_ATTR_NORMAL) {
         const char *t = v->text[id];
         for (size_t i = 0; i < v->len[id] && n < sizeof tmp; i++) {
