@@ -169,12 +169,10 @@ static void round_activations(float *x, int T, int64_t cols, int act_type)
 {
     if (act_type == QS_TYPE_F32) return;
     int64_t rb = qs_type_row_bytes(act_type, cols);
-    uint8_t *q = malloc((size_t)rb);
-    for (int t = 0; q && t < T; t++) {
-        float *r = x + (size_t)t * cols;
-        qs_ggml_quantize_rows_raw(act_type, r, q, 1, cols, NULL, 1);
-        qs_dequantize_row(act_type, q, r, cols);
-    }
+    uint8_t *q = malloc((size_t)(rb * T));
+    if (!q) return;
+    qs_ggml_quantize_rows_raw(act_type, x, q, T, cols, NULL, 0);
+    for (int t = 0; t < T; t++) qs_dequantize_row(act_type, q + (size_t)t * (size_t)rb, x + (size_t)t * cols, cols);
     free(q);
 }
 
@@ -229,38 +227,35 @@ static void rope(float *v, int n_heads, int D, int n_rot, int pos, float base, b
     }
 }
 
+/* causal grouped-query attention: per head, scores = Q_h·K_hᵀ·scale (sgemm over the cache),
+ * masked above the diagonal, softmax per row (sum in double), out_h = P·V_h (sgemm) */
 static void attention(const qs_llm *l, int layer_i, const float *q, float *out, int T, int pos0)
 {
-    int D = l->D, KD = l->Hkv * l->D, group = l->H / l->Hkv;
+    int D = l->D, QD = l->H * D, KD = l->Hkv * D, group = l->H / l->Hkv, np = pos0 + T;
     const float *kc = l->kcache + (size_t)layer_i * l->n_ctx * KD, *vc = l->vcache + (size_t)layer_i * l->n_ctx * KD;
     float scale = 1.0f / sqrtf((float)D);
-    float *att = malloc((size_t)(pos0 + T) * sizeof *att);
-    for (int t = 0; t < T; t++)
-        for (int h = 0; h < l->H; h++) {
-            const float *qh = q + (size_t)t * l->H * D + (size_t)h * D;
-            int kvh = h / group, npos = pos0 + t + 1;
-            float mx = -INFINITY;
-            for (int p = 0; p < npos; p++) {
-                const float *k = kc + (size_t)p * KD + (size_t)kvh * D;
-                float s = 0;
-                for (int i = 0; i < D; i++) s += qh[i] * k[i];
-                att[p] = s * scale;
-                mx = fmaxf(mx, att[p]);
-            }
+    float *sc = malloc((size_t)T * (size_t)np * sizeof *sc);
+    if (!sc) return;
+    for (int h = 0; h < l->H; h++) {
+        int kvh = h / group;
+        /* sc[T][np] = scale · q_h[T][D] · k_h[np][D]ᵀ */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, np, D, scale, q + (size_t)h * D, QD, kc + (size_t)kvh * D,
+                    KD, 0.0f, sc, np);
+        for (int t = 0; t < T; t++) {
+            float *row = sc + (size_t)t * np, mx = -INFINITY;
+            int n = pos0 + t + 1;
+            for (int p = 0; p < n; p++) mx = fmaxf(mx, row[p]);
             double sum = 0;
-            for (int p = 0; p < npos; p++) {
-                att[p] = expf(att[p] - mx);
-                sum += att[p];
-            }
-            float inv = (float)(1.0 / sum), *o = out + (size_t)t * l->H * D + (size_t)h * D;
-            memset(o, 0, (size_t)D * sizeof *o);
-            for (int p = 0; p < npos; p++) {
-                const float *v = vc + (size_t)p * KD + (size_t)kvh * D;
-                float a = att[p] * inv;
-                for (int i = 0; i < D; i++) o[i] += a * v[i];
-            }
+            for (int p = 0; p < n; p++) sum += row[p] = expf(row[p] - mx);
+            float inv = (float)(1.0 / sum);
+            for (int p = 0; p < n; p++) row[p] *= inv;
+            for (int p = n; p < np; p++) row[p] = 0;
         }
-    free(att);
+        /* out_h[T][D] = sc[T][np] · v_h[np][D] */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, np, 1.0f, sc, np, vc + (size_t)kvh * D, KD, 0.0f,
+                    out + (size_t)h * D, QD);
+    }
+    free(sc);
 }
 
 static void layer_forward(qs_llm *l, int li, float *x, int T, int pos0, float *buf)
