@@ -136,12 +136,13 @@ int qs_llm_n_ctx(const qs_llm *l) { return l->n_ctx; }
 int qs_llm_n_vocab(const qs_llm *l) { return l->V; }
 void qs_llm_reset(qs_llm *l) { (void)l; /* positions are overwritten before they are read */ }
 
-int qs_llm_set_weights(qs_llm *l, const char *name, const float *w, qs_err *err)
+int qs_llm_set_weights(qs_llm *l, const char *name, const float *w, int act_type, qs_err *err)
 {
     for (int i = 0; i < l->n_all; i++) {
         wmat *m = l->all[i];
         if (strcmp(m->t->name, name) && strcmp(m->t->gguf_name, name)) continue;
         memcpy(m->w, w, (size_t)(m->rows * m->cols) * sizeof *w);
+        m->act_type = act_type;
         return 0;
     }
     return qs_err_set(err, QS_E_USAGE, "the model uses no tensor named %s", name);

@@ -26,8 +26,10 @@ qs_llm *qs_llm_new(const qs_model *m, int n_ctx, qs_err *err);
 void qs_llm_free(qs_llm *l);
 int qs_llm_n_ctx(const qs_llm *l);
 int qs_llm_n_vocab(const qs_llm *l);
-/* Replaces one weight (by file or GGUF name) with rows × cols floats of the same shape. */
-int qs_llm_set_weights(qs_llm *l, const char *name, const float *w, qs_err *err);
+/* Replaces one weight (by file or GGUF name) with rows × cols floats of the same shape;
+ * act_type: how llama.cpp would round the activations for the new weight's type
+ * (qs_llama_cpp_act_type; QS_TYPE_F32 for none). */
+int qs_llm_set_weights(qs_llm *l, const char *name, const float *w, int act_type, qs_err *err);
 /* Forgets the KV cache. */
 void qs_llm_reset(qs_llm *l);
 /* logits: n × n_vocab floats (all positions), or NULL to skip the output projection. */

@@ -25,6 +25,8 @@ static const command commands[] = {
                                   "                                  continue a prompt (greedy with --temp 0)"},
     {"ppl", qs_cli_ppl, "ppl MODEL --text FILE [--ctx N] [--chunks N] [--kld-base OUT | --kld-against BASE]\n"
                         "                                  perplexity like llama-perplexity; KL divergence (also --kld FILE)"},
+    {"recipe", qs_cli_recipe, "recipe MODEL [--default CONFIG] [--set PATTERN=CONFIG …] -o R.json | recipe show R.json [--model M]\n"
+                              "                                  write or show a per-tensor quantization recipe"},
     {"devices", qs_cli_devices, "devices                         CPU cores and CUDA devices"},
 };
 

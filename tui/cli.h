@@ -17,6 +17,11 @@ int qs_cli_methods(int argc, char **argv);
 int qs_cli_tokenize(int argc, char **argv);
 int qs_cli_generate(int argc, char **argv);
 int qs_cli_ppl(int argc, char **argv);
+int qs_cli_recipe(int argc, char **argv);
+struct qs_model;
+struct qs_llm;
+/* loads, resolves and applies a recipe file to l (errors printed); exit status */
+int qs_cli_apply_recipe(const char *path, const struct qs_model *m, struct qs_llm *l);
 
 /* Prints "quantscope: WHAT: msg" and returns the exit status for err's code. */
 int qs_cli_fail(const char *what, const qs_err *err);

@@ -68,7 +68,7 @@ int qs_cli_tokenize(int argc, char **argv)
 }
 
 typedef struct gen_opts {
-    const char *path, *prompt;
+    const char *path, *prompt, *recipe;
     int n;
     float temp, top_p;
     int top_k;
@@ -77,7 +77,7 @@ typedef struct gen_opts {
 
 static int parse_gen(int argc, char **argv, gen_opts *o)
 {
-    *o = (gen_opts){NULL, NULL, 64, 0.8f, 0.95f, 40, 42};
+    *o = (gen_opts){NULL, NULL, NULL, 64, 0.8f, 0.95f, 40, 42};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool next = i + 1 < argc;
@@ -87,12 +87,13 @@ static int parse_gen(int argc, char **argv, gen_opts *o)
         else if (!strcmp(a, "--top-k") && next) o->top_k = atoi(argv[++i]);
         else if (!strcmp(a, "--top-p") && next) o->top_p = strtof(argv[++i], NULL);
         else if (!strcmp(a, "--seed") && next) o->seed = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--recipe") && next) o->recipe = argv[++i];
         else if (a[0] == '-') return qs_cli_usage_error("generate: unknown or incomplete option '%s'", a);
         else if (!o->path) o->path = a;
         else return qs_cli_usage_error("generate: unexpected argument '%s'", a);
     }
     if (!o->path || !o->prompt || o->n < 1)
-        return qs_cli_usage_error("usage: quantscope generate MODEL -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--seed S]");
+        return qs_cli_usage_error("usage: quantscope generate MODEL -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--seed S] [--recipe R.json]");
     return QS_EXIT_OK;
 }
 
@@ -114,6 +115,8 @@ int qs_cli_generate(int argc, char **argv)
         rc = qs_cli_fail(o.path, &err);
     else if (n >= ctx)
         rc = qs_cli_usage_error("generate: the prompt (%lld tokens) fills the context of %d", (long long)n, ctx);
+    else if (o.recipe)
+        rc = qs_cli_apply_recipe(o.recipe, m, l);
     if (!rc) {
         int V = qs_llm_n_vocab(l), total = (int)n + o.n < ctx ? (int)n + o.n : ctx;
         int32_t *hist = realloc(ids, (size_t)total * sizeof *hist);
@@ -190,13 +193,13 @@ static void print_kld(const qs_kld_stats *s)
 }
 
 typedef struct ppl_opts {
-    const char *path, *text_path, *kld_base_out, *kld_in, *kld_against;
+    const char *path, *text_path, *kld_base_out, *kld_in, *kld_against, *recipe;
     int ctx, chunks;
 } ppl_opts;
 
 static int parse_ppl(int argc, char **argv, ppl_opts *o)
 {
-    *o = (ppl_opts){NULL, NULL, NULL, NULL, NULL, 512, -1};
+    *o = (ppl_opts){NULL, NULL, NULL, NULL, NULL, NULL, 512, -1};
     for (int i = 1; i < argc; i++) {
         bool next = i + 1 < argc;
         if ((!strcmp(argv[i], "--text") || !strcmp(argv[i], "-f")) && next) o->text_path = argv[++i];
@@ -205,12 +208,13 @@ static int parse_ppl(int argc, char **argv, ppl_opts *o)
         else if (!strcmp(argv[i], "--kld-base") && next) o->kld_base_out = argv[++i];
         else if (!strcmp(argv[i], "--kld") && next) o->kld_in = argv[++i];
         else if (!strcmp(argv[i], "--kld-against") && next) o->kld_against = argv[++i];
+        else if (!strcmp(argv[i], "--recipe") && next) o->recipe = argv[++i];
         else if (argv[i][0] == '-') return qs_cli_usage_error("ppl: unknown or incomplete option '%s'", argv[i]);
         else if (!o->path) o->path = argv[i];
         else return qs_cli_usage_error("ppl: unexpected argument '%s'", argv[i]);
     }
     if (!o->path || (!o->text_path && !o->kld_in) || o->ctx < 4 || (o->kld_in && (o->kld_base_out || o->kld_against)))
-        return qs_cli_usage_error("usage: quantscope ppl MODEL --text FILE [--ctx N] [--chunks N] "
+        return qs_cli_usage_error("usage: quantscope ppl MODEL --text FILE [--ctx N] [--chunks N] [--recipe R.json] "
                                   "[--kld-base OUT | --kld-against BASE_MODEL]  or  quantscope ppl MODEL --kld BASEFILE");
     return QS_EXIT_OK;
 }
@@ -255,6 +259,7 @@ int qs_cli_ppl(int argc, char **argv)
     rc = open_with_vocab(o.path, &m, &v);
     if (!rc && o.kld_in && qs_kld_base_read(o.kld_in, &b, &err)) rc = qs_cli_fail(o.kld_in, &err);
     if (!rc && !(l = qs_llm_new(m, o.kld_in ? b.n_ctx : o.ctx, &err))) rc = qs_cli_fail(o.path, &err);
+    if (!rc && o.recipe) rc = qs_cli_apply_recipe(o.recipe, m, l);
     double t0 = wall();
     qs_progress prog = {0, 0, 0, ppl_progress, &t0};
     if (!rc && (o.kld_base_out || o.kld_against)) {

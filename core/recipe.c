@@ -1,0 +1,418 @@
+/* core/recipe.c — recipes: JSON load/save, resolution to a per-tensor table, application. */
+#include "recipe.h"
+
+#include <cjson/cJSON.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "fileio.h"
+#include "ggml_types.h"
+#include "infer.h"
+#include "progress.h"
+
+static const char *const knob_json[QS_KNOB_COUNT] = {"bits", "group", "asym", "clip", "block", "double_quant"};
+
+void qs_recipe_init(qs_recipe *r, const qs_model *m)
+{
+    memset(r, 0, sizeof *r);
+    r->def_keep = true;
+    qs_qconfig_default(&r->def, qs_method_find("q8_0"));
+    if (m) {
+        const char *base = strrchr(m->path, '/');
+        snprintf(r->model_file, sizeof r->model_file, "%.255s", base ? base + 1 : m->path);
+        snprintf(r->model_arch, sizeof r->model_arch, "%s", m->hp.arch);
+        r->model_tensors = m->n_tensors;
+        qs_model_table_hash(m, r->table_hash);
+    }
+}
+
+static void free_rules(qs_recipe_rule *v, int n)
+{
+    for (int i = 0; i < n; i++) free(v[i].pattern);
+    free(v);
+}
+
+void qs_recipe_free(qs_recipe *r)
+{
+    free_rules(r->rules, r->n_rules);
+    free_rules(r->overrides, r->n_overrides);
+    memset(r, 0, sizeof *r);
+}
+
+/* order-independent: the sum of one FNV-1a hash per tensor (name and shape), so a model and
+ * its llama-quantize outputs (same tensors, another order and other types) share it */
+void qs_model_table_hash(const qs_model *m, char out[32])
+{
+    uint64_t sum = 0;
+    for (int64_t i = 0; i < m->n_tensors; i++) {
+        const qs_tensor *t = &m->tensors[i];
+        const char *name = t->gguf_name[0] ? t->gguf_name : t->name;
+        uint64_t h = 1469598103934665603ull;
+        for (const char *p = name; *p; p++) h = (h ^ (uint8_t)*p) * 1099511628211ull;
+        for (int d = 0; d < 4; d++) h = (h ^ (uint64_t)t->ne[d]) * 1099511628211ull;
+        sum += h;
+    }
+    snprintf(out, 32, "tensors:%016llx", (unsigned long long)sum);
+}
+
+/* ---- configs ---- */
+
+int qs_config_parse(const char *s, qs_qconfig *cfg, bool *keep, qs_err *err)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    char *colon = strchr(buf, ':');
+    if (colon) *colon = '\0';
+    *keep = strcasecmp(buf, "keep") == 0;
+    if (*keep) return colon ? qs_err_set(err, QS_E_USAGE, "'keep' takes no knobs") : 0;
+    const qs_method *m = qs_method_find(buf);
+    if (!m) return qs_err_set(err, QS_E_USAGE, "unknown method '%s' (see `quantscope methods`)", buf);
+    qs_qconfig_default(cfg, m);
+    for (char *kv = colon ? colon + 1 : NULL, *next; kv && *kv; kv = next) {
+        next = strchr(kv, ',');
+        if (next) *next++ = '\0';
+        char *eq = strchr(kv, '=');
+        if (eq) *eq = '\0';
+        int rc = qs_qconfig_set(cfg, kv, eq ? eq + 1 : "true", err);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+void qs_config_format(const qs_qconfig *cfg, bool keep, char *buf, size_t n)
+{
+    if (keep) {
+        snprintf(buf, n, "keep");
+        return;
+    }
+    qs_qconfig def;
+    qs_qconfig_default(&def, cfg->method);
+    size_t o = (size_t)snprintf(buf, n, "%s", cfg->method->name);
+    char sep = ':';
+    for (int k = 0; k < QS_KNOB_COUNT && o < n; k++) {
+        if (!(cfg->method->knobs & (1u << k)) || qs_qconfig_get(cfg, k) == qs_qconfig_get(&def, k)) continue;
+        o += (size_t)snprintf(buf + o, n - o, "%c%s=%d", sep, knob_json[k], qs_qconfig_get(cfg, k));
+        sep = ',';
+    }
+}
+
+static int push_rule(qs_recipe_rule **v, int *n, const char *pattern, const qs_qconfig *cfg, bool keep, qs_err *err)
+{
+    qs_recipe_rule *nv = realloc(*v, (size_t)(*n + 1) * sizeof *nv);
+    if (!nv) return qs_err_set(err, QS_E_OOM, "out of memory");
+    *v = nv;
+    nv[*n] = (qs_recipe_rule){strdup(pattern), *cfg, keep};
+    (*n)++;
+    return 0;
+}
+
+int qs_recipe_add_rule(qs_recipe *r, const char *pattern, const char *config, qs_err *err)
+{
+    regex_t re;
+    if (regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB) != 0)
+        return qs_err_set(err, QS_E_USAGE, "'%s' is not a valid regular expression", pattern);
+    regfree(&re);
+    qs_qconfig c;
+    bool keep;
+    int rc = qs_config_parse(config, &c, &keep, err);
+    return rc ? rc : push_rule(&r->rules, &r->n_rules, pattern, &c, keep, err);
+}
+
+int qs_recipe_set_default(qs_recipe *r, const char *config, qs_err *err)
+{
+    return qs_config_parse(config, &r->def, &r->def_keep, err);
+}
+
+/* ---- JSON ---- */
+
+static int config_from_json(const cJSON *o, qs_qconfig *cfg, bool *keep, const char *where, qs_err *err)
+{
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "method");
+    if (!cJSON_IsObject(o) || !cJSON_IsString(m))
+        return qs_err_set(err, QS_E_INPUT, "%s: a config is an object with a \"method\"", where);
+    int rc = qs_config_parse(m->valuestring, cfg, keep, err);
+    if (rc) return qs_err_prefix(err, "%s", where);
+    for (const cJSON *c = o->child; c; c = c->next) {
+        if (!strcmp(c->string, "method")) continue;
+        int k = 0;
+        while (k < QS_KNOB_COUNT && strcmp(knob_json[k], c->string)) k++;
+        if (k == QS_KNOB_COUNT || *keep) return qs_err_set(err, QS_E_INPUT, "%s: unknown key '%s'", where, c->string);
+        char v[32];
+        if (cJSON_IsBool(c)) snprintf(v, sizeof v, "%s", cJSON_IsTrue(c) ? "true" : "false");
+        else if (cJSON_IsNumber(c)) snprintf(v, sizeof v, "%d", c->valueint);
+        else return qs_err_set(err, QS_E_INPUT, "%s: '%s' must be a number or true/false", where, c->string);
+        if ((rc = qs_qconfig_set(cfg, c->string, v, err))) return qs_err_prefix(err, "%s", where);
+    }
+    return 0;
+}
+
+static cJSON *config_to_json(const qs_qconfig *cfg, bool keep)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "method", keep ? "keep" : cfg->method->name);
+    if (keep) return o;
+    for (int k = 0; k < QS_KNOB_COUNT; k++) {
+        if (!(cfg->method->knobs & (1u << k))) continue;
+        if (qs_knob_get(k)->is_bool) cJSON_AddBoolToObject(o, knob_json[k], qs_qconfig_get(cfg, k));
+        else cJSON_AddNumberToObject(o, knob_json[k], qs_qconfig_get(cfg, k));
+    }
+    return o;
+}
+
+static int check_keys(const cJSON *o, const char *const *allowed, const char *where, qs_err *err)
+{
+    for (const cJSON *c = o->child; c; c = c->next) {
+        bool ok = false;
+        for (const char *const *a = allowed; *a && !ok; a++) ok = !strcmp(*a, c->string);
+        if (!ok) return qs_err_set(err, QS_E_INPUT, "%s: unknown key '%s'", where, c->string);
+    }
+    return 0;
+}
+
+static int parse_model(const cJSON *mo, qs_recipe *r, qs_err *err)
+{
+    static const char *const keys[] = {"file", "architecture", "tensors", "table_hash", NULL};
+    if (!cJSON_IsObject(mo)) return qs_err_set(err, QS_E_INPUT, "\"model\" must be an object");
+    int rc = check_keys(mo, keys, "model", err);
+    if (rc) return rc;
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(mo, "file"), *a = cJSON_GetObjectItemCaseSensitive(mo, "architecture");
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(mo, "tensors"), *h = cJSON_GetObjectItemCaseSensitive(mo, "table_hash");
+    if (cJSON_IsString(f)) snprintf(r->model_file, sizeof r->model_file, "%s", f->valuestring);
+    if (cJSON_IsString(a)) snprintf(r->model_arch, sizeof r->model_arch, "%s", a->valuestring);
+    if (cJSON_IsNumber(n)) r->model_tensors = (int64_t)n->valuedouble;
+    if (cJSON_IsString(h)) snprintf(r->table_hash, sizeof r->table_hash, "%s", h->valuestring);
+    return 0;
+}
+
+static int parse_rules(const cJSON *rules, qs_recipe *r, qs_err *err)
+{
+    static const char *const keys[] = {"pattern", "config", NULL};
+    if (!cJSON_IsArray(rules)) return qs_err_set(err, QS_E_INPUT, "\"rules\" must be an array");
+    int i = 0, rc = 0;
+    for (const cJSON *e = rules->child; e && !rc; e = e->next, i++) {
+        char where[32];
+        snprintf(where, sizeof where, "rule %d", i + 1);
+        const cJSON *p = cJSON_GetObjectItemCaseSensitive(e, "pattern");
+        if (!cJSON_IsObject(e) || !cJSON_IsString(p)) return qs_err_set(err, QS_E_INPUT, "%s: needs \"pattern\" and \"config\"", where);
+        if ((rc = check_keys(e, keys, where, err))) break;
+        regex_t re;
+        if (regcomp(&re, p->valuestring, REG_EXTENDED | REG_NOSUB) != 0)
+            return qs_err_set(err, QS_E_INPUT, "%s: '%.80s' is not a valid regular expression", where, p->valuestring);
+        regfree(&re);
+        qs_qconfig c;
+        bool keep;
+        rc = config_from_json(cJSON_GetObjectItemCaseSensitive(e, "config"), &c, &keep, where, err);
+        if (!rc) rc = push_rule(&r->rules, &r->n_rules, p->valuestring, &c, keep, err);
+    }
+    return rc;
+}
+
+int qs_recipe_parse(const char *json, size_t len, qs_recipe *r, qs_err *err)
+{
+    static const char *const keys[] = {"quantscope_recipe", "model", "default", "rules", "overrides", NULL};
+    qs_recipe_init(r, NULL);
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    int rc = 0;
+    if (!cJSON_IsObject(root)) rc = qs_err_set(err, QS_E_INPUT, "not a JSON object");
+    const cJSON *ver = root ? cJSON_GetObjectItemCaseSensitive(root, "quantscope_recipe") : NULL;
+    if (!rc && (!cJSON_IsNumber(ver) || ver->valueint != 1)) rc = qs_err_set(err, QS_E_INPUT, "not a quantscope recipe (\"quantscope_recipe\": 1 missing)");
+    if (!rc) rc = check_keys(root, keys, "recipe", err);
+    const cJSON *x;
+    if (!rc && (x = cJSON_GetObjectItemCaseSensitive(root, "model"))) rc = parse_model(x, r, err);
+    if (!rc && (x = cJSON_GetObjectItemCaseSensitive(root, "default"))) rc = config_from_json(x, &r->def, &r->def_keep, "default", err);
+    if (!rc && (x = cJSON_GetObjectItemCaseSensitive(root, "rules"))) rc = parse_rules(x, r, err);
+    if (!rc && (x = cJSON_GetObjectItemCaseSensitive(root, "overrides"))) {
+        if (!cJSON_IsObject(x)) rc = qs_err_set(err, QS_E_INPUT, "\"overrides\" must be an object");
+        for (const cJSON *e = cJSON_IsObject(x) ? x->child : NULL; e && !rc; e = e->next) {
+            qs_qconfig c;
+            bool keep;
+            char where[96];
+            snprintf(where, sizeof where, "override %.64s", e->string);
+            rc = config_from_json(e, &c, &keep, where, err);
+            if (!rc) rc = push_rule(&r->overrides, &r->n_overrides, e->string, &c, keep, err);
+        }
+    }
+    cJSON_Delete(root);
+    if (rc) qs_recipe_free(r);
+    return rc;
+}
+
+int qs_recipe_load(const char *path, qs_recipe *r, qs_err *err)
+{
+    size_t len;
+    char *text = qs_read_file(path, 64u << 20, &len, err);
+    if (!text) return -(err ? err->code : QS_E_IO);
+    int rc = qs_recipe_parse(text, len, r, err);
+    free(text);
+    return rc;
+}
+
+int qs_recipe_save(const char *path, const qs_recipe *r, qs_err *err)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddNumberToObject(root, "quantscope_recipe", 1);
+    cJSON *m = cJSON_AddObjectToObject(root, "model");
+    cJSON_AddStringToObject(m, "file", r->model_file);
+    cJSON_AddStringToObject(m, "architecture", r->model_arch);
+    cJSON_AddNumberToObject(m, "tensors", (double)r->model_tensors);
+    cJSON_AddStringToObject(m, "table_hash", r->table_hash);
+    cJSON_AddItemToObject(root, "default", config_to_json(&r->def, r->def_keep));
+    cJSON *rules = cJSON_AddArrayToObject(root, "rules");
+    for (int i = 0; i < r->n_rules; i++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "pattern", r->rules[i].pattern);
+        cJSON_AddItemToObject(e, "config", config_to_json(&r->rules[i].cfg, r->rules[i].keep));
+        cJSON_AddItemToArray(rules, e);
+    }
+    cJSON *ov = cJSON_AddObjectToObject(root, "overrides");
+    for (int i = 0; i < r->n_overrides; i++)
+        cJSON_AddItemToObject(ov, r->overrides[i].pattern, config_to_json(&r->overrides[i].cfg, r->overrides[i].keep));
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!text) return qs_err_set(err, QS_E_OOM, "out of memory");
+    qs_afile af;
+    int rc = qs_afile_open(&af, path, err);
+    if (!rc) rc = qs_afile_write(&af, text, strlen(text), err);
+    if (!rc) rc = qs_afile_write(&af, "\n", 1, err);
+    free(text);
+    if (rc) {
+        if (af.f) qs_afile_abort(&af);
+        return rc;
+    }
+    return qs_afile_commit(&af, err);
+}
+
+int qs_recipe_from_model(qs_recipe *r, const qs_model *quantized, qs_err *err)
+{
+    for (int64_t i = 0; i < quantized->n_tensors; i++) {
+        const qs_tensor *t = &quantized->tensors[i];
+        const qs_method *m = t->type >= 0 ? qs_method_find(qs_type_name(t->type)) : NULL;
+        qs_qconfig c;
+        bool keep = t->type == QS_TYPE_F32 || !m;
+        if (m) qs_qconfig_default(&c, m);
+        else qs_qconfig_default(&c, qs_method_find("f16"));
+        int rc = push_rule(&r->overrides, &r->n_overrides, t->gguf_name[0] ? t->gguf_name : t->name, &c, keep, err);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* ---- resolution ---- */
+
+static bool quantizable(const qs_tensor *t)
+{
+    return t->n_dims >= 2 && t->ne[1] > 1 && !t->is_bias && t->type >= 0 && qs_type_get(t->type) &&
+           qs_type_get(t->type)->can_dequantize && t->role != QS_ROLE_ATTN_NORM && t->role != QS_ROLE_FFN_NORM &&
+           t->role != QS_ROLE_OUTPUT_NORM;
+}
+
+static void warn(qs_recipe_table *t, const char *fmt, const char *a, const char *b)
+{
+    size_t o = strlen(t->warnings);
+    if (o + 2 < sizeof t->warnings) snprintf(t->warnings + o, sizeof t->warnings - o, fmt, a, b);
+}
+
+int qs_recipe_resolve(const qs_recipe *r, const qs_model *m, bool force, qs_recipe_table *out, qs_err *err)
+{
+    memset(out, 0, sizeof *out);
+    char hash[32];
+    qs_model_table_hash(m, hash);
+    if (!force && r->table_hash[0] && strcmp(hash, r->table_hash))
+        return qs_err_set(err, QS_E_INPUT, "the recipe was made for another model (%s, %lld tensors)", r->model_file,
+                          (long long)r->model_tensors);
+    regex_t *re = calloc((size_t)(r->n_rules ? r->n_rules : 1), sizeof *re);
+    int *hits = calloc((size_t)(r->n_rules ? r->n_rules : 1), sizeof *hits);
+    out->e = calloc((size_t)(m->n_tensors ? m->n_tensors : 1), sizeof *out->e);
+    if (!re || !hits || !out->e) {
+        free(re);
+        free(hits);
+        free(out->e);
+        return qs_err_set(err, QS_E_OOM, "out of memory");
+    }
+    for (int i = 0; i < r->n_rules; i++) regcomp(&re[i], r->rules[i].pattern, REG_EXTENDED | REG_NOSUB);
+    out->n = m->n_tensors;
+    for (int64_t i = 0; i < m->n_tensors; i++) {
+        const qs_tensor *t = &m->tensors[i];
+        const char *name = t->gguf_name[0] ? t->gguf_name : t->name;
+        qs_recipe_entry *e = &out->e[i];
+        e->t = t;
+        e->ggml_type = -1;
+        e->keep = true;
+        if (quantizable(t)) {
+            const qs_recipe_rule *hit = NULL;
+            for (int k = 0; k < r->n_overrides && !hit; k++)
+                if (!strcmp(r->overrides[k].pattern, name) || !strcmp(r->overrides[k].pattern, t->name)) hit = &r->overrides[k];
+            for (int k = 0; k < r->n_rules && !hit; k++)
+                if (regexec(&re[k], name, 0, NULL, 0) == 0) hit = &r->rules[k], hits[k]++;
+            e->keep = hit ? hit->keep : r->def_keep;
+            e->cfg = hit ? hit->cfg : r->def;
+        }
+        int64_t rows = qs_tensor_nrows(t), cols = t->ne[0];
+        if (!e->keep) {
+            int type;
+            if (qs_qconfig_check(&e->cfg, rows, cols, &type, err) != 0) {
+                qs_err_prefix(err, "%s", name);
+                for (int k = 0; k < r->n_rules; k++) regfree(&re[k]);
+                free(re);
+                free(hits);
+                qs_recipe_table_free(out);
+                return -QS_E_INPUT;
+            }
+            e->ggml_type = type;
+            if (type >= 0 && type != e->cfg.method->ggml_type) {
+                char msg[96];
+                snprintf(msg, sizeof msg, "%s → %s", e->cfg.method->name, qs_type_name(type));
+                warn(out, "%s: %s (llama-quantize's block-size fallback)\n", name, msg);
+            }
+            e->bpw = type >= 0 ? qs_type_bpw(type)
+                     : e->cfg.method->kind == QS_METHOD_RTN
+                         ? e->cfg.bits + (32.0 + (e->cfg.asym ? e->cfg.bits : 0)) /
+                                             (double)(e->cfg.group < 0 ? rows * cols : e->cfg.group == 0 ? cols : e->cfg.group)
+                         : qs_bnb4_bpw(e->cfg.block, e->cfg.double_quant);
+            e->bytes = (int64_t)(e->bpw * (double)(rows * cols) / 8.0 + 0.5);
+        } else {
+            e->bpw = qs_tensor_bpw(t);
+            e->bytes = (int64_t)t->nbytes;
+        }
+    }
+    for (int k = 0; k < r->n_rules; k++) {
+        if (!hits[k]) warn(out, "rule '%s' matches no tensor%s\n", r->rules[k].pattern, "");
+        regfree(&re[k]);
+    }
+    free(re);
+    free(hits);
+    return 0;
+}
+
+void qs_recipe_table_free(qs_recipe_table *t)
+{
+    free(t->e);
+    memset(t, 0, sizeof *t);
+}
+
+int qs_recipe_apply(const qs_recipe_table *t, qs_llm *l, int n_threads, qs_progress *prog, qs_err *err)
+{
+    int64_t todo = 0, done = 0;
+    for (int64_t i = 0; i < t->n; i++) todo += !t->e[i].keep;
+    for (int64_t i = 0; i < t->n; i++) {
+        const qs_recipe_entry *e = &t->e[i];
+        if (e->keep) continue;
+        int64_t rows = qs_tensor_nrows(e->t), cols = e->t->ne[0];
+        float *w = malloc((size_t)(rows * cols) * sizeof *w);
+        if (!w) return qs_err_set(err, QS_E_OOM, "out of memory");
+        qs_qresult r;
+        int rc = qs_tensor_read_rows(e->t, 0, rows, w, err);
+        if (!rc) rc = qs_quant_run(&e->cfg, w, rows, cols, NULL, NULL, n_threads, &r, err);
+        if (!rc) {
+            rc = qs_llm_set_weights(l, e->t->name, r.deq, e->ggml_type >= 0 ? qs_llama_cpp_act_type(e->ggml_type, cols) : QS_TYPE_F32, err);
+            qs_qresult_free(&r);
+        }
+        free(w);
+        if (rc) return qs_err_prefix(err, "%s", e->t->name);
+        if (!qs_progress_step(prog, ++done, todo)) return qs_err_set(err, QS_E_CANCELLED, "cancelled");
+    }
+    return 0;
+}

@@ -1,0 +1,80 @@
+/* core/recipe.h — quantization recipes: which config every tensor of a model gets.
+ *
+ * JSON (cJSON):
+ *   {"quantscope_recipe": 1,
+ *    "model": {"file": "m.gguf", "architecture": "llama", "tensors": 48, "table_hash": "…"},
+ *    "default": {"method": "q4_K"},
+ *    "rules": [{"pattern": "blk\\.[0-3]\\.ffn_down", "config": {"method": "q6_K"}}, …],
+ *    "overrides": {"output.weight": {"method": "q8_0"}}}
+ * A config is {"method": NAME, knob: value …} with the knobs of qs_method_table, or
+ * {"method": "keep"} (the tensor stays as it is). Patterns are POSIX extended regular
+ * expressions searched in the GGUF name; the first matching rule wins; overrides beat rules.
+ * Only matrices (2-D and up, not norms or biases) are quantized; the rest is kept.
+ * Resolution applies llama-quantize's block-size fallbacks and reports them as warnings, as it
+ * does patterns that match nothing. Unknown keys, bad configs and a recipe made for another
+ * model (tensor table hash) are errors. */
+#ifndef QS_RECIPE_H
+#define QS_RECIPE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "model.h"
+#include "quant.h"
+
+typedef struct qs_recipe_rule {
+    char *pattern;
+    qs_qconfig cfg;
+    bool keep;
+} qs_recipe_rule;
+
+typedef struct qs_recipe {
+    char model_file[256], model_arch[64], table_hash[32];
+    int64_t model_tensors;
+    qs_qconfig def;
+    bool def_keep;
+    qs_recipe_rule *rules;
+    int n_rules;
+    qs_recipe_rule *overrides;   /* pattern = the exact tensor name */
+    int n_overrides;
+} qs_recipe;
+
+typedef struct qs_recipe_entry {
+    const qs_tensor *t;
+    bool keep;                   /* left as in the file */
+    qs_qconfig cfg;
+    int ggml_type;               /* GGML methods: the type after fallback, else -1 */
+    double bpw;                  /* of the result (the file's own for kept tensors) */
+    int64_t bytes;
+} qs_recipe_entry;
+
+typedef struct qs_recipe_table {
+    qs_recipe_entry *e;
+    int64_t n;
+    char warnings[2048];         /* one per line */
+} qs_recipe_table;
+
+void qs_recipe_init(qs_recipe *r, const qs_model *m);      /* empty recipe for m: default keep */
+void qs_recipe_free(qs_recipe *r);
+/* "q4_K", "keep", "rtn:bits=3,group=64,asym=true", "nf4:block=128,double_quant=true" */
+int qs_config_parse(const char *s, qs_qconfig *cfg, bool *keep, qs_err *err);
+void qs_config_format(const qs_qconfig *cfg, bool keep, char *buf, size_t n);
+int qs_recipe_add_rule(qs_recipe *r, const char *pattern, const char *config, qs_err *err);
+int qs_recipe_set_default(qs_recipe *r, const char *config, qs_err *err);
+/* One override per tensor with the type it has in a quantized file (F32 → keep). */
+int qs_recipe_from_model(qs_recipe *r, const qs_model *quantized, qs_err *err);
+int qs_recipe_load(const char *path, qs_recipe *r, qs_err *err);
+int qs_recipe_parse(const char *json, size_t len, qs_recipe *r, qs_err *err);
+int qs_recipe_save(const char *path, const qs_recipe *r, qs_err *err);
+/* hash of the model's tensor table (names and shapes, in any order), as stored in recipes */
+void qs_model_table_hash(const qs_model *m, char out[32]);
+int qs_recipe_resolve(const qs_recipe *r, const qs_model *m, bool force, qs_recipe_table *out, qs_err *err);
+void qs_recipe_table_free(qs_recipe_table *t);
+
+struct qs_llm;
+struct qs_progress;
+/* Quantizes every non-kept tensor with its config and installs the dequantized weights. */
+int qs_recipe_apply(const qs_recipe_table *t, struct qs_llm *l, int n_threads, struct qs_progress *prog, qs_err *err);
+
+#endif
