@@ -30,7 +30,7 @@ static int check_vocab(const char *gguf_path)
     qs_vocab *v = qs_vocab_load(g, &err);
     int checked = 0;
     if (!v) {
-        cr_log_warn("%s: %s", gguf_path, err.msg);
+        cr_log_info("skipping %s: %s", gguf_path, err.msg);
         checked = -1;
         goto done;
     }
