@@ -21,6 +21,7 @@ endif
 # -ffp-contract=off everywhere: fused multiply-add changes quantized bytes (spec/ggml-types.md §3.6)
 CFLAGS  := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Werror -ffp-contract=off -pthread -MMD -MP
 LDLIBS  := -lcjson -lcsv -lopenblas -lm -pthread
+CURSES_LIBS := $(shell pkg-config --libs ncursesw 2>/dev/null || echo -lncursesw -ltinfo)
 
 NVCC    := $(firstword $(wildcard /usr/local/cuda/bin/nvcc) $(shell command -v nvcc 2>/dev/null))
 CU_SRCS := $(wildcard cuda/*.cu)
@@ -43,7 +44,7 @@ VIEW_SRCS := $(wildcard views/*.c)
 TEST_SRCS := $(wildcard tests/*.c)
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o) $(CU_OBJS)
 APP_OBJS  := $(TUI_SRCS:%.c=$(BUILD)/%.o) $(VIEW_SRCS:%.c=$(BUILD)/%.o)
-TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o)
+TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/views/plot.o
 LIBQS     := $(BUILD)/libqs.a
 BIN       := quantscope
 ifeq ($(SAN),1)
@@ -69,7 +70,7 @@ $(LIBQS): $(CORE_OBJS)
 	ar rcs $@ $^
 
 $(BIN): $(APP_OBJS) $(LIBQS) | cuda-note
-	$(CC) $(CFLAGS) -o $@ $(APP_OBJS) $(LIBQS) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $(APP_OBJS) $(LIBQS) $(LDLIBS) $(CURSES_LIBS)
 
 cuda-note:
 ifeq ($(NVCC),)
@@ -83,7 +84,7 @@ $(UNIT): $(TEST_OBJS) $(LIBQS)
 
 test: deps
 	@$(MAKE) --no-print-directory $(BIN) $(UNIT)
-	QS_BIN=$(abspath $(BIN)) ./$(UNIT) --jobs $$(nproc)
+	QS_BIN=$(abspath $(BIN)) LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) ./$(UNIT) --jobs $$(nproc)
 
 # ---- benchmarks ----
 BENCH_SRCS := $(wildcard bench/*.c)

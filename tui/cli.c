@@ -3,10 +3,14 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/backend.h"
 #include "core/err.h"
+#include "tui/tui.h"
+
+#include <unistd.h>
 
 typedef struct command {
     const char *name;
@@ -32,7 +36,8 @@ static const command commands[] = {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: quantscope COMMAND [ARGS]\n\ncommands:\n");
+    fprintf(f, "usage: quantscope [MODEL] [--no-color] [--no-mouse]   the workbench (TUI)\n"
+               "       quantscope COMMAND [ARGS]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         fprintf(f, "  quantscope %s\n", commands[i].synopsis);
     fprintf(f, "\nMODEL is a GGUF file, a .safetensors file, a model.safetensors.index.json,\n"
@@ -69,18 +74,43 @@ int qs_cli_devices(int argc, char **argv)
     return QS_EXIT_OK;
 }
 
+/* the model the workbench opens when none is named */
+static const char *default_model(void)
+{
+    static const char *const candidates[] = {"sample_models/kjv-small.gguf", "sample_models/kjv-tiny.gguf",
+                                             "../shared/models/stories260K.gguf"};
+    for (size_t i = 0; i < sizeof candidates / sizeof *candidates; i++)
+        if (access(candidates[i], R_OK) == 0) return candidates[i];
+    return NULL;
+}
+
+static int run_tui(int argc, char **argv)
+{
+    tui_opts o = {NULL, getenv("QUANTSCOPE_SCRIPT"), 0, 0};
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--no-color") || !strcmp(argv[i], "--no-colour")) o.no_color = 1;
+        else if (!strcmp(argv[i], "--no-mouse")) o.no_mouse = 1;
+        else if (!strcmp(argv[i], "--script") && i + 1 < argc) o.script = argv[++i];
+        else if (argv[i][0] == '-') return qs_cli_usage_error("unknown option '%s'", argv[i]);
+        else if (!o.model_path) o.model_path = argv[i];
+        else return qs_cli_usage_error("unexpected argument '%s'", argv[i]);
+    }
+    if (!o.model_path && !(o.model_path = default_model()))
+        return qs_cli_usage_error("no model given and no sample model found (make sample-models)");
+    return qs_tui_run(&o);
+}
+
 int qs_cli_main(int argc, char **argv)
 {
-    if (argc < 2) {
-        usage(stderr);
-        return QS_EXIT_USAGE;
-    }
+    if (argc < 2 || (argv[1][0] == '-' && strcmp(argv[1], "-h") && strcmp(argv[1], "--help")))
+        return run_tui(argc, argv); /* the workbench, with options only */
     if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
         usage(stdout);
         return QS_EXIT_OK;
     }
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+    if (access(argv[1], R_OK) == 0) return run_tui(argc, argv); /* quantscope MODEL: the workbench */
     fprintf(stderr, "quantscope: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return QS_EXIT_USAGE;

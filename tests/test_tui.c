@@ -1,0 +1,113 @@
+/* The workbench, headless (spec/tui.md §6.2): every tests/ui/NAME.script is run against
+ * stories260K at 120×30 with QUANTSCOPE_SCRIPT; each `:dump FILE` it writes must equal
+ * tests/ui/FILE (reviewed screens; UPDATE_GOLDEN=1 rewrites them). Also the pure
+ * view-model helpers of views/plot.c. */
+#include <criterion/criterion.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "tests/testutil.h"
+#include "views/plot.h"
+
+static void run_script(const char *script)
+{
+    const char *bin = getenv("QS_BIN");
+    if (!bin) cr_skip_test("QS_BIN not set (make test sets it)");
+    char model[4096], absmodel[PATH_MAX], absscript[PATH_MAX], uidir[PATH_MAX];
+    snprintf(model, sizeof model, "%s/stories260K.gguf", tu_models_dir());
+    if (!realpath(model, absmodel)) cr_skip_test("%s missing", model);
+    cr_assert_not_null(realpath(script, absscript));
+    cr_assert_not_null(realpath("tests/ui", uidir));
+    char *dir = tu_tmpdir(), cmd[16384];
+    snprintf(cmd, sizeof cmd,
+             "cd %s && QUANTSCOPE_SCRIPT=%s LINES=30 COLUMNS=120 LC_ALL=C.UTF-8 TERM=xterm-256color timeout 60 %s %s",
+             dir, absscript, bin, absmodel);
+    int st = system(cmd);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the workbench failed on %s (status %d)", script, st);
+    /* compare every dump the script names */
+    size_t n;
+    char *text = (char *)tu_read(script, &n);
+    text = realloc(text, n + 1);
+    text[n] = '\0';
+    int dumps = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        if (strncmp(line, ":dump ", 6)) continue;
+        char got_path[8192], want_path[8192];
+        snprintf(got_path, sizeof got_path, "%s/%s", dir, line + 6);
+        snprintf(want_path, sizeof want_path, "%s/%s", uidir, line + 6);
+        size_t gn, wn;
+        uint8_t *got = tu_read(got_path, &gn);
+        cr_assert_not_null(got, "%s: no dump %s", script, line + 6);
+        if (getenv("UPDATE_GOLDEN")) {
+            FILE *f = fopen(want_path, "wb");
+            fwrite(got, 1, gn, f);
+            fclose(f);
+        }
+        uint8_t *want = tu_read(want_path, &wn);
+        cr_assert_not_null(want, "missing expected screen %s (UPDATE_GOLDEN=1 writes it)", want_path);
+        cr_expect(gn == wn && !memcmp(got, want, gn), "%s: screen differs from %s:\n%.*s", script, want_path, (int)gn, got);
+        free(got);
+        free(want);
+        dumps++;
+    }
+    cr_assert_gt(dumps, 0);
+    free(text);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+Test(tui, navigate, .timeout = 120) { run_script("tests/ui/navigate.script"); }
+Test(tui, knobs, .timeout = 120) { run_script("tests/ui/knobs.script"); }
+Test(tui, resize_and_quit, .timeout = 120) { run_script("tests/ui/resize_quit.script"); }
+
+Test(tui, layout_sizes)
+{
+    layout l;
+    layout_compute(80, 24, &l);
+    cr_assert_not(l.too_small);
+    cr_assert_eq(l.layers.x, 0);
+    cr_assert_eq(l.tensor.x, l.layers.w + 1, "a separator column between panes");
+    cr_assert_eq(l.knobs.x + l.knobs.w, 80);
+    cr_assert_eq(l.tensor.x + l.tensor.w + 1, l.knobs.x);
+    cr_assert_eq(l.status.y, 22);
+    cr_assert_eq(l.fbar.y, 23);
+    cr_assert_eq(l.layers.h, 21);
+    layout_compute(79, 24, &l);
+    cr_assert(l.too_small);
+    layout_compute(40, 12, &l);
+    cr_assert(l.too_small);
+    layout_compute(1, 1, &l);
+    cr_assert(l.too_small);
+    layout_compute(300, 80, &l);
+    cr_assert_leq(l.layers.w, 48);
+    cr_assert_gt(l.tensor.w, 150, "wide screens give the room to the tensor view");
+}
+
+Test(tui, plot_helpers)
+{
+    int64_t c[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, out[4];
+    plot_rebin(c, 10, 4, out);
+    cr_assert(out[0] == 3 && out[1] == 12 && out[2] == 13 && out[3] == 27, "%lld %lld %lld %lld", (long long)out[0],
+              (long long)out[1], (long long)out[2], (long long)out[3]);
+    int64_t total = 0;
+    for (int i = 0; i < 4; i++) total += out[i];
+    cr_assert_eq(total, 55, "re-binning keeps every count");
+    cr_assert_eq(plot_bar_eighths(100, 100, 5, false), 40);
+    cr_assert_eq(plot_bar_eighths(50, 100, 5, false), 20);
+    cr_assert_eq(plot_bar_eighths(1, 1000000, 5, false), 1, "a non-empty bin is never invisible");
+    cr_assert_eq(plot_bar_eighths(0, 100, 5, false), 0);
+    cr_assert_gt(plot_bar_eighths(10, 1000, 4, true), plot_bar_eighths(10, 1000, 4, false), "log lifts small counts");
+    cr_assert_str_eq(plot_eighth_glyph(0), " ");
+    cr_assert_str_eq(plot_eighth_glyph(8), "█");
+    cr_assert_str_eq(plot_eighth_glyph(4), "▄");
+    cr_assert_eq(plot_heat_level(0, 1, 8), 0);
+    cr_assert_eq(plot_heat_level(1, 1, 8), 7);
+    cr_assert_eq(plot_heat_level(0.5f, 1, 8), 4);
+    char b[32];
+    cr_assert_str_eq(plot_fmt(1.234e-5, b, sizeof b), "1.234e-5");
+    cr_assert_str_eq(plot_fmt(0.5, b, sizeof b), "0.5");
+    cr_assert_str_eq(plot_fmt(123456.0, b, sizeof b), "1.235e5");
+}

@@ -1,0 +1,287 @@
+/* tui/app.c — state, the layer list, and key handling (reactions, no drawing). */
+#include "tui/app.h"
+
+#include <curses.h>
+
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/ggml_types.h"
+#include "tui/actions.h"
+
+bool app_tensor_quantizable(const app *a, int t)
+{
+    const qs_tensor *x = &a->model->tensors[t];
+    return x->n_dims >= 2 && x->ne[1] > 1 && !x->is_bias && x->type >= 0 && qs_type_get(x->type) &&
+           qs_type_get(x->type)->can_dequantize;
+}
+
+int app_init(app *a, qs_model *m, char *err, size_t errn)
+{
+    memset(a, 0, sizeof *a);
+    a->model = m;
+    int64_t n = m->n_tensors;
+    a->cfg = calloc((size_t)(n ? n : 1), sizeof *a->cfg);
+    a->rel_err = malloc((size_t)(n ? n : 1) * sizeof *a->rel_err);
+    a->rows = malloc((size_t)(2 * n + 4) * sizeof *a->rows);
+    a->res = calloc(1, sizeof *a->res);
+    int maxb = -1;
+    for (int64_t i = 0; i < n; i++) maxb = m->tensors[i].block > maxb ? m->tensors[i].block : maxb;
+    a->n_blocks = maxb + 1;
+    a->collapsed = calloc((size_t)(a->n_blocks + 1), sizeof *a->collapsed);
+    if (!a->cfg || !a->rel_err || !a->rows || !a->res || !a->collapsed) {
+        snprintf(err, errn, "out of memory");
+        return -1;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        qs_qconfig_default(&a->cfg[i], qs_method_find("q4_K"));
+        a->rel_err[i] = -1;
+    }
+    a->res->tensor = -1;
+    pthread_mutex_init(&a->lock, NULL);
+    app_rebuild_rows(a);
+    /* start on the first quantizable tensor */
+    for (int r = 0; r < a->n_rows; r++)
+        if (a->rows[r] >= 0 && app_tensor_quantizable(a, a->rows[r])) {
+            a->sel = r;
+            break;
+        }
+    const char *base = strrchr(m->path, '/');
+    snprintf(a->status, sizeof a->status, "%.180s: %lld tensors — ? for help", base ? base + 1 : m->path, (long long)n);
+    return 0;
+}
+
+void app_free(app *a)
+{
+    free(a->cfg);
+    free(a->rel_err);
+    free(a->rows);
+    free(a->res);
+    free(a->collapsed);
+    free(a->undo);
+    pthread_mutex_destroy(&a->lock);
+}
+
+int app_selected_tensor(const app *a)
+{
+    return a->sel >= 0 && a->sel < a->n_rows ? a->rows[a->sel] : -1;
+}
+
+static bool matches(const app *a, const qs_tensor *t)
+{
+    if (!a->filter[0]) return true;
+    regex_t re;
+    const char *name = t->gguf_name[0] ? t->gguf_name : t->name;
+    if (regcomp(&re, a->filter, REG_EXTENDED | REG_NOSUB | REG_ICASE) != 0) return strstr(name, a->filter) != NULL;
+    bool hit = regexec(&re, name, 0, NULL, 0) == 0;
+    regfree(&re);
+    return hit;
+}
+
+/* globals first (in file order), then each block: a header row and its tensors */
+void app_rebuild_rows(app *a)
+{
+    const qs_model *m = a->model;
+    int keep = app_selected_tensor(a);
+    a->n_rows = 0;
+    for (int64_t i = 0; i < m->n_tensors; i++)
+        if (m->tensors[i].block < 0 && matches(a, &m->tensors[i])) a->rows[a->n_rows++] = (int)i;
+    for (int b = 0; b < a->n_blocks; b++) {
+        int header = a->n_rows, count = 0;
+        a->rows[a->n_rows++] = -(b + 2);
+        for (int64_t i = 0; i < m->n_tensors; i++)
+            if (m->tensors[i].block == b && matches(a, &m->tensors[i])) {
+                count++;
+                if (!a->collapsed[b]) a->rows[a->n_rows++] = (int)i;
+            }
+        if (!count) a->n_rows = header; /* a block with nothing matching disappears */
+    }
+    a->sel = a->n_rows ? 0 : -1;
+    for (int r = 0; r < a->n_rows; r++)
+        if (a->rows[r] == keep) a->sel = r;
+    if (a->top > a->sel) a->top = a->sel > 0 ? a->sel : 0;
+}
+
+int app_knob_count(const app *a)
+{
+    int t = app_selected_tensor(a);
+    if (t < 0) return 0;
+    int n = 1;
+    for (int k = 0; k < QS_KNOB_COUNT; k++) n += (a->cfg[t].method->knobs >> k) & 1;
+    return n;
+}
+
+int app_knob_at(const app *a, int i)
+{
+    int t = app_selected_tensor(a);
+    if (t < 0 || i <= 0) return -1;
+    for (int k = 0; k < QS_KNOB_COUNT; k++)
+        if (((a->cfg[t].method->knobs >> k) & 1) && --i == 0) return k;
+    return -1;
+}
+
+/* ---- changes with undo ---- */
+
+static void push_undo(app *a, int t, const qs_qconfig *before)
+{
+    if (a->undo_pos == a->undo_cap) {
+        a->undo_cap = a->undo_cap ? 2 * a->undo_cap : 64;
+        a->undo = realloc(a->undo, (size_t)a->undo_cap * sizeof *a->undo);
+    }
+    a->undo[a->undo_pos++] = (undo_entry){t, *before, a->cfg[t]};
+    a->n_undo = a->undo_pos; /* a new change drops the redo tail */
+    a->unsaved = true;
+}
+
+static int change_knob(app *a, int dir)
+{
+    int t = app_selected_tensor(a);
+    if (t < 0 || !app_tensor_quantizable(a, t)) {
+        snprintf(a->status, sizeof a->status, "this entry has no quantization settings");
+        return R_REDRAW;
+    }
+    qs_qconfig before = a->cfg[t];
+    int k = app_knob_at(a, a->knob_sel);
+    if (k < 0) {
+        int i = (int)(a->cfg[t].method - qs_method_table);
+        i = (i + (dir > 0 ? 1 : qs_method_count - 1)) % qs_method_count;
+        qs_qconfig c;
+        qs_qconfig_default(&c, &qs_method_table[i]);
+        a->cfg[t] = c;
+    } else if (!qs_qconfig_step(&a->cfg[t], (qs_knob_id)k, dir)) {
+        snprintf(a->status, sizeof a->status, "%s: end of its range", qs_knob_get(k)->name);
+        return R_REDRAW;
+    }
+    push_undo(a, t, &before);
+    if (a->knob_sel >= app_knob_count(a)) a->knob_sel = app_knob_count(a) - 1;
+    return R_REDRAW | R_RECOMPUTE;
+}
+
+static int undo_redo(app *a, bool redo)
+{
+    if (redo ? a->undo_pos >= a->n_undo : a->undo_pos <= 0) {
+        snprintf(a->status, sizeof a->status, redo ? "nothing to redo" : "nothing to undo");
+        return R_REDRAW;
+    }
+    undo_entry *e = redo ? &a->undo[a->undo_pos++] : &a->undo[--a->undo_pos];
+    a->cfg[e->tensor] = redo ? e->after : e->before;
+    for (int r = 0; r < a->n_rows; r++)
+        if (a->rows[r] == e->tensor) a->sel = r;
+    a->unsaved = true;
+    snprintf(a->status, sizeof a->status, "%s %.200s", redo ? "redo:" : "undo:", a->model->tensors[e->tensor].name);
+    return R_REDRAW | R_RECOMPUTE;
+}
+
+/* ---- movement ---- */
+
+static int move_sel(app *a, int d)
+{
+    if (a->focus == PANE_KNOBS) {
+        int n = app_knob_count(a), s = a->knob_sel + d;
+        a->knob_sel = s < 0 ? 0 : s >= n ? n - 1 : s;
+        return R_REDRAW;
+    }
+    if (!a->n_rows) return R_NONE;
+    int s = a->sel + d;
+    s = s < 0 ? 0 : s >= a->n_rows ? a->n_rows - 1 : s;
+    if (s == a->sel) return R_NONE;
+    a->sel = s;
+    a->knob_sel = 0;
+    return R_REDRAW | R_RECOMPUTE;
+}
+
+static int toggle_block(app *a)
+{
+    int r = a->sel >= 0 ? a->rows[a->sel] : 0;
+    if (r >= 0) return R_NONE;
+    int b = -r - 2;
+    a->collapsed[b] = !a->collapsed[b];
+    app_rebuild_rows(a);
+    for (int i = 0; i < a->n_rows; i++)
+        if (a->rows[i] == r) a->sel = i;
+    return R_REDRAW;
+}
+
+static int filter_key(app *a, int key)
+{
+    size_t n = strlen(a->filter);
+    if (key == 27) {
+        a->filter[0] = '\0';
+        a->mode = MODE_NORMAL;
+    } else if (key == '\n' || key == '\r' || key == KEY_ENTER) {
+        a->mode = MODE_NORMAL;
+    } else if ((key == KEY_BACKSPACE || key == 127 || key == 8) && n) {
+        a->filter[n - 1] = '\0';
+    } else if (key >= 32 && key < 127 && n + 1 < sizeof a->filter) {
+        a->filter[n] = (char)key;
+        a->filter[n + 1] = '\0';
+    } else {
+        return R_NONE;
+    }
+    app_rebuild_rows(a);
+    if (a->filter[0]) snprintf(a->status, sizeof a->status, "filter: %s (%d rows)", a->filter, a->n_rows);
+    else snprintf(a->status, sizeof a->status, "no filter (%d rows)", a->n_rows);
+    return R_REDRAW | R_RECOMPUTE;
+}
+
+int app_handle_key(app *a, int key)
+{
+    if (a->mode == MODE_FILTER) return filter_key(a, key);
+    if (a->mode == MODE_HELP || a->mode == MODE_EXPLAIN) {
+        a->mode = MODE_NORMAL;
+        return R_REDRAW;
+    }
+    if (a->mode == MODE_CONFIRM_QUIT) {
+        if (key == 'y' || key == 'Y') return R_QUIT;
+        a->mode = MODE_NORMAL;
+        snprintf(a->status, sizeof a->status, "quit cancelled");
+        return R_REDRAW;
+    }
+    switch (qs_action_for_key(key)) {
+    case ACT_QUIT:
+        if (!a->unsaved) return R_QUIT;
+        a->mode = MODE_CONFIRM_QUIT;
+        snprintf(a->status, sizeof a->status, "the recipe has unsaved changes: quit anyway? (y/n)");
+        return R_REDRAW;
+    case ACT_HELP: a->mode = MODE_HELP; return R_REDRAW;
+    case ACT_EXPLAIN: a->mode = MODE_EXPLAIN; return R_REDRAW;
+    case ACT_NEXT_PANE: a->focus = (app_pane)((a->focus + 1) % PANE_COUNT); return R_REDRAW;
+    case ACT_PREV_PANE: a->focus = (app_pane)((a->focus + PANE_COUNT - 1) % PANE_COUNT); return R_REDRAW;
+    case ACT_UP: return move_sel(a, -1);
+    case ACT_DOWN: return move_sel(a, 1);
+    case ACT_PAGE_UP: return move_sel(a, -10);
+    case ACT_PAGE_DOWN: return move_sel(a, 10);
+    case ACT_FIRST: return move_sel(a, -1000000);
+    case ACT_LAST: return move_sel(a, 1000000);
+    case ACT_LEFT:
+        if (a->focus == PANE_KNOBS) return change_knob(a, -1);
+        a->focus = a->focus ? (app_pane)(a->focus - 1) : a->focus;
+        return R_REDRAW;
+    case ACT_RIGHT:
+        if (a->focus == PANE_KNOBS) return change_knob(a, 1);
+        a->focus = a->focus < PANE_KNOBS ? (app_pane)(a->focus + 1) : a->focus;
+        return R_REDRAW;
+    case ACT_INC: return change_knob(a, 1);
+    case ACT_DEC: return change_knob(a, -1);
+    case ACT_OPEN:
+        if (a->sel >= 0 && a->rows[a->sel] < 0) return toggle_block(a);
+        return a->focus == PANE_KNOBS ? change_knob(a, 1) : R_NONE;
+    case ACT_FILTER:
+        a->mode = MODE_FILTER;
+        snprintf(a->status, sizeof a->status, "filter (regex, Enter to keep, Esc to clear): %s", a->filter);
+        return R_REDRAW;
+    case ACT_TAB_HIST: a->tab = TAB_HISTOGRAM; return R_REDRAW;
+    case ACT_TAB_HEAT: a->tab = TAB_HEATMAP; return R_REDRAW;
+    case ACT_TAB_CHANNELS: a->tab = TAB_CHANNELS; return R_REDRAW;
+    case ACT_NEXT_TAB: a->tab = (app_tab)((a->tab + 1) % TAB_COUNT); return R_REDRAW;
+    case ACT_LOG: a->log_counts = !a->log_counts; return R_REDRAW;
+    case ACT_HEAT_MODE: a->heat_mode = !a->heat_mode; return R_REDRAW;
+    case ACT_UNDO: return undo_redo(a, false);
+    case ACT_REDO: return undo_redo(a, true);
+    case ACT_SAVE: return R_REDRAW | R_SAVE;
+    default: return R_NONE;
+    }
+}

@@ -1,0 +1,106 @@
+/* tui/app.h — the workbench's application state (the only global-like object of the
+ * program, owned by tui.c) and its key handling. Handlers mutate the state and return
+ * reaction bits; they never draw. Computation for the selected tensor runs on the worker
+ * (tui/worker.h); its results arrive as a snapshot the views draw. */
+#ifndef QS_APP_H
+#define QS_APP_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/model.h"
+#include "core/quant.h"
+#include "core/stats.h"
+
+enum { APP_HIST_BINS = 160, APP_TILE_ROWS = 64, APP_TILE_COLS = 160 };
+
+enum reaction {
+    R_NONE = 0, R_REDRAW = 1, R_RECOMPUTE = 2, R_QUIT = 4, R_RELAYOUT = 8, R_SAVE = 16,
+};
+
+typedef enum app_mode { MODE_NORMAL, MODE_FILTER, MODE_HELP, MODE_EXPLAIN, MODE_CONFIRM_QUIT } app_mode;
+typedef enum app_pane { PANE_LAYERS, PANE_TENSOR, PANE_KNOBS, PANE_COUNT } app_pane;
+typedef enum app_tab { TAB_HISTOGRAM, TAB_HEATMAP, TAB_CHANNELS, TAB_COUNT } app_tab;
+
+/* what the worker computed for one (tensor, config) */
+typedef struct app_result {
+    int tensor;                    /* -1: none yet */
+    qs_qconfig cfg;
+    bool ok;
+    char error[256];
+    int64_t rows, cols;
+    qs_metrics m;
+    double bpw;
+    int64_t bytes, n_clipped;
+    int ggml_type;                 /* after fallback, -1 for non-GGML methods */
+    char report[256];
+    qs_dist dist;                  /* of the original weights */
+    qs_hist_spec hist;
+    int64_t hist_orig[APP_HIST_BINS], hist_deq[APP_HIST_BINS];
+    float levels[256];             /* grid of the first group */
+    int n_levels;
+    float tiles_w[APP_TILE_ROWS * APP_TILE_COLS], tiles_err[APP_TILE_ROWS * APP_TILE_COLS];
+    int tile_rows, tile_cols;
+    /* explain: the first group */
+    float ex_w[8], ex_deq[8];
+    int ex_code[8];               /* RTN / NF4 codes; GGML: -999 (not shown) */
+    int ex_n;
+    float ex_scale, ex_zero, ex_min, ex_max;
+    /* channels: the 8 rows with the largest max/median ratio */
+    int ch_row[8];
+    qs_channel_stats ch[8];
+    float ch_err[8];
+} app_result;
+
+typedef struct undo_entry {
+    int tensor;
+    qs_qconfig before, after;
+} undo_entry;
+
+typedef struct app {
+    qs_model *model;
+    /* per tensor: the configuration chosen for it and its last measured relative error */
+    qs_qconfig *cfg;
+    float *rel_err;                /* -1: not measured */
+    /* the layer list */
+    int *rows;                     /* visible entries: tensor index, or -(block + 2) for a block header */
+    int n_rows, sel, top;
+    bool *collapsed;               /* per block */
+    int n_blocks;
+    char filter[128];
+    /* focus and modes */
+    app_pane focus;
+    app_tab tab;
+    app_mode mode;
+    int knob_sel;
+    bool log_counts;
+    int heat_mode;                 /* 0 max |w|, 1 |error| */
+    /* undo/redo of configuration changes */
+    undo_entry *undo;
+    int n_undo, undo_pos, undo_cap;
+    bool unsaved;
+    char status[256];
+    /* the result the views draw (guarded by lock), and the previous metrics for deltas */
+    pthread_mutex_t lock;
+    app_result *res;
+    qs_metrics prev_m;
+    double prev_bpw;
+    bool have_prev;
+    bool busy;                     /* a job is queued or running */
+} app;
+
+int app_init(app *a, qs_model *m, char *err, size_t errn);
+void app_free(app *a);
+/* the tensor under the cursor, -1 on a block header */
+int app_selected_tensor(const app *a);
+bool app_tensor_quantizable(const app *a, int t);
+void app_rebuild_rows(app *a);
+/* handles one key (curses key code or character); returns reaction bits */
+int app_handle_key(app *a, int key);
+/* number of config knobs shown for the selected tensor (method + its knobs) */
+int app_knob_count(const app *a);
+/* knob i of the selected tensor: -1 for the method line, else a qs_knob_id */
+int app_knob_at(const app *a, int i);
+
+#endif

@@ -1,0 +1,395 @@
+/* tui/tui.c — terminal, loop, drawing of the frame, script mode. */
+#include "tui/tui.h"
+
+#include <curses.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <locale.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <wchar.h>
+
+#include "core/fileio.h"
+#include "core/ggml_types.h"
+#include "core/recipe.h"
+#include "tui/actions.h"
+#include "tui/app.h"
+#include "tui/cli.h"
+#include "tui/worker.h"
+#include "views/draw.h"
+#include "views/views.h"
+
+/* ---- terminal restore on every exit path ---- */
+
+static volatile sig_atomic_t curses_on;
+static int saved_stderr = -1;
+static FILE *stderr_capture;
+
+static void restore_terminal(void)
+{
+    if (curses_on) {
+        curses_on = 0;
+        endwin();
+    }
+}
+
+static void on_fatal(int sig)
+{
+    restore_terminal();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void on_term(int sig)
+{
+    (void)sig;
+    restore_terminal();
+    _exit(130);
+}
+
+static void install_signals(void)
+{
+    signal(SIGINT, on_term);
+    signal(SIGTERM, on_term);
+    signal(SIGQUIT, on_term);
+    signal(SIGSEGV, on_fatal);
+    signal(SIGBUS, on_fatal);
+    signal(SIGFPE, on_fatal);
+    signal(SIGILL, on_fatal);
+    signal(SIGABRT, on_fatal);
+    atexit(restore_terminal);
+}
+
+/* stderr goes to a temporary file while the screen is up, and is replayed afterwards */
+static void capture_stderr(void)
+{
+    stderr_capture = tmpfile();
+    if (!stderr_capture) return;
+    fflush(stderr);
+    saved_stderr = dup(2);
+    dup2(fileno(stderr_capture), 2);
+}
+
+static void replay_stderr(void)
+{
+    if (saved_stderr < 0) return;
+    fflush(stderr);
+    dup2(saved_stderr, 2);
+    close(saved_stderr);
+    saved_stderr = -1;
+    rewind(stderr_capture);
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, stderr_capture)) > 0) fwrite(buf, 1, n, stderr);
+    fclose(stderr_capture);
+}
+
+/* ---- frame ---- */
+
+static void draw_title(rect r, const app *a)
+{
+    int64_t bytes = 0, params = 0;
+    for (int64_t i = 0; i < a->model->n_tensors; i++) {
+        params += qs_tensor_nelements(&a->model->tensors[i]);
+        bytes += (int64_t)a->model->tensors[i].nbytes;
+    }
+    const char *base = strrchr(a->model->path, '/');
+    draw_fill(r, theme(TH_TITLE));
+    draw_textf(r.y, r.x + 1, r.w - 2, theme(TH_TITLE), "quantscope  %s  %s  %.2fM params  %.2f MiB  %.2f bpw%s",
+               base ? base + 1 : a->model->path, a->model->hp.arch, (double)params / 1e6, (double)bytes / 1048576.0,
+               params ? 8.0 * (double)bytes / (double)params : 0, a->unsaved ? "  [recipe modified]" : "");
+}
+
+static void draw_fbar(rect r)
+{
+    draw_fill(r, A_NORMAL);
+    int x = r.x;
+    for (int i = 0; i < qs_n_actions && x < r.x + r.w; i++) {
+        const action *ac = &qs_actions[i];
+        if (!ac->fbar) continue;
+        char key[8];
+        int f = 0;
+        for (int k = 0; k < 4 && ac->keys[k]; k++)
+            if (ac->keys[k] >= KEY_F(1) && ac->keys[k] <= KEY_F(12)) f = ac->keys[k] - KEY_F(0);
+        snprintf(key, sizeof key, f ? "F%d" : "%c", f ? f : ac->keys[0]);
+        draw_text(r.y, x, r.x + r.w - x, key, theme(TH_FKEY));
+        x += (int)strlen(key);
+        draw_textf(r.y, x, r.x + r.w - x, theme(TH_FLABEL), "%-7s", ac->fbar);
+        x += 8;
+    }
+}
+
+static void draw_too_small(const layout *l)
+{
+    erase();
+    char msg[96];
+    snprintf(msg, sizeof msg, "terminal too small: %dx%d, need %dx%d", l->full.w, l->full.h, QS_MIN_COLS, QS_MIN_LINES);
+    int y = l->full.h / 2 - 1, x = (l->full.w - (int)strlen(msg)) / 2, x2 = (l->full.w - 7) / 2;
+    draw_text(y < 0 ? 0 : y, x < 0 ? 0 : x, l->full.w, msg, A_BOLD);
+    draw_text(y + 1 < l->full.h ? y + 1 : 0, x2 < 0 ? 0 : x2, l->full.w, "q quits", A_NORMAL);
+}
+
+static void draw_all(app *a)
+{
+    layout l;
+    layout_compute(COLS, LINES, &l);
+    if (l.too_small) {
+        draw_too_small(&l);
+        refresh();
+        return;
+    }
+    erase();
+    pthread_mutex_lock(&a->lock);
+    const app_result *res = a->res;
+    draw_title(l.title, a);
+    if (a->mode == MODE_HELP) help_view_draw((rect){1, 0, l.full.h - 3, l.full.w});
+    else if (a->mode == MODE_EXPLAIN) explain_view_draw((rect){1, 0, l.full.h - 3, l.full.w}, a, res);
+    else {
+        layers_view_draw(l.layers, a);
+        draw_vline(l.layers.y, l.layers.x + l.layers.w, l.layers.h, theme(TH_DIM));
+        tensor_view_draw(l.tensor, a, res);
+        draw_vline(l.knobs.y, l.knobs.x - 1, l.knobs.h, theme(TH_DIM));
+        knobs_view_draw(l.knobs, a, res);
+    }
+    pthread_mutex_unlock(&a->lock);
+    draw_text(l.status.y, 1, l.status.w - 2, a->status, a->mode == MODE_CONFIRM_QUIT ? theme(TH_WARN) : A_NORMAL);
+    draw_fbar(l.fbar);
+    refresh();
+}
+
+/* ---- recipe save ---- */
+
+static void save_recipe(app *a)
+{
+    qs_recipe r;
+    qs_err err = {0};
+    qs_recipe_init(&r, a->model);
+    char path[512];
+    const char *base = strrchr(a->model->path, '/');
+    snprintf(path, sizeof path, "%.480s.recipe.json", base ? base + 1 : a->model->path);
+    int rc = 0;
+    for (int64_t i = 0; i < a->model->n_tensors && !rc; i++) {
+        if (!app_tensor_quantizable(a, (int)i)) continue;
+        char cfg[128];
+        qs_config_format(&a->cfg[i], false, cfg, sizeof cfg);
+        qs_qconfig c;
+        bool keep;
+        rc = qs_config_parse(cfg, &c, &keep, &err);
+        if (!rc) {
+            qs_recipe_rule *nv = realloc(r.overrides, (size_t)(r.n_overrides + 1) * sizeof *nv);
+            if (!nv) break;
+            r.overrides = nv;
+            const qs_tensor *t = &a->model->tensors[i];
+            nv[r.n_overrides++] = (qs_recipe_rule){strdup(t->gguf_name[0] ? t->gguf_name : t->name), c, false};
+        }
+    }
+    if (!rc) rc = qs_recipe_save(path, &r, &err);
+    if (rc) snprintf(a->status, sizeof a->status, "could not save %.100s: %.120s", path, err.msg);
+    else {
+        snprintf(a->status, sizeof a->status, "saved the recipe to %.200s", path);
+        a->unsaved = false;
+    }
+    qs_recipe_free(&r);
+}
+
+/* ---- reactions ---- */
+
+static void request(app *a, worker *w)
+{
+    int t = app_selected_tensor(a);
+    if (t < 0 || !app_tensor_quantizable(a, t)) return;
+    pthread_mutex_lock(&a->lock);
+    if (a->res->tensor == t && a->res->ok) {
+        a->prev_m = a->res->m;
+        a->prev_bpw = a->res->bpw;
+        a->have_prev = true;
+    } else {
+        a->have_prev = false;
+    }
+    pthread_mutex_unlock(&a->lock);
+    worker_submit(w, t, &a->cfg[t]);
+}
+
+/* returns false to quit */
+static bool react(app *a, worker *w, int key)
+{
+    int re = app_handle_key(a, key);
+    if (re & R_QUIT) return false;
+    if (re & R_SAVE) save_recipe(a);
+    if (re & R_RECOMPUTE) request(a, w);
+    return true;
+}
+
+/* ---- script mode ---- */
+
+static int script_key(const char **p)
+{
+    static const struct { const char *name; int key; } named[] = {
+        {"<Enter>", '\n'}, {"<Esc>", 27}, {"<Tab>", '\t'}, {"<S-Tab>", KEY_BTAB}, {"<Up>", KEY_UP}, {"<Down>", KEY_DOWN},
+        {"<Left>", KEY_LEFT}, {"<Right>", KEY_RIGHT}, {"<PgUp>", KEY_PPAGE}, {"<PgDn>", KEY_NPAGE}, {"<Home>", KEY_HOME},
+        {"<End>", KEY_END}, {"<BS>", KEY_BACKSPACE}, {"<Space>", ' '}};
+    for (size_t i = 0; i < sizeof named / sizeof *named; i++)
+        if (!strncmp(*p, named[i].name, strlen(named[i].name))) {
+            *p += strlen(named[i].name);
+            return named[i].key;
+        }
+    int f;
+    if (sscanf(*p, "<F%d>", &f) == 1 && f >= 1 && f <= 12) {
+        *p = strchr(*p, '>') + 1;
+        return KEY_F(f);
+    }
+    return (unsigned char)*(*p)++;
+}
+
+static void dump_screen(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) return;
+    for (int y = 0; y < LINES; y++) {
+        char line[4096];
+        size_t n = 0;
+        for (int x = 0; x < COLS && n + 8 < sizeof line; x++) {
+            cchar_t cc;
+            wchar_t wc[CCHARW_MAX + 1];
+            attr_t at;
+            short pair;
+            if (mvin_wch(y, x, &cc) == ERR || getcchar(&cc, wc, &at, &pair, NULL) == ERR) wc[0] = L' ';
+            mbstate_t st = {0};
+            size_t k = wcrtomb(line + n, wc[0] ? wc[0] : L' ', &st);
+            n += k == (size_t)-1 ? 0 : k;
+        }
+        while (n && line[n - 1] == ' ') n--;
+        fwrite(line, 1, n, f);
+        fputc('\n', f);
+    }
+    fclose(f);
+}
+
+static bool run_script(app *a, worker *w, const char *path)
+{
+    size_t len;
+    qs_err err = {0};
+    char *text = qs_read_file(path, 1 << 20, &len, &err);
+    if (!text) return false;
+    for (char *line = text, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next) *next++ = '\0';
+        if (line[0] == '#' || !line[0]) continue;
+        if (line[0] == ':') {
+            int cw, ch;
+            if (!strncmp(line, ":dump ", 6)) dump_screen(line + 6);
+            else if (sscanf(line, ":resize %d %d", &cw, &ch) == 2) resizeterm(ch, cw);
+            else if (!strcmp(line, ":quit")) break;
+            draw_all(a);
+            continue;
+        }
+        for (const char *p = line; *p;) {
+            int key = script_key(&p);
+            bool go = react(a, w, key);
+            worker_wait_idle(w);
+            draw_all(a);
+            if (!go) {
+                free(text);
+                return true;
+            }
+        }
+    }
+    free(text);
+    return true;
+}
+
+/* ---- interactive loop ---- */
+
+static void loop(app *a, worker *w, int notify_rd)
+{
+    struct pollfd fds[2] = {{0, POLLIN, 0}, {notify_rd, POLLIN, 0}};
+    draw_all(a);
+    for (;;) {
+        if (poll(fds, 2, -1) < 0 && errno != EINTR) break;
+        char buf[64];
+        while (read(notify_rd, buf, sizeof buf) > 0) {}
+        bool go = true;
+        for (int key; go && (key = getch()) != ERR;) {
+            if (key == KEY_MOUSE) {
+                MEVENT ev;
+                if (getmouse(&ev) == OK && (ev.bstate & BUTTON4_PRESSED)) go = react(a, w, KEY_UP);
+                else if (getmouse(&ev) == OK && (ev.bstate & BUTTON5_PRESSED)) go = react(a, w, KEY_DOWN);
+                continue;
+            }
+            if (key != KEY_RESIZE) go = react(a, w, key);
+        }
+        if (!go) break;
+        draw_all(a);
+    }
+}
+
+int qs_tui_run(const tui_opts *o)
+{
+    qs_err err = {0};
+    qs_model *m = qs_model_open(o->model_path, &err);
+    if (!m) return qs_cli_fail(o->model_path, &err);
+    app a;
+    char emsg[256];
+    if (app_init(&a, m, emsg, sizeof emsg)) {
+        qs_model_close(m);
+        fprintf(stderr, "quantscope: %s\n", emsg);
+        return QS_EXIT_INPUT;
+    }
+    int pfd[2];
+    if (pipe(pfd) != 0) return QS_EXIT_INPUT;
+    fcntl(pfd[0], F_SETFL, O_NONBLOCK);
+    setlocale(LC_ALL, "");
+    SCREEN *scr = NULL;
+    FILE *devnull_out = NULL, *devnull_in = NULL;
+    if (o->script) {
+        devnull_out = fopen("/dev/null", "w");
+        devnull_in = fopen("/dev/null", "r");
+        scr = newterm("xterm-256color", devnull_out, devnull_in);
+        if (!scr) {
+            fprintf(stderr, "quantscope: cannot create a headless screen\n");
+            return QS_EXIT_INPUT;
+        }
+    } else {
+        install_signals();
+        capture_stderr();
+        initscr();
+    }
+    curses_on = 1;
+    cbreak();
+    noecho();
+    keypad(stdscr, TRUE);
+    nodelay(stdscr, TRUE);
+    curs_set(0);
+    set_escdelay(25);
+    leaveok(stdscr, TRUE);
+    if (!o->no_mouse && !o->script) mousemask(BUTTON4_PRESSED | BUTTON5_PRESSED, NULL);
+    theme_init(!o->no_color && !getenv("NO_COLOR") && !o->script);
+    worker *w = worker_start(&a, pfd[1]);
+    react(&a, w, 0); /* no-op key: nothing */
+    {
+        int t = app_selected_tensor(&a);
+        if (t >= 0) worker_submit(w, t, &a.cfg[t]);
+    }
+    if (o->script) {
+        worker_wait_idle(w);
+        draw_all(&a);
+        run_script(&a, w, o->script);
+    } else {
+        loop(&a, w, pfd[0]);
+    }
+    worker_stop(w);
+    restore_terminal();
+    if (scr) delscreen(scr);
+    if (devnull_out) fclose(devnull_out);
+    if (devnull_in) fclose(devnull_in);
+    replay_stderr();
+    close(pfd[0]);
+    close(pfd[1]);
+    app_free(&a);
+    qs_model_close(m);
+    return QS_EXIT_OK;
+}

@@ -1,0 +1,17 @@
+/* tui/tui.h — the workbench: terminal set-up and restore, the poll() loop over the keyboard
+ * and the worker's notification pipe, drawing, and the headless script mode
+ * (QUANTSCOPE_SCRIPT=file: keys from the file, `:dump FILE` writes the screen as text, the
+ * next key waits until the worker is idle; LINES/COLUMNS give the size). */
+#ifndef QS_TUI_H
+#define QS_TUI_H
+
+typedef struct tui_opts {
+    const char *model_path;
+    const char *script;      /* NULL: interactive */
+    int no_color, no_mouse;
+} tui_opts;
+
+/* exit status as the CLI's */
+int qs_tui_run(const tui_opts *o);
+
+#endif

@@ -1,0 +1,23 @@
+/* tui/worker.h — the worker thread: quantizes the selected tensor with its config and
+ * computes everything the views show (metrics, histograms, tile maps, grid, explain
+ * numbers, outlier channels) into a fresh app_result, swapped into the app under its lock.
+ * A newer request replaces a queued one; completion is announced by one byte on the
+ * notification pipe the main loop polls. */
+#ifndef QS_WORKER_H
+#define QS_WORKER_H
+
+#include <stdbool.h>
+
+#include "tui/app.h"
+
+typedef struct worker worker;
+
+worker *worker_start(app *a, int notify_fd);
+void worker_submit(worker *w, int tensor, const qs_qconfig *cfg);
+bool worker_idle(worker *w);
+void worker_wait_idle(worker *w);
+void worker_stop(worker *w);
+/* the computation itself (also used by tests): fills r for tensor t of a with cfg */
+void worker_compute(const app *a, int t, const qs_qconfig *cfg, float **cache, int *cache_t, app_result *r);
+
+#endif

@@ -1,0 +1,90 @@
+#include "views/draw.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <wchar.h>
+
+static attr_t roles[TH_COUNT];
+static bool has_colour;
+
+void theme_init(bool colour)
+{
+    has_colour = colour && has_colors();
+    attr_t mono[TH_COUNT] = {
+        [TH_TITLE] = A_REVERSE, [TH_SEL] = A_REVERSE, [TH_SEL_DIM] = A_UNDERLINE, [TH_HEADER] = A_BOLD,
+        [TH_DIM] = A_DIM, [TH_WARN] = A_BOLD, [TH_BAD] = A_BOLD | A_UNDERLINE, [TH_FKEY] = A_NORMAL,
+        [TH_FLABEL] = A_REVERSE, [TH_FOCUS] = A_BOLD | A_REVERSE, [TH_GRID] = A_BOLD};
+    memcpy(roles, mono, sizeof roles);
+    if (!has_colour) return;
+    start_color();
+    use_default_colors();
+    bool c256 = COLORS >= 256;
+    struct { role r; short fg, bg; attr_t extra; } def[] = {
+        {TH_TITLE, COLOR_BLACK, COLOR_CYAN, 0}, {TH_SEL, COLOR_BLACK, COLOR_CYAN, 0},
+        {TH_SEL_DIM, COLOR_CYAN, -1, A_REVERSE}, {TH_HEADER, COLOR_CYAN, -1, A_BOLD},
+        {TH_DIM, c256 ? 244 : COLOR_WHITE, -1, c256 ? 0 : A_DIM}, {TH_GOOD, COLOR_GREEN, -1, 0},
+        {TH_WARN, COLOR_YELLOW, -1, 0}, {TH_BAD, COLOR_RED, -1, A_BOLD}, {TH_BAR, COLOR_BLUE, -1, 0},
+        {TH_BAR_DEQ, COLOR_MAGENTA, -1, 0}, {TH_GRID, COLOR_YELLOW, -1, A_BOLD}, {TH_FKEY, COLOR_WHITE, -1, 0},
+        {TH_FLABEL, COLOR_BLACK, COLOR_CYAN, 0}, {TH_FOCUS, COLOR_BLACK, COLOR_YELLOW, A_BOLD}};
+    short pair = 1;
+    for (size_t i = 0; i < sizeof def / sizeof *def; i++, pair++) {
+        init_pair(pair, def[i].fg, def[i].bg);
+        roles[def[i].r] = COLOR_PAIR(pair) | def[i].extra;
+    }
+    /* heat ramp: viridis-like through the 6×6×6 cube, or the 8 basic colours */
+    static const short ramp256[TH_HEAT_LEVELS] = {17, 24, 30, 36, 71, 148, 184, 226};
+    static const short ramp8[TH_HEAT_LEVELS] = {COLOR_BLACK, COLOR_BLUE, COLOR_BLUE, COLOR_CYAN, COLOR_GREEN,
+                                                COLOR_GREEN, COLOR_YELLOW, COLOR_YELLOW};
+    for (int k = 0; k < TH_HEAT_LEVELS; k++, pair++) {
+        init_pair(pair, c256 ? ramp256[k] : ramp8[k], -1);
+        roles[TH_HEAT0 + k] = COLOR_PAIR(pair);
+    }
+}
+
+attr_t theme(role r) { return r >= 0 && r < TH_COUNT ? roles[r] : A_NORMAL; }
+bool theme_has_colour(void) { return has_colour; }
+
+void draw_text(int y, int x, int w, const char *s, attr_t a)
+{
+    if (w <= 0 || y < 0 || x < 0) return;
+    wchar_t buf[1024];
+    size_t n = mbstowcs(buf, s, sizeof buf / sizeof *buf - 1);
+    if (n == (size_t)-1) { /* invalid UTF-8: show bytes as '?' */
+        n = 0;
+        for (const char *p = s; *p && n < sizeof buf / sizeof *buf - 1; p++) buf[n++] = (unsigned char)*p < 128 ? (wchar_t)*p : L'?';
+    }
+    if ((int)n > w) n = (size_t)w;
+    attrset(a);
+    mvaddnwstr(y, x, buf, (int)n);
+    attrset(A_NORMAL);
+}
+
+void draw_textf(int y, int x, int w, attr_t a, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    draw_text(y, x, w, buf, a);
+}
+
+void draw_fill(rect r, attr_t a)
+{
+    attrset(a);
+    for (int y = r.y; y < r.y + r.h; y++) mvhline(y, r.x, ' ', r.w);
+    attrset(A_NORMAL);
+}
+
+void draw_vline(int y, int x, int h, attr_t a)
+{
+    for (int i = 0; i < h; i++) draw_text(y + i, x, 1, "│", a);
+}
+
+void draw_pane_title(rect r, const char *title, bool focused)
+{
+    draw_fill((rect){r.y, r.x, 1, r.w}, focused ? theme(TH_FOCUS) : theme(TH_HEADER));
+    draw_text(r.y, r.x + 1, r.w - 2, title, focused ? theme(TH_FOCUS) : theme(TH_HEADER));
+}

@@ -1,0 +1,31 @@
+/* views/draw.h — drawing primitives on stdscr and the semantic colour roles (a scheme table
+ * with 256-colour, 8-colour and monochrome variants). Views call only these and read their
+ * view-models; they compute nothing. */
+#ifndef QS_DRAW_H
+#define QS_DRAW_H
+
+#include <curses.h>
+#include <stdbool.h>
+
+#include "views/plot.h"
+
+typedef enum role {
+    TH_NORMAL, TH_TITLE, TH_SEL, TH_SEL_DIM, TH_HEADER, TH_DIM, TH_GOOD, TH_WARN, TH_BAD, TH_BAR, TH_BAR_DEQ,
+    TH_GRID, TH_FKEY, TH_FLABEL, TH_FOCUS, TH_HEAT0, TH_COUNT = TH_HEAT0 + 8
+} role;
+
+#define TH_HEAT_LEVELS 8
+
+/* mono: attributes only (NO_COLOR, headless tests) */
+void theme_init(bool colour);
+attr_t theme(role r);
+bool theme_has_colour(void);
+
+/* text clipped to w columns (UTF-8; every character counts one column) */
+void draw_text(int y, int x, int w, const char *s, attr_t a);
+void draw_textf(int y, int x, int w, attr_t a, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void draw_fill(rect r, attr_t a);
+void draw_vline(int y, int x, int h, attr_t a);
+void draw_pane_title(rect r, const char *title, bool focused);
+
+#endif

@@ -1,0 +1,66 @@
+#include "views/plot.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+void layout_compute(int cols, int lines, layout *l)
+{
+    memset(l, 0, sizeof *l);
+    l->full = (rect){0, 0, lines, cols};
+    l->too_small = cols < QS_MIN_COLS || lines < QS_MIN_LINES;
+    if (l->too_small) return;
+    int body = lines - 3;
+    int lw = cols * 30 / 100, kw = cols * 30 / 100;
+    lw = lw < 26 ? 26 : lw > 48 ? 48 : lw;
+    kw = kw < 26 ? 26 : kw > 46 ? 46 : kw;
+    l->title = (rect){0, 0, 1, cols};
+    l->layers = (rect){1, 0, body, lw};
+    l->knobs = (rect){1, cols - kw, body, kw};
+    l->tensor = (rect){1, lw + 1, body, cols - lw - kw - 2};
+    l->status = (rect){lines - 2, 0, 1, cols};
+    l->fbar = (rect){lines - 1, 0, 1, cols};
+}
+
+void plot_rebin(const int64_t *counts, int n, int out_n, int64_t *out)
+{
+    for (int i = 0; i < out_n; i++) {
+        int a = (int)((int64_t)i * n / out_n), b = (int)((int64_t)(i + 1) * n / out_n);
+        int64_t s = 0;
+        for (int k = a; k < b; k++) s += counts[k];
+        out[i] = s;
+    }
+}
+
+int plot_bar_eighths(int64_t count, int64_t max, int rows, bool log)
+{
+    if (count <= 0 || max <= 0) return 0;
+    double f = log ? log1p((double)count) / log1p((double)max) : (double)count / (double)max;
+    int e = (int)lround(f * rows * 8);
+    return e < 1 ? 1 : e > rows * 8 ? rows * 8 : e;
+}
+
+const char *plot_eighth_glyph(int eighths)
+{
+    static const char *const g[9] = {" ", "▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"};
+    return g[eighths < 0 ? 0 : eighths > 8 ? 8 : eighths];
+}
+
+int plot_heat_level(float v, float vmax, int levels)
+{
+    if (!(vmax > 0) || !(v > 0)) return 0;
+    int k = (int)(v / vmax * (float)levels);
+    return k >= levels ? levels - 1 : k;
+}
+
+const char *plot_fmt(double v, char *buf, size_t n)
+{
+    if (isinf(v)) snprintf(buf, n, v > 0 ? "inf" : "-inf");
+    else if (v != 0 && (fabs(v) < 1e-3 || fabs(v) >= 1e5)) {
+        snprintf(buf, n, "%.3e", v);
+        char *e = strchr(buf, 'e');
+        if (e && (e[1] == '-' || e[1] == '+') && e[2] == '0') memmove(e + 2, e + 3, strlen(e + 3) + 1);
+        if (e && e[1] == '+') memmove(e + 1, e + 2, strlen(e + 2) + 1);
+    } else snprintf(buf, n, "%.4g", v);
+    return buf;
+}

@@ -1,0 +1,35 @@
+/* views/plot.h — pure view-model helpers (no curses): screen layout from the terminal size,
+ * histogram re-binning and bar heights in eighth blocks, heat levels, number formatting.
+ * Unit-tested directly. */
+#ifndef QS_PLOT_H
+#define QS_PLOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct rect {
+    int y, x, h, w;
+} rect;
+
+typedef struct layout {
+    bool too_small;
+    rect title, layers, tensor, knobs, status, fbar, full;
+} layout;
+
+#define QS_MIN_COLS 80
+#define QS_MIN_LINES 24
+
+void layout_compute(int cols, int lines, layout *l);
+/* sums n counts into out_n bins (bin i takes the source bins [i·n/out_n, (i+1)·n/out_n)) */
+void plot_rebin(const int64_t *counts, int n, int out_n, int64_t *out);
+/* height of a count in eighths of a row for a plot of `rows` rows (log: log1p scale) */
+int plot_bar_eighths(int64_t count, int64_t max, int rows, bool log);
+/* the glyph for a partial cell: 0…8 eighths (" ▁▂▃▄▅▆▇█") */
+const char *plot_eighth_glyph(int eighths);
+/* level 0…levels−1 of v on [0, vmax] */
+int plot_heat_level(float v, float vmax, int levels);
+/* short engineering format: 1.23e-05 → "1.23e-5", 0.5 → "0.5" (into buf) */
+const char *plot_fmt(double v, char *buf, size_t n);
+
+#endif

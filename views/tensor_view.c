@@ -1,0 +1,140 @@
+/* views/tensor_view.c — the tensor view: histogram with the quantization grid, outlier
+ * heatmap (half blocks, two tile rows per text row), outlier channels. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "views/draw.h"
+#include "views/views.h"
+
+static void tab_bar(rect r, const app *a, const app_result *res)
+{
+    static const char *const names[TAB_COUNT] = {"1 Histogram", "2 Heatmap", "3 Channels"};
+    int t = app_selected_tensor(a);
+    const qs_tensor *x = t >= 0 ? &a->model->tensors[t] : NULL;
+    char title[300];
+    snprintf(title, sizeof title, "%s", x ? (x->gguf_name[0] ? x->gguf_name : x->name) : "");
+    draw_pane_title(r, title, a->focus == PANE_TENSOR);
+    int cx = r.x + 1;
+    for (int i = 0; i < TAB_COUNT; i++) {
+        char lab[32];
+        snprintf(lab, sizeof lab, i == (int)a->tab ? "[%s]" : " %s ", names[i]);
+        draw_text(r.y + 1, cx, r.w - (cx - r.x), lab, i == (int)a->tab ? A_BOLD : theme(TH_DIM));
+        cx += (int)strlen(lab) + 1;
+    }
+    if (res && res->tensor == t && res->rows)
+        draw_textf(r.y + 2, r.x + 1, r.w - 2, theme(TH_DIM), "min %.4g  max %.4g  mean %.3g  std %.3g  kurt %.1f  >3σ %lld",
+                   res->dist.min, res->dist.max, res->dist.mean, res->dist.std, res->dist.kurtosis,
+                   (long long)res->dist.n_outliers);
+}
+
+/* bars of counts over w columns, `rows` text rows tall, growing upwards from y0 + rows − 1 */
+static void bars(int y0, int x0, int w, int rows, const int64_t *counts, bool log, attr_t at)
+{
+    int64_t max = 0;
+    for (int i = 0; i < w; i++) max = counts[i] > max ? counts[i] : max;
+    for (int i = 0; i < w; i++) {
+        int e = plot_bar_eighths(counts[i], max, rows, log);
+        for (int k = 0; k < rows; k++) {
+            int cell = e - 8 * k;
+            if (cell <= 0) break;
+            draw_text(y0 + rows - 1 - k, x0 + i, 1, plot_eighth_glyph(cell > 8 ? 8 : cell), at);
+        }
+    }
+}
+
+static int column_of(const qs_hist_spec *h, double v, int w)
+{
+    int b = qs_hist_bin(h, v);
+    if (b < 0 || b >= h->nbins) return -1;
+    return (int)((int64_t)b * w / h->nbins);
+}
+
+static void histogram(rect r, const app *a, const app_result *res)
+{
+    int w = r.w - 2, x0 = r.x + 1, avail = r.h - 4;
+    if (w < 8 || avail < 6) return;
+    int top = (avail - 3) / 2, bot = avail - 3 - top, y = r.y + 3;
+    int64_t co[512], cd[512];
+    if (w > 512) w = 512;
+    plot_rebin(res->hist_orig, res->hist.nbins, w, co);
+    plot_rebin(res->hist_deq, res->hist.nbins, w, cd);
+    draw_text(y, x0, w, a->log_counts ? "original weights (log counts)" : "original weights", theme(TH_DIM));
+    bars(y + 1, x0, w, top - 1, co, a->log_counts, theme(TH_BAR));
+    /* the grid row: the levels of the first group, and the clip range */
+    int gy = y + top;
+    for (int k = 0; k < res->n_levels; k++) {
+        int c = column_of(&res->hist, res->levels[k], w);
+        if (c >= 0) draw_text(gy, x0 + c, 1, "┼", theme(TH_GRID));
+    }
+    if (res->n_levels > 1) {
+        int c0 = column_of(&res->hist, res->levels[0], w), c1 = column_of(&res->hist, res->levels[res->n_levels - 1], w);
+        if (c0 >= 0) draw_text(gy, x0 + c0, 1, "[", theme(TH_GRID));
+        if (c1 >= 0) draw_text(gy, x0 + c1, 1, "]", theme(TH_GRID));
+    }
+    draw_textf(gy + 1, x0, w, theme(TH_DIM), "grid of group 0: %d levels   range %.4g … %.4g", res->n_levels,
+               res->hist.lo, res->hist.hi);
+    draw_text(gy + 2, x0, w, "dequantized weights", theme(TH_DIM));
+    bars(gy + 3, x0, w, bot - 1, cd, a->log_counts, theme(TH_BAR_DEQ));
+}
+
+static void heatmap(rect r, const app *a, const app_result *res)
+{
+    int w = r.w - 2, x0 = r.x + 1, h = r.h - 5;
+    if (w < 8 || h < 2 || !res->tile_rows) return;
+    const float *tiles = a->heat_mode ? res->tiles_err : res->tiles_w;
+    int pr = 2 * h < res->tile_rows ? 2 * h : res->tile_rows, pc = w < res->tile_cols ? w : res->tile_cols;
+    float cell[2 * 64][160], vmax = 0;
+    qs_tilemap(tiles, res->tile_rows, res->tile_cols, pr, pc, QS_TILE_MAX_ABS, &cell[0][0]);
+    /* qs_tilemap wrote pr × pc values contiguously: re-index as rows of pc */
+    const float *c = &cell[0][0];
+    for (int i = 0; i < pr * pc; i++) vmax = c[i] > vmax ? c[i] : vmax;
+    static const char *const shade[5] = {" ", "░", "▒", "▓", "█"};
+    for (int yy = 0; yy * 2 < pr; yy++)
+        for (int xx = 0; xx < pc; xx++) {
+            float top = c[(2 * yy) * pc + xx], bot = 2 * yy + 1 < pr ? c[(2 * yy + 1) * pc + xx] : 0;
+            if (theme_has_colour()) {
+                int lt = plot_heat_level(top, vmax, TH_HEAT_LEVELS), lb = plot_heat_level(bot, vmax, TH_HEAT_LEVELS);
+                draw_text(r.y + 3 + yy, x0 + xx, 1, lt >= lb ? "▀" : "▄", theme((role)(TH_HEAT0 + (lt >= lb ? lt : lb))));
+            } else {
+                int l = plot_heat_level(top > bot ? top : bot, vmax, 5);
+                draw_text(r.y + 3 + yy, x0 + xx, 1, shade[l], A_NORMAL);
+            }
+        }
+    draw_textf(r.y + 3 + (pr + 1) / 2, x0, w, theme(TH_DIM), "%s per tile (%lldx%lld weights): 0 %s %.4g   m: switch",
+               a->heat_mode ? "|error|" : "max |w|", (long long)(res->rows / pr), (long long)(res->cols / pc),
+               theme_has_colour() ? "→" : "░▒▓█", vmax);
+}
+
+static void channels(rect r, const app_result *res)
+{
+    int y = r.y + 3;
+    draw_textf(y++, r.x + 1, r.w - 2, A_BOLD, "%5s %8s %8s %6s %7s %8s", "row", "max|w|", "std", "kurt", "max/med", "RMSE");
+    for (int k = 0; k < 8 && res->ch_row[k] >= 0 && y < r.y + r.h; k++)
+        draw_textf(y++, r.x + 1, r.w - 2, res->ch[k].max_over_median > 10 ? theme(TH_WARN) : A_NORMAL,
+                   "%5d %8.4f %8.4f %6.1f %7.1f %8.5f", res->ch_row[k], res->ch[k].absmax, res->ch[k].std,
+                   res->ch[k].kurtosis, res->ch[k].max_over_median, res->ch_err[k]);
+    draw_text(y + 1, r.x + 1, r.w - 2, "rows with the largest max/median |w| (outlier channels)", theme(TH_DIM));
+}
+
+void tensor_view_draw(rect r, const app *a, const app_result *res)
+{
+    int t = app_selected_tensor(a);
+    tab_bar(r, a, res);
+    if (t < 0) {
+        draw_text(r.y + 3, r.x + 1, r.w - 2, "a block: Enter expands or collapses it", theme(TH_DIM));
+        return;
+    }
+    if (!res || res->tensor != t) {
+        draw_text(r.y + 3, r.x + 1, r.w - 2, "computing…", theme(TH_DIM));
+        return;
+    }
+    if (!res->rows) {
+        draw_text(r.y + 3, r.x + 1, r.w - 2, res->error, theme(TH_BAD));
+        return;
+    }
+    if (a->tab == TAB_HISTOGRAM && res->ok) histogram(r, a, res);
+    else if (a->tab == TAB_HEATMAP) heatmap(r, a, res);
+    else if (a->tab == TAB_CHANNELS && res->ok) channels(r, res);
+    else draw_text(r.y + 3, r.x + 1, r.w - 2, res->error, theme(TH_BAD));
+}

@@ -1,0 +1,15 @@
+/* views/views.h — one draw function per pane. Each reads the application state and the
+ * worker's latest result (view-models) and draws into its rectangle. */
+#ifndef QS_VIEWS_H
+#define QS_VIEWS_H
+
+#include "tui/app.h"
+#include "views/plot.h"
+
+void layers_view_draw(rect r, const app *a);
+void tensor_view_draw(rect r, const app *a, const app_result *res);
+void knobs_view_draw(rect r, const app *a, const app_result *res);
+void help_view_draw(rect r);
+void explain_view_draw(rect r, const app *a, const app_result *res);
+
+#endif
