@@ -95,6 +95,10 @@ static int run_tui(int argc, char **argv)
         else if (!o.model_path) o.model_path = argv[i];
         else return qs_cli_usage_error("unexpected argument '%s'", argv[i]);
     }
+    if (!o.script && (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO))) {
+        usage(stderr);
+        return qs_cli_usage_error("the workbench needs a terminal: run a COMMAND, or set QUANTSCOPE_SCRIPT");
+    }
     if (!o.model_path && !(o.model_path = default_model()))
         return qs_cli_usage_error("no model given and no sample model found (make sample-models)");
     return qs_tui_run(&o);
