@@ -111,3 +111,20 @@ Test(tui, plot_helpers)
     cr_assert_str_eq(plot_fmt(0.5, b, sizeof b), "0.5");
     cr_assert_str_eq(plot_fmt(123456.0, b, sizeof b), "1.235e5");
 }
+
+/* a real terminal (tests/tmux_smoke.sh): start, resize storm, Ctrl-C restores the terminal */
+Test(tui, tmux_smoke, .timeout = 120)
+{
+    const char *bin = getenv("QS_BIN");
+    char model[4096], absmodel[PATH_MAX];
+    snprintf(model, sizeof model, "%s/stories260K.gguf", tu_models_dir());
+    if (!bin || !realpath(model, absmodel)) cr_skip_test("QS_BIN or %s missing", model);
+    if (system("command -v tmux >/dev/null 2>&1") != 0) cr_skip_test("tmux is not installed");
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "tests/tmux_smoke.sh %s %s > /tmp/qs-tmux-smoke.log 2>&1", bin, absmodel);
+    int st = system(cmd);
+    size_t n;
+    char *log = (char *)tu_read("/tmp/qs-tmux-smoke.log", &n);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "tmux smoke test failed:\n%.*s", log ? (int)n : 0, log ? log : "");
+    free(log);
+}
