@@ -123,13 +123,13 @@ deps:
 	  echo "  sudo apt-get update && sudo apt-get install -y$$missing"; exit 1; \
 	fi
 
-# the model `make run` opens: the bundled sample model once trained (issue #4), else the
-# reference model beside the checkout; the workbench (issue #5) will open it, until then `info`
+# the model `make run` opens in the workbench: the bundled sample model once trained
+# (issue #4), else the reference model beside the checkout
 MODEL ?= $(firstword $(wildcard sample_models/kjv-small.gguf sample_models/kjv-tiny.gguf ../shared/models/stories260K.gguf))
 run: deps
 	@$(MAKE) --no-print-directory $(BIN)
 	@if [ -z "$(MODEL)" ]; then echo "make run: no model found; pass MODEL=path/to/model.gguf"; exit 1; fi
-	./$(BIN) info $(MODEL)
+	./$(BIN) $(MODEL)
 
 sample-models:
 	@echo "sample-models: the trainer arrives with issue #4 (not built yet)"; exit 1
