@@ -74,7 +74,11 @@ Test(tui, layout_sizes)
     cr_assert_eq(l.tensor.x + l.tensor.w + 1, l.knobs.x);
     cr_assert_eq(l.status.y, 22);
     cr_assert_eq(l.fbar.y, 23);
-    cr_assert_eq(l.layers.h, 21);
+    cr_assert_eq(l.layers.h, 17);
+    cr_assert_eq(l.gen.y, 18, "the generation pane under the three panes");
+    cr_assert_eq(l.gen.h, 4);
+    layout_compute(120, 30, &l);
+    cr_assert_eq(l.gen.h, 6, "taller screens give generation two lines per model");
     layout_compute(79, 24, &l);
     cr_assert(l.too_small);
     layout_compute(40, 12, &l);
@@ -128,3 +132,4 @@ Test(tui, tmux_smoke, .timeout = 120)
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "tmux smoke test failed:\n%.*s", log ? (int)n : 0, log ? log : "");
     free(log);
 }
+Test(tui, generation_diverges, .timeout = 120) { run_script("tests/ui/generation.script"); }

@@ -157,7 +157,7 @@ static int change_knob(app *a, int dir)
     }
     push_undo(a, t, &before);
     if (a->knob_sel >= app_knob_count(a)) a->knob_sel = app_knob_count(a) - 1;
-    return R_REDRAW | R_RECOMPUTE;
+    return R_REDRAW | R_RECOMPUTE | R_REGENERATE;
 }
 
 static int undo_redo(app *a, bool redo)
@@ -172,7 +172,7 @@ static int undo_redo(app *a, bool redo)
         if (a->rows[r] == e->tensor) a->sel = r;
     a->unsaved = true;
     snprintf(a->status, sizeof a->status, "%s %.200s", redo ? "redo:" : "undo:", a->model->tensors[e->tensor].name);
-    return R_REDRAW | R_RECOMPUTE;
+    return R_REDRAW | R_RECOMPUTE | R_REGENERATE;
 }
 
 /* ---- movement ---- */

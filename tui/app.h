@@ -16,7 +16,7 @@
 enum { APP_HIST_BINS = 160, APP_TILE_ROWS = 64, APP_TILE_COLS = 160 };
 
 enum reaction {
-    R_NONE = 0, R_REDRAW = 1, R_RECOMPUTE = 2, R_QUIT = 4, R_RELAYOUT = 8, R_SAVE = 16,
+    R_NONE = 0, R_REDRAW = 1, R_RECOMPUTE = 2, R_QUIT = 4, R_RELAYOUT = 8, R_SAVE = 16, R_REGENERATE = 32,
 };
 
 typedef enum app_mode { MODE_NORMAL, MODE_FILTER, MODE_HELP, MODE_EXPLAIN, MODE_CONFIRM_QUIT } app_mode;
@@ -53,6 +53,17 @@ typedef struct app_result {
     float ch_err[8];
 } app_result;
 
+/* the generation pane: the original model's greedy continuation beside the quantized one's */
+typedef struct app_gen {
+    bool enabled;                  /* the model can run (llama family, GGUF vocabulary) */
+    bool ready;
+    char prompt[128];
+    char base[1024], quant[1024];  /* continuations (prompt excluded) */
+    int diverge_base, diverge_quant; /* byte offsets of the first differing token, -1 if none */
+    int n_quantized;               /* tensors quantized in the quantized model so far */
+    char error[160];
+} app_gen;
+
 typedef struct undo_entry {
     int tensor;
     qs_qconfig before, after;
@@ -88,6 +99,8 @@ typedef struct app {
     double prev_bpw;
     bool have_prev;
     bool busy;                     /* a job is queued or running */
+    app_gen gen;                   /* guarded by lock */
+    bool config_changed;           /* since the last generation request */
 } app;
 
 int app_init(app *a, qs_model *m, char *err, size_t errn);

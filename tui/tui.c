@@ -154,6 +154,7 @@ static void draw_all(app *a)
         tensor_view_draw(l.tensor, a, res);
         draw_vline(l.knobs.y, l.knobs.x - 1, l.knobs.h, theme(TH_DIM));
         knobs_view_draw(l.knobs, a, res);
+        gen_view_draw(l.gen, a);
     }
     pthread_mutex_unlock(&a->lock);
     draw_text(l.status.y, 1, l.status.w - 2, a->status, a->mode == MODE_CONFIRM_QUIT ? theme(TH_WARN) : A_NORMAL);
@@ -214,6 +215,11 @@ static void request(app *a, worker *w)
     worker_submit(w, t, &a->cfg[t]);
 }
 
+static void regenerate(app *a, worker *w)
+{
+    if (a->gen.enabled) worker_submit_generation(w, a->cfg, a->gen.prompt);
+}
+
 /* returns false to quit */
 static bool react(app *a, worker *w, int key)
 {
@@ -221,7 +227,18 @@ static bool react(app *a, worker *w, int key)
     if (re & R_QUIT) return false;
     if (re & R_SAVE) save_recipe(a);
     if (re & R_RECOMPUTE) request(a, w);
+    if (re & R_REGENERATE) regenerate(a, w);
     return true;
+}
+
+/* the generation pane runs when the model can: llama family, GGUF vocabulary */
+static void init_generation(app *a)
+{
+    a->gen.enabled = a->model->hp.supported && a->model->gguf && strcmp(a->model->tok.kind, "none") != 0;
+    snprintf(a->gen.prompt, sizeof a->gen.prompt, "%s", strstr(a->model->path, "kjv") ? "And God said" : "Once upon a time");
+    if (!a->gen.enabled)
+        snprintf(a->gen.error, sizeof a->gen.error, "generation needs a llama-family GGUF with a tokenizer (%.60s)",
+                 a->model->hp.supported ? "no tokenizer" : a->model->hp.unsupported_why);
 }
 
 /* ---- script mode ---- */
@@ -369,11 +386,12 @@ int qs_tui_run(const tui_opts *o)
     if (!o->no_mouse && !o->script) mousemask(BUTTON4_PRESSED | BUTTON5_PRESSED, NULL);
     theme_init(!o->no_color && !getenv("NO_COLOR") && !o->script);
     worker *w = worker_start(&a, pfd[1]);
-    react(&a, w, 0); /* no-op key: nothing */
+    init_generation(&a);
     {
         int t = app_selected_tensor(&a);
         if (t >= 0) worker_submit(w, t, &a.cfg[t]);
     }
+    regenerate(&a, w);
     if (o->script) {
         worker_wait_idle(w);
         draw_all(&a);

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include "core/ggml_types.h"
+#include "core/infer.h"
+#include "core/tokenizer.h"
 
 struct worker {
     app *a;
@@ -21,7 +23,17 @@ struct worker {
     qs_qconfig cfg;
     float *cache;          /* the floats of the last tensor read */
     int cache_t;
+    /* generation: the configs of every tensor at the request, and the two models */
+    bool gen_pending;
+    qs_qconfig *gen_cfg;
+    char gen_prompt[128];
+    qs_vocab *vocab;
+    qs_llm *base, *quant;
+    qs_qconfig *applied;   /* what the quantized model holds per tensor */
+    bool *applied_set;
 };
+
+enum { GEN_TOKENS = 48, GEN_CTX = 256 };
 
 static void fill_explain(const qs_qresult *q, const float *w, app_result *r)
 {
@@ -121,14 +133,148 @@ void worker_compute(const app *a, int t, const qs_qconfig *cfg, float **cache, i
     qs_qresult_free(&q);
 }
 
+static bool cfg_equal(const qs_qconfig *x, const qs_qconfig *y)
+{
+    return x->method == y->method && x->bits == y->bits && x->group == y->group && x->asym == y->asym &&
+           x->clip == y->clip && x->block == y->block && x->double_quant == y->double_quant;
+}
+
+/* brings the quantized model up to date with cfgs: only tensors whose config changed */
+static int update_quantized(worker *w, const qs_qconfig *cfgs, char *err, size_t errn)
+{
+    const qs_model *m = w->a->model;
+    int n = 0;
+    for (int64_t t = 0; t < m->n_tensors; t++) {
+        if (!app_tensor_quantizable(w->a, (int)t)) continue;
+        if (w->applied_set[t] && cfg_equal(&w->applied[t], &cfgs[t])) {
+            n++;
+            continue;
+        }
+        const qs_tensor *x = &m->tensors[t];
+        int64_t rows = qs_tensor_nrows(x), cols = x->ne[0];
+        float *f = malloc((size_t)(rows * cols) * sizeof *f);
+        qs_err e = {0};
+        qs_qresult q;
+        if (!f || qs_tensor_read_rows(x, 0, rows, f, &e)) {
+            snprintf(err, errn, "%.150s", f ? e.msg : "out of memory");
+            free(f);
+            return -1;
+        }
+        if (qs_quant_run(&cfgs[t], f, rows, cols, NULL, NULL, 0, &q, &e) == 0) {
+            qs_llm_set_weights(w->quant, x->name, q.deq, q.ggml_type >= 0 ? qs_llama_cpp_act_type(q.ggml_type, cols) : QS_TYPE_F32, &e);
+            qs_qresult_free(&q);
+            n++;
+        } else { /* a config this shape cannot take: the tensor stays as in the file */
+            qs_llm_set_weights(w->quant, x->name, f, qs_llama_cpp_act_type(x->type, cols), &e);
+        }
+        free(f);
+        w->applied[t] = cfgs[t];
+        w->applied_set[t] = true;
+    }
+    return n;
+}
+
+/* greedy continuation of ids[0..n) by GEN_TOKENS tokens into text */
+static int continue_greedy(qs_llm *l, const qs_vocab *v, const int32_t *ids, int n, int32_t *out, qs_err *err)
+{
+    int V = qs_llm_n_vocab(l), k = 0;
+    float *logits = malloc((size_t)n * (size_t)V * sizeof *logits);
+    if (!logits || qs_llm_eval(l, ids, n, 0, logits, err)) {
+        free(logits);
+        return -1;
+    }
+    const float *last = logits + (size_t)(n - 1) * V;
+    for (; k < GEN_TOKENS && n + k < GEN_CTX; k++) {
+        int best = 0;
+        for (int i = 1; i < V; i++)
+            if (last[i] > last[best]) best = i;
+        out[k] = best;
+        if (qs_vocab_is_eog(v, best) || qs_llm_eval(l, &out[k], 1, n + k, logits, err)) break;
+        last = logits;
+    }
+    free(logits);
+    return k;
+}
+
+static size_t pieces(const qs_vocab *v, const int32_t *ids, int n, int upto, char *buf, size_t cap)
+{
+    size_t o = 0;
+    for (int i = 0; i < n && i < upto && o + 1 < cap; i++) o += qs_token_piece(v, ids[i], false, 0, buf + o, cap - 1 - o);
+    buf[o] = '\0';
+    return o;
+}
+
+static void gen_compute(worker *w, const qs_qconfig *cfgs, const char *prompt)
+{
+    app *a = w->a;
+    app_gen g = {0};
+    qs_err err = {0};
+    if (!w->base) {
+        int64_t n = a->model->n_tensors;
+        w->applied = calloc((size_t)(n ? n : 1), sizeof *w->applied);
+        w->applied_set = calloc((size_t)(n ? n : 1), sizeof *w->applied_set);
+        if (!(w->vocab = qs_vocab_load(a->model->gguf, &err)) || !(w->base = qs_llm_new(a->model, GEN_CTX, &err)) ||
+            !(w->quant = qs_llm_new(a->model, GEN_CTX, &err))) {
+            snprintf(g.error, sizeof g.error, "generation unavailable: %.120s", err.msg);
+            goto publish;
+        }
+    }
+    g.n_quantized = update_quantized(w, cfgs, g.error, sizeof g.error);
+    int32_t *ids, ob[GEN_TOKENS], oq[GEN_TOKENS];
+    int64_t n;
+    if (g.n_quantized < 0 || qs_tokenize(w->vocab, prompt, strlen(prompt), true, false, &ids, &n, &err)) {
+        if (!g.error[0]) snprintf(g.error, sizeof g.error, "%.150s", err.msg);
+        goto publish;
+    }
+    int nb = n < GEN_CTX ? continue_greedy(w->base, w->vocab, ids, (int)n, ob, &err) : -1;
+    int nq = nb >= 0 ? continue_greedy(w->quant, w->vocab, ids, (int)n, oq, &err) : -1;
+    free(ids);
+    if (nb < 0 || nq < 0) {
+        snprintf(g.error, sizeof g.error, "%.150s", err.msg);
+        goto publish;
+    }
+    int d = 0;
+    while (d < nb && d < nq && ob[d] == oq[d]) d++;
+    pieces(w->vocab, ob, nb, nb, g.base, sizeof g.base);
+    pieces(w->vocab, oq, nq, nq, g.quant, sizeof g.quant);
+    char tmp[1024];
+    g.diverge_base = d < nb ? (int)pieces(w->vocab, ob, nb, d, tmp, sizeof tmp) : -1;
+    g.diverge_quant = d < nq ? (int)pieces(w->vocab, oq, nq, d, tmp, sizeof tmp) : -1;
+    g.ready = true;
+publish:
+    g.enabled = true;
+    snprintf(g.prompt, sizeof g.prompt, "%s", prompt);
+    pthread_mutex_lock(&a->lock);
+    a->gen = g;
+    pthread_mutex_unlock(&a->lock);
+}
+
 static void *run(void *arg)
 {
     worker *w = arg;
     app_result *r = malloc(sizeof *r);
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (!w->pending && !w->quit) pthread_cond_wait(&w->cv, &w->mu);
+        while (!w->pending && !w->gen_pending && !w->quit) pthread_cond_wait(&w->cv, &w->mu);
         if (w->quit) break;
+        if (!w->pending) { /* a generation request (tensor requests go first) */
+            int64_t nt = w->a->model->n_tensors;
+            qs_qconfig *cfgs = malloc((size_t)(nt ? nt : 1) * sizeof *cfgs);
+            char prompt[128];
+            if (cfgs) memcpy(cfgs, w->gen_cfg, (size_t)nt * sizeof *cfgs);
+            snprintf(prompt, sizeof prompt, "%s", w->gen_prompt);
+            w->gen_pending = false;
+            w->running = true;
+            pthread_mutex_unlock(&w->mu);
+            if (cfgs) gen_compute(w, cfgs, prompt);
+            free(cfgs);
+            pthread_mutex_lock(&w->mu);
+            w->running = false;
+            pthread_cond_broadcast(&w->cv);
+            char one = 1;
+            if (write(w->fd, &one, 1) < 0) { /* the UI redraws on its next event anyway */ }
+            continue;
+        }
         int t = w->tensor;
         qs_qconfig cfg = w->cfg;
         w->pending = false;
@@ -153,6 +299,12 @@ static void *run(void *arg)
     pthread_mutex_unlock(&w->mu);
     free(r);
     free(w->cache);
+    qs_llm_free(w->base);
+    qs_llm_free(w->quant);
+    qs_vocab_free(w->vocab);
+    free(w->applied);
+    free(w->applied_set);
+    free(w->gen_cfg);
     return NULL;
 }
 
@@ -182,10 +334,24 @@ void worker_submit(worker *w, int tensor, const qs_qconfig *cfg)
     pthread_mutex_unlock(&w->mu);
 }
 
+void worker_submit_generation(worker *w, const qs_qconfig *cfgs, const char *prompt)
+{
+    int64_t nt = w->a->model->n_tensors;
+    pthread_mutex_lock(&w->mu);
+    if (!w->gen_cfg) w->gen_cfg = malloc((size_t)(nt ? nt : 1) * sizeof *w->gen_cfg);
+    if (w->gen_cfg) {
+        memcpy(w->gen_cfg, cfgs, (size_t)nt * sizeof *cfgs);
+        snprintf(w->gen_prompt, sizeof w->gen_prompt, "%s", prompt);
+        w->gen_pending = true;
+        pthread_cond_broadcast(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
 bool worker_idle(worker *w)
 {
     pthread_mutex_lock(&w->mu);
-    bool idle = !w->pending && !w->running;
+    bool idle = !w->pending && !w->gen_pending && !w->running;
     pthread_mutex_unlock(&w->mu);
     return idle;
 }
@@ -193,7 +359,7 @@ bool worker_idle(worker *w)
 void worker_wait_idle(worker *w)
 {
     pthread_mutex_lock(&w->mu);
-    while (w->pending || w->running) pthread_cond_wait(&w->cv, &w->mu);
+    while (w->pending || w->gen_pending || w->running) pthread_cond_wait(&w->cv, &w->mu);
     pthread_mutex_unlock(&w->mu);
 }
 

@@ -14,6 +14,9 @@ typedef struct worker worker;
 
 worker *worker_start(app *a, int notify_fd);
 void worker_submit(worker *w, int tensor, const qs_qconfig *cfg);
+/* greedy continuations of prompt by the original model and by the model quantized with cfgs
+ * (one config per tensor; only tensors whose config changed are requantized) into app->gen */
+void worker_submit_generation(worker *w, const qs_qconfig *cfgs, const char *prompt);
 bool worker_idle(worker *w);
 void worker_wait_idle(worker *w);
 void worker_stop(worker *w);

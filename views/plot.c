@@ -10,7 +10,7 @@ void layout_compute(int cols, int lines, layout *l)
     l->full = (rect){0, 0, lines, cols};
     l->too_small = cols < QS_MIN_COLS || lines < QS_MIN_LINES;
     if (l->too_small) return;
-    int body = lines - 3;
+    int gen_h = lines >= 30 ? 6 : 4, body = lines - 3 - gen_h;
     int lw = cols * 30 / 100, kw = cols * 30 / 100;
     lw = lw < 26 ? 26 : lw > 48 ? 48 : lw;
     kw = kw < 26 ? 26 : kw > 46 ? 46 : kw;
@@ -18,6 +18,7 @@ void layout_compute(int cols, int lines, layout *l)
     l->layers = (rect){1, 0, body, lw};
     l->knobs = (rect){1, cols - kw, body, kw};
     l->tensor = (rect){1, lw + 1, body, cols - lw - kw - 2};
+    l->gen = (rect){1 + body, 0, gen_h, cols};
     l->status = (rect){lines - 2, 0, 1, cols};
     l->fbar = (rect){lines - 1, 0, 1, cols};
 }

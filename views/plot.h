@@ -14,7 +14,7 @@ typedef struct rect {
 
 typedef struct layout {
     bool too_small;
-    rect title, layers, tensor, knobs, status, fbar, full;
+    rect title, layers, tensor, knobs, gen, status, fbar, full;
 } layout;
 
 #define QS_MIN_COLS 80

@@ -10,6 +10,7 @@ void layers_view_draw(rect r, const app *a);
 void tensor_view_draw(rect r, const app *a, const app_result *res);
 void knobs_view_draw(rect r, const app *a, const app_result *res);
 void help_view_draw(rect r);
+void gen_view_draw(rect r, const app *a);
 void explain_view_draw(rect r, const app *a, const app_result *res);
 
 #endif

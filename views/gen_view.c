@@ -1,0 +1,61 @@
+/* views/gen_view.c — the generation pane: the original model's greedy continuation beside
+ * the quantized model's, the first diverging token on highlighted. */
+#include <stdio.h>
+#include <string.h>
+
+#include "views/draw.h"
+#include "views/views.h"
+
+/* text with newlines shown as ↵, the part from `diverge` (byte offset, -1: none) highlighted,
+ * wrapped over `lines` rows of width w starting at (y, x) */
+static void continuation(int y, int x, int w, int lines, const char *text, int diverge)
+{
+    char buf[2048];
+    size_t o = 0;
+    int mark = -1;
+    for (size_t i = 0; text[i] && o + 4 < sizeof buf; i++) {
+        if ((int)i == diverge) mark = (int)o;
+        if (text[i] == '\n') memcpy(buf + o, "↵", 3), o += 3;
+        else buf[o++] = text[i];
+    }
+    buf[o] = '\0';
+    /* split by columns (one column per character) */
+    const char *p = buf;
+    for (int row = 0; row < lines && *p; row++) {
+        const char *s = p;
+        int cols = 0, at_mark = -1;
+        while (*p && cols < w) {
+            if (mark >= 0 && p - buf == mark) at_mark = cols;
+            p += (*p & 0x80) ? ((*p & 0xE0) == 0xC0 ? 2 : (*p & 0xF0) == 0xE0 ? 3 : 4) : 1;
+            cols++;
+        }
+        char line[1024];
+        size_t len = (size_t)(p - s) < sizeof line - 1 ? (size_t)(p - s) : sizeof line - 1;
+        memcpy(line, s, len);
+        line[len] = '\0';
+        draw_text(y + row, x, w, line, A_NORMAL);
+        if (mark >= 0 && (s - buf) >= mark) draw_text(y + row, x, w, line, theme(TH_BAD));
+        else if (at_mark >= 0) {
+            size_t off = (size_t)(buf + mark - s);
+            draw_text(y + row, x + at_mark, w - at_mark, line + off, theme(TH_BAD) | A_UNDERLINE);
+        }
+    }
+}
+
+void gen_view_draw(rect r, const app *a)
+{
+    char title[256];
+    snprintf(title, sizeof title, "Generation — greedy, prompt \"%s\"%s", a->gen.prompt,
+             a->gen.ready ? "" : a->gen.enabled && !a->gen.error[0] ? "  (computing…)" : "");
+    draw_pane_title((rect){r.y, r.x, 1, r.w}, title, false);
+    if (a->gen.error[0]) {
+        draw_text(r.y + 1, r.x + 1, r.w - 2, a->gen.error, theme(TH_DIM));
+        return;
+    }
+    if (!a->gen.ready) return;
+    int lines = (r.h - 1) / 2;
+    draw_text(r.y + 1, r.x + 1, 10, "original", theme(TH_DIM));
+    continuation(r.y + 1, r.x + 11, r.w - 12, lines, a->gen.base, a->gen.diverge_base);
+    draw_text(r.y + 1 + lines, r.x + 1, 10, "quantized", theme(TH_DIM));
+    continuation(r.y + 1 + lines, r.x + 11, r.w - 12, lines, a->gen.quant, a->gen.diverge_quant);
+}
