@@ -13,22 +13,33 @@ double qs_token_nll(const float *logits, int V, int32_t target)
     return -((double)logits[target] - (double)m - log(S));
 }
 
+int qs_eval_prepare(const qs_llm *l, const qs_vocab *v, const char *text, size_t len, int n_ctx, int n_chunks,
+                    int32_t **toks, int64_t *nt, int *nc, qs_err *err)
+{
+    *toks = NULL;
+    if (n_ctx < 4 || n_ctx > qs_llm_n_ctx(l))
+        return qs_err_set(err, QS_E_USAGE, "context %d: between 4 and the model's %d", n_ctx, qs_llm_n_ctx(l));
+    int rc = qs_tokenize(v, text, len, true, false, toks, nt, err);
+    if (rc) return rc;
+    if (*nt < 2 * (int64_t)n_ctx) {
+        free(*toks);
+        *toks = NULL;
+        return qs_err_set(err, QS_E_INPUT, "%lld tokens: at least 2 × %d are needed", (long long)*nt, n_ctx);
+    }
+    int64_t avail = *nt / n_ctx;
+    *nc = n_chunks > 0 && n_chunks < avail ? n_chunks : (int)avail;
+    return 0;
+}
+
 int qs_perplexity(qs_llm *l, const qs_vocab *v, const char *text, size_t len, int n_ctx, int n_chunks,
                   qs_progress *prog, qs_ppl *out, qs_err *err)
 {
     *out = (qs_ppl){0};
-    if (n_ctx < 4 || n_ctx > qs_llm_n_ctx(l))
-        return qs_err_set(err, QS_E_USAGE, "context %d: between 4 and the model's %d", n_ctx, qs_llm_n_ctx(l));
     int32_t *toks;
     int64_t nt;
-    int rc = qs_tokenize(v, text, len, true, false, &toks, &nt, err);
+    int nc, rc = qs_eval_prepare(l, v, text, len, n_ctx, n_chunks, &toks, &nt, &nc, err);
     if (rc) return rc;
-    if (nt < 2 * (int64_t)n_ctx) {
-        free(toks);
-        return qs_err_set(err, QS_E_INPUT, "%lld tokens: perplexity needs at least 2 × %d", (long long)nt, n_ctx);
-    }
-    int64_t avail = nt / n_ctx;
-    int nc = n_chunks > 0 && n_chunks < avail ? n_chunks : (int)avail, V = qs_llm_n_vocab(l), first = n_ctx / 2;
+    int V = qs_llm_n_vocab(l), first = n_ctx / 2;
     float *logits = malloc((size_t)n_ctx * (size_t)V * sizeof *logits);
     int32_t *chunk = malloc((size_t)n_ctx * sizeof *chunk);
     if (!logits || !chunk) rc = qs_err_set(err, QS_E_OOM, "out of memory");

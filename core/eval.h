@@ -20,6 +20,10 @@ typedef struct qs_ppl {
     int64_t n_tokens;
 } qs_ppl;
 
+/* The text's tokens (BOS first when the vocabulary adds one) and how many chunks of n_ctx to
+ * evaluate (n_chunks <= 0: all); at least two chunks' worth of tokens are required. */
+int qs_eval_prepare(const qs_llm *l, const qs_vocab *v, const char *text, size_t len, int n_ctx, int n_chunks,
+                    int32_t **toks, int64_t *nt, int *nc, qs_err *err);
 /* n_chunks <= 0: all chunks. The context of l must hold n_ctx tokens. */
 int qs_perplexity(qs_llm *l, const qs_vocab *v, const char *text, size_t len, int n_ctx, int n_chunks,
                   qs_progress *prog, qs_ppl *out, qs_err *err);

@@ -298,23 +298,58 @@ static void minmax(const float *x, int n, float *mn, float *mx)
     *mx = max;
 }
 
+/* Q4_0 / Q5_0: one scale, codes 0 … 2·nmax−1 (nmax 8 or 16); fills q and returns f16(d) */
+static uint16_t legacy_sym_block(const float *x, const float *w, int nmax, int *q)
+{
+    if (w) {
+        int8_t L[32];
+        float d = make_qx_quants(32, nmax, x, L, w);
+        for (int j = 0; j < 32; j++) q[j] = L[j];
+        return qs_f32_to_f16(d);
+    }
+    float amax, max = signed_max(x, 32, &amax);
+    float d = max / (float)-nmax, id = d != 0 ? 1.0f / d : 0.0f, bias = (float)nmax + 0.5f; /* 8.5f, 16.5f */
+    for (int j = 0; j < 32; j++) q[j] = MINI(2 * nmax - 1, (int)(x[j] * id + bias));
+    return qs_f32_to_f16(d);
+}
+
+/* Q4_1 / Q5_1: scale and min, codes 0 … nmax (15 or 31); fills q, *m and returns f16(d) */
+static uint16_t legacy_affine_block(const float *x, const float *w, int nmax, int *q, uint16_t *m)
+{
+    float d;
+    if (w) {
+        uint8_t L[32], Laux[32];
+        float the_min;
+        d = make_qkx_quants(32, nmax, x, w, L, &the_min, Laux, -0.9f, 0.05f, 36, false, true);
+        *m = qs_f32_to_f16(-the_min);
+        for (int j = 0; j < 32; j++) q[j] = L[j];
+        return qs_f32_to_f16(d);
+    }
+    float min, max;
+    minmax(x, 32, &min, &max);
+    d = (max - min) / (float)nmax;
+    float id = d != 0 ? 1.0f / d : 0.0f;
+    *m = qs_f32_to_f16(min);
+    /* Q4_1 clamps to 15; Q5_1's (uint8) cast cannot exceed 31: the same clamp */
+    for (int j = 0; j < 32; j++) q[j] = MINI(nmax, (int)((x[j] - min) * id + 0.5f));
+    return qs_f32_to_f16(d);
+}
+
+/* the importance weights of block b of a row, or NULL without an imatrix */
+static const float *legacy_weights(const float *x, const float *qw, float sigma2, int64_t b, float *w)
+{
+    if (!qw) return NULL;
+    impl_weights(x, qw + 32 * b, sigma2, 32, w);
+    return w;
+}
+
 void qs_q4_0_quantize_row(const float *x, void *vy, int64_t n, const float *qw)
 {
     qs_block_q4_0 *y = vy;
     float sigma2 = qw ? row_sigma2(x, n) : 0, w[32];
     for (int64_t b = 0; b < n / 32; b++, x += 32) {
         int q[32];
-        if (qw) {
-            int8_t L[32];
-            impl_weights(x, qw + 32 * b, sigma2, 32, w);
-            y[b].d = qs_f32_to_f16(make_qx_quants(32, 8, x, L, w));
-            for (int j = 0; j < 32; j++) q[j] = L[j];
-        } else {
-            float amax, max = signed_max(x, 32, &amax);
-            float d = max / -8, id = d != 0 ? 1.0f / d : 0.0f;
-            y[b].d = qs_f32_to_f16(d);
-            for (int j = 0; j < 32; j++) q[j] = MINI(15, (int)(x[j] * id + 8.5f));
-        }
+        y[b].d = legacy_sym_block(x, legacy_weights(x, qw, sigma2, b, w), 8, q);
         pack_nibbles32(y[b].qs, q);
     }
 }
@@ -325,22 +360,7 @@ void qs_q4_1_quantize_row(const float *x, void *vy, int64_t n, const float *qw)
     float sigma2 = qw ? row_sigma2(x, n) : 0, w[32];
     for (int64_t b = 0; b < n / 32; b++, x += 32) {
         int q[32];
-        if (qw) {
-            uint8_t L[32], Laux[32];
-            float the_min;
-            impl_weights(x, qw + 32 * b, sigma2, 32, w);
-            float d = make_qkx_quants(32, 15, x, w, L, &the_min, Laux, -0.9f, 0.05f, 36, false, true);
-            y[b].d = qs_f32_to_f16(d);
-            y[b].m = qs_f32_to_f16(-the_min);
-            for (int j = 0; j < 32; j++) q[j] = L[j];
-        } else {
-            float min, max;
-            minmax(x, 32, &min, &max);
-            float d = (max - min) / 15, id = d != 0 ? 1.0f / d : 0.0f;
-            y[b].d = qs_f32_to_f16(d);
-            y[b].m = qs_f32_to_f16(min);
-            for (int j = 0; j < 32; j++) q[j] = MINI(15, (int)((x[j] - min) * id + 0.5f));
-        }
+        y[b].d = legacy_affine_block(x, legacy_weights(x, qw, sigma2, b, w), 15, q, &y[b].m);
         pack_nibbles32(y[b].qs, q);
     }
 }
@@ -351,17 +371,7 @@ void qs_q5_0_quantize_row(const float *x, void *vy, int64_t n, const float *qw)
     float sigma2 = qw ? row_sigma2(x, n) : 0, w[32];
     for (int64_t b = 0; b < n / 32; b++, x += 32) {
         int q[32];
-        if (qw) {
-            int8_t L[32];
-            impl_weights(x, qw + 32 * b, sigma2, 32, w);
-            y[b].d = qs_f32_to_f16(make_qx_quants(32, 16, x, L, w));
-            for (int j = 0; j < 32; j++) q[j] = L[j];
-        } else {
-            float amax, max = signed_max(x, 32, &amax);
-            float d = max / -16, id = d != 0 ? 1.0f / d : 0.0f;
-            y[b].d = qs_f32_to_f16(d);
-            for (int j = 0; j < 32; j++) q[j] = MINI(31, (int)(x[j] * id + 16.5f));
-        }
+        y[b].d = legacy_sym_block(x, legacy_weights(x, qw, sigma2, b, w), 16, q);
         pack_q5(y[b].qs, y[b].qh, q);
     }
 }
@@ -372,22 +382,7 @@ void qs_q5_1_quantize_row(const float *x, void *vy, int64_t n, const float *qw)
     float sigma2 = qw ? row_sigma2(x, n) : 0, w[32];
     for (int64_t b = 0; b < n / 32; b++, x += 32) {
         int q[32];
-        if (qw) {
-            uint8_t L[32], Laux[32];
-            float the_min;
-            impl_weights(x, qw + 32 * b, sigma2, 32, w);
-            float d = make_qkx_quants(32, 31, x, w, L, &the_min, Laux, -0.9f, 0.05f, 36, false, true);
-            y[b].d = qs_f32_to_f16(d);
-            y[b].m = qs_f32_to_f16(-the_min);
-            for (int j = 0; j < 32; j++) q[j] = L[j];
-        } else {
-            float min, max;
-            minmax(x, 32, &min, &max);
-            float d = (max - min) / 31, id = d != 0 ? 1.0f / d : 0.0f;
-            y[b].d = qs_f32_to_f16(d);
-            y[b].m = qs_f32_to_f16(min);
-            for (int j = 0; j < 32; j++) q[j] = (int)(uint8_t)((x[j] - min) * id + 0.5f);
-        }
+        y[b].d = legacy_affine_block(x, legacy_weights(x, qw, sigma2, b, w), 31, q, &y[b].m);
         pack_q5(y[b].qs, y[b].qh, q);
     }
 }

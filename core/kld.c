@@ -47,17 +47,11 @@ int qs_kld_base_compute(qs_llm *l, const qs_vocab *v, const char *text, size_t l
 {
     memset(out, 0, sizeof *out);
     if (ppl) *ppl = (qs_ppl){0};
-    if (n_ctx < 4 || n_ctx > qs_llm_n_ctx(l)) return qs_err_set(err, QS_E_USAGE, "context %d out of range", n_ctx);
     int32_t *toks;
     int64_t nt;
-    int rc = qs_tokenize(v, text, len, true, false, &toks, &nt, err);
+    int nc, rc = qs_eval_prepare(l, v, text, len, n_ctx, n_chunks, &toks, &nt, &nc, err);
     if (rc) return rc;
-    if (nt < 2 * (int64_t)n_ctx) {
-        free(toks);
-        return qs_err_set(err, QS_E_INPUT, "%lld tokens: KL divergence needs at least 2 × %d", (long long)nt, n_ctx);
-    }
     int V = qs_llm_n_vocab(l), first = n_ctx / 2, per = n_ctx - 1 - first;
-    int nc = n_chunks > 0 && n_chunks < nt / n_ctx ? n_chunks : (int)(nt / n_ctx);
     int64_t slots = qs_kld_record_slots(V);
     out->n_ctx = n_ctx, out->n_vocab = V, out->n_chunk = nc, out->n_records = (int64_t)nc * per;
     out->tokens = malloc((size_t)nc * (size_t)n_ctx * sizeof *out->tokens);

@@ -440,6 +440,42 @@ static void try_pair(const qs_vocab *v, const char *s, const sym *sy, int l, int
     if (id >= 0) heap_push(h, (cand){v->scores[id], l, r, sy[l].n + sy[r].n});
 }
 
+/* one symbol per UTF-8 character by its lead byte (§3.2), as a doubly linked list */
+static int split_symbols(const char *s, size_t n, sym *sy)
+{
+    int ns = 0;
+    for (size_t o = 0; o < n; ns++) {
+        uint8_t hi = (uint8_t)s[o] >> 4;
+        size_t l = hi < 0xC ? 1 : hi < 0xE ? 2 : hi == 0xE ? 3 : 4;
+        if (l > n - o) l = n - o;
+        sy[ns] = (sym){ns - 1, -1, o, l};
+        if (ns > 0) sy[ns - 1].next = ns;
+        o += l;
+    }
+    return ns;
+}
+
+typedef void (*pair_fn)(const qs_vocab *v, const char *s, const sym *sy, int l, int r, heap *h);
+
+/* the merge loop shared by SPM (§3.4) and BPE (§4.9): best candidate first (pair decides the
+ * order: score or −rank), stale candidates skipped, the left symbol absorbs the right */
+static void merge_symbols(const qs_vocab *v, const char *s, sym *sy, int ns, pair_fn pair)
+{
+    heap h = {0};
+    for (int i = 0; i + 1 < ns; i++) pair(v, s, sy, i, i + 1, &h);
+    while (h.n) {
+        cand c = heap_pop(&h);
+        if (sy[c.left].n == 0 || sy[c.right].n == 0 || sy[c.left].n + sy[c.right].n != c.size) continue;
+        sy[c.left].n += sy[c.right].n;
+        sy[c.right].n = 0;
+        sy[c.left].next = sy[c.right].next;
+        if (sy[c.right].next >= 0) sy[sy[c.right].next].prev = c.left;
+        pair(v, s, sy, sy[c.left].prev, c.left, &h);
+        pair(v, s, sy, c.left, sy[c.left].next, &h);
+    }
+    free(h.c);
+}
+
 static void spm_encode(const qs_vocab *v, const char *raw, size_t rn, bool prefix, idlist *out)
 {
     /* §3.1: optional leading space, every space → ▁ */
@@ -451,27 +487,8 @@ static void spm_encode(const qs_vocab *v, const char *raw, size_t rn, bool prefi
         else s[n++] = raw[i];
     }
     sym *sy = malloc((n + 1) * sizeof *sy);
-    int ns = 0;
-    for (size_t o = 0; o < n; ns++) {
-        uint8_t hi = (uint8_t)s[o] >> 4;
-        size_t l = hi < 0xC ? 1 : hi < 0xE ? 2 : hi == 0xE ? 3 : 4;
-        if (l > n - o) l = n - o;
-        sy[ns] = (sym){ns - 1, -1, o, l};
-        if (ns > 0) sy[ns - 1].next = ns;
-        o += l;
-    }
-    heap h = {0};
-    for (int i = 0; i + 1 < ns; i++) try_pair(v, s, sy, i, i + 1, &h);
-    while (h.n) {
-        cand c = heap_pop(&h);
-        if (sy[c.left].n == 0 || sy[c.right].n == 0 || sy[c.left].n + sy[c.right].n != c.size) continue;
-        sy[c.left].n += sy[c.right].n;
-        sy[c.right].n = 0;
-        sy[c.left].next = sy[c.right].next;
-        if (sy[c.right].next >= 0) sy[sy[c.right].next].prev = c.left;
-        try_pair(v, s, sy, sy[c.left].prev, c.left, &h);
-        try_pair(v, s, sy, c.left, sy[c.left].next, &h);
-    }
+    int ns = split_symbols(s, n, sy);
+    merge_symbols(v, s, sy, ns, try_pair);
     for (int i = ns ? 0 : -1; i >= 0; i = sy[i].next) {
         int32_t id = qs_vocab_find(v, s + sy[i].o, sy[i].n);
         if (id >= 0) {
@@ -483,7 +500,6 @@ static void spm_encode(const qs_vocab *v, const char *raw, size_t rn, bool prefi
             if (bid >= 0) push_id(out, bid);
         }
     }
-    free(h.c);
     free(sy);
     free(s);
 }
@@ -514,27 +530,8 @@ static void bpe_word(const qs_vocab *v, const char *s, size_t n, idlist *out)
         }
     }
     sym *sy = malloc((n + 1) * sizeof *sy);
-    int ns = 0;
-    for (size_t o = 0; o < n; ns++) {
-        uint8_t hi = (uint8_t)s[o] >> 4;
-        size_t l = hi < 0xC ? 1 : hi < 0xE ? 2 : hi == 0xE ? 3 : 4;
-        if (l > n - o) l = n - o;
-        sy[ns] = (sym){ns - 1, -1, o, l};
-        if (ns > 0) sy[ns - 1].next = ns;
-        o += l;
-    }
-    heap h = {0};
-    for (int i = 0; i + 1 < ns; i++) try_merge(v, s, sy, i, i + 1, &h);
-    while (h.n) {
-        cand c = heap_pop(&h);
-        if (sy[c.left].n == 0 || sy[c.right].n == 0 || sy[c.left].n + sy[c.right].n != c.size) continue;
-        sy[c.left].n += sy[c.right].n;
-        sy[c.right].n = 0;
-        sy[c.left].next = sy[c.right].next;
-        if (sy[c.right].next >= 0) sy[sy[c.right].next].prev = c.left;
-        try_merge(v, s, sy, sy[c.left].prev, c.left, &h);
-        try_merge(v, s, sy, c.left, sy[c.left].next, &h);
-    }
+    int ns = split_symbols(s, n, sy);
+    merge_symbols(v, s, sy, ns, try_merge);
     for (int i = ns ? 0 : -1; i >= 0; i = sy[i].next) {
         int32_t id = qs_vocab_find(v, s + sy[i].o, sy[i].n);
         if (id >= 0) {
@@ -544,7 +541,6 @@ static void bpe_word(const qs_vocab *v, const char *s, size_t n, idlist *out)
         for (size_t b = 0; b < sy[i].n; b++)
             if ((id = qs_vocab_find(v, s + sy[i].o + b, 1)) >= 0) push_id(out, id);
     }
-    free(h.c);
     free(sy);
 }
 
