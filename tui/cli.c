@@ -31,6 +31,8 @@ static const command commands[] = {
                         "                                  perplexity like llama-perplexity; KL divergence (also --kld FILE)"},
     {"recipe", qs_cli_recipe, "recipe MODEL [--default CONFIG] [--set PATTERN=CONFIG …] -o R.json | recipe show R.json [--model M]\n"
                               "                                  write or show a per-tensor quantization recipe"},
+    {"export", qs_cli_export, "export MODEL (--recipe R.json | --type T) -o OUT.gguf [--imatrix F] [--ftype NAME]\n"
+                              "                                  write the quantized GGUF (llama-quantize's layout)"},
     {"devices", qs_cli_devices, "devices                         CPU cores and CUDA devices"},
 };
 

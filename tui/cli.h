@@ -18,6 +18,7 @@ int qs_cli_tokenize(int argc, char **argv);
 int qs_cli_generate(int argc, char **argv);
 int qs_cli_ppl(int argc, char **argv);
 int qs_cli_recipe(int argc, char **argv);
+int qs_cli_export(int argc, char **argv);
 struct qs_model;
 struct qs_llm;
 /* loads, resolves and applies a recipe file to l (errors printed); exit status */

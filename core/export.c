@@ -1,0 +1,144 @@
+/* core/export.c — recipe → quantized GGUF. */
+#include "export.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "ggml_quants.h"
+#include "ggml_types.h"
+#include "gguf.h"
+
+static const struct { const char *name; int ftype, type; } ftypes[] = {
+    {"F32", 0, QS_TYPE_F32}, {"F16", 1, QS_TYPE_F16}, {"BF16", 32, QS_TYPE_BF16}, {"Q4_0", 2, QS_TYPE_Q4_0},
+    {"Q4_1", 3, QS_TYPE_Q4_1}, {"Q8_0", 7, QS_TYPE_Q8_0}, {"Q5_0", 8, QS_TYPE_Q5_0}, {"Q5_1", 9, QS_TYPE_Q5_1},
+    {"Q2_K", 10, QS_TYPE_Q2_K}, {"Q3_K_S", 11, -1}, {"Q3_K_M", 12, QS_TYPE_Q3_K}, {"Q3_K", 12, -1},
+    {"Q3_K_L", 13, -1}, {"Q4_K_S", 14, -1}, {"Q4_K_M", 15, QS_TYPE_Q4_K}, {"Q4_K", 15, -1}, {"Q5_K_S", 16, -1},
+    {"Q5_K_M", 17, QS_TYPE_Q5_K}, {"Q5_K", 17, -1}, {"Q6_K", 18, QS_TYPE_Q6_K}, {"Q2_K_S", 21, -1},
+    {"IQ4_NL", 25, QS_TYPE_IQ4_NL}, {"IQ4_XS", 30, QS_TYPE_IQ4_XS}};
+
+int qs_ftype_from_name(const char *name)
+{
+    for (size_t i = 0; i < sizeof ftypes / sizeof *ftypes; i++)
+        if (!strcasecmp(ftypes[i].name, name)) return ftypes[i].ftype;
+    return -1;
+}
+
+/* the ftype whose default type most weights of the recipe have */
+static int derived_ftype(const qs_recipe_table *t)
+{
+    int64_t weight[QS_TYPE_COUNT] = {0};
+    for (int64_t i = 0; i < t->n; i++)
+        if (!t->e[i].keep && t->e[i].ggml_type >= 0) weight[t->e[i].ggml_type] += qs_tensor_nelements(t->e[i].t);
+    int best = QS_TYPE_F32;
+    for (int k = 0; k < QS_TYPE_COUNT; k++)
+        if (weight[k] > weight[best]) best = k;
+    for (size_t i = 0; i < sizeof ftypes / sizeof *ftypes; i++)
+        if (ftypes[i].type == best) return ftypes[i].ftype;
+    return 0;
+}
+
+/* llama-quantize's order: layer number (blk.N., −1 otherwise), then strcmp of the name */
+static int layer_of(const char *name)
+{
+    int n, len = 0;
+    return sscanf(name, "blk.%d.%n", &n, &len) == 1 && len > 0 ? n : -1;
+}
+
+static int cmp_order(const void *a, const void *b, void *ctx)
+{
+    const qs_recipe_table *t = ctx;
+    const char *x = t->e[*(const int64_t *)a].t->name, *y = t->e[*(const int64_t *)b].t->name;
+    int lx = layer_of(x), ly = layer_of(y);
+    return lx != ly ? (lx < ly ? -1 : 1) : strcmp(x, y);
+}
+
+static int copy_metadata(const qs_gguf *g, qs_gguf_writer *w, const qs_export_opts *o, int ftype)
+{
+    for (int64_t i = 0; i < g->n_kv; i++) {
+        const char *k = g->kv[i].key;
+        if (!strcmp(k, "general.quantization_version") || !strcmp(k, "general.file_type") || !strncmp(k, "split.", 6)) continue;
+        if (qs_gguf_writer_copy_kv(w, &g->kv[i])) return -1;
+    }
+    qs_gguf_writer_set_u32(w, "general.quantization_version", 2);
+    qs_gguf_writer_set_u32(w, "general.file_type", (uint32_t)ftype);
+    if (o->imatrix) {
+        char name[128];
+        snprintf(name, sizeof name, "%.127s", o->imatrix_name ? o->imatrix_name : "");
+        qs_gguf_writer_set_str(w, "quantize.imatrix.file", name);
+        if (o->imatrix->dataset[0]) {
+            snprintf(name, sizeof name, "%.127s", o->imatrix->dataset);
+            qs_gguf_writer_set_str(w, "quantize.imatrix.dataset", name);
+        }
+        qs_gguf_writer_set_u32(w, "quantize.imatrix.entries_count", (uint32_t)o->imatrix->n_entries);
+        if (o->imatrix->chunk_count) qs_gguf_writer_set_u32(w, "quantize.imatrix.chunks_count", o->imatrix->chunk_count);
+    }
+    return 0;
+}
+
+/* the bytes of one tensor in its recipe type (quantized into *owned when it changes) */
+static int tensor_bytes(const qs_recipe_entry *e, const qs_export_opts *o, int *type, const void **data, void **owned,
+                        qs_err *err)
+{
+    const qs_tensor *t = e->t;
+    *owned = NULL;
+    if (e->keep) {
+        *type = t->type;
+        *data = t->data;
+        return 0;
+    }
+    if (e->ggml_type < 0) {
+        const char *near = e->cfg.method->kind == QS_METHOD_NF4 || e->cfg.method->kind == QS_METHOD_FP4 ? "iq4_nl"
+                           : e->cfg.bits >= 8 ? "q8_0" : e->cfg.bits >= 5 ? "q5_K" : e->cfg.bits == 4 ? "q4_K" : "q3_K";
+        return qs_err_set(err, QS_E_USAGE, "%s: %s is not a GGML type and cannot go into a GGUF; the nearest is %s", t->name,
+                          e->cfg.method->name, near);
+    }
+    int64_t rows = qs_tensor_nrows(t), cols = t->ne[0];
+    const float *qw = NULL;
+    const qs_imatrix_entry *ie = o->imatrix ? qs_imatrix_find(o->imatrix, t->name) : NULL;
+    if (ie && ie->n == cols && t->ne[2] * t->ne[3] == 1) qw = ie->values;
+    else if (ie && t->role != QS_ROLE_TOKEN_EMBD)
+        return qs_err_set(err, QS_E_INPUT, "%s: the imatrix entry has %lld values, the tensor %lld columns", t->name,
+                          (long long)ie->n, (long long)cols);
+    float *f = malloc((size_t)(rows * cols) * sizeof *f);
+    void *q = malloc((size_t)qs_type_row_bytes(e->ggml_type, cols) * (size_t)rows + 1);
+    int rc = !f || !q ? qs_err_set(err, QS_E_OOM, "out of memory") : qs_tensor_read_rows(t, 0, rows, f, err);
+    if (!rc) rc = qs_ggml_quantize(e->ggml_type, f, q, rows, cols, qw, o->n_threads, err);
+    free(f);
+    if (rc) {
+        free(q);
+        return qs_err_prefix(err, "%s", t->name);
+    }
+    *type = e->ggml_type;
+    *data = *owned = q;
+    return 0;
+}
+
+int qs_export_gguf(const qs_model *m, const qs_recipe_table *t, const qs_export_opts *o, const char *path,
+                   qs_progress *prog, qs_err *err)
+{
+    if (!m->gguf) return qs_err_set(err, QS_E_UNSUPPORTED, "exporting HF checkpoints to GGUF is not implemented yet");
+    qs_gguf_writer *w = qs_gguf_writer_new();
+    int64_t *order = malloc((size_t)(t->n ? t->n : 1) * sizeof *order);
+    void **owned = calloc((size_t)(t->n ? t->n : 1), sizeof *owned);
+    int rc = !w || !order || !owned ? qs_err_set(err, QS_E_OOM, "out of memory") : 0;
+    if (!rc && copy_metadata(m->gguf, w, o, o->ftype >= 0 ? o->ftype : derived_ftype(t)))
+        rc = qs_err_set(err, QS_E_OOM, "out of memory");
+    for (int64_t i = 0; i < t->n; i++) order[i] = i;
+    qsort_r(order, (size_t)t->n, sizeof *order, cmp_order, (void *)t);
+    for (int64_t k = 0; !rc && k < t->n; k++) {
+        const qs_recipe_entry *e = &t->e[order[k]];
+        int type = -1;
+        const void *data = NULL;
+        rc = tensor_bytes(e, o, &type, &data, &owned[k], err);
+        if (!rc) rc = qs_gguf_writer_add_tensor(w, e->t->name, type, 0, e->t->ne, data, err);
+        if (!rc && !qs_progress_step(prog, k + 1, t->n)) rc = qs_err_set(err, QS_E_CANCELLED, "cancelled");
+    }
+    if (!rc) rc = qs_gguf_writer_write(w, path, err);
+    for (int64_t k = 0; k < t->n; k++) free(owned[k]);
+    free(owned);
+    free(order);
+    qs_gguf_writer_free(w);
+    return rc;
+}

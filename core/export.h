@@ -1,0 +1,29 @@
+/* core/export.h — a resolved recipe written as a quantized GGUF, the way llama-quantize
+ * writes one (spec/llama-quant-presets.md §9, gguf.md §2.9): input metadata in input order,
+ * general.quantization_version and general.file_type moved to the end, the quantize.imatrix.*
+ * keys when an importance matrix is used, tensors in llama-quantize's order (layer, then
+ * name), alignment 32; written to a temporary file and renamed. For the same per-tensor types
+ * (and imatrix) the tensor data — and the whole file — equal llama-quantize's output. Only
+ * GGML types can be exported; other methods are refused with the nearest GGML type. */
+#ifndef QS_EXPORT_H
+#define QS_EXPORT_H
+
+#include "err.h"
+#include "imatrix.h"
+#include "model.h"
+#include "progress.h"
+#include "recipe.h"
+
+typedef struct qs_export_opts {
+    int ftype;                  /* general.file_type (llama_ftype id); -1: derived from the recipe */
+    const qs_imatrix *imatrix;  /* may be NULL */
+    const char *imatrix_name;   /* as recorded in quantize.imatrix.file */
+    int n_threads;
+} qs_export_opts;
+
+int qs_export_gguf(const qs_model *m, const qs_recipe_table *t, const qs_export_opts *o, const char *path,
+                   qs_progress *prog, qs_err *err);
+/* llama_ftype id of a preset / type name ("Q4_K_M", "q8_0", …), -1 if unknown */
+int qs_ftype_from_name(const char *name);
+
+#endif

@@ -1,0 +1,117 @@
+/* GGUF export: for every llama-quantize file of golden/ggml/q and golden/ggml/preset, the
+ * recipe read back from it (per-tensor types), applied to the F32 source with the same file
+ * type (and the imatrix when the file used one), reproduces the whole file byte for byte. */
+#include <criterion/criterion.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/export.h"
+#include "core/gguf.h"
+#include "core/imatrix.h"
+#include "tests/testutil.h"
+
+static int check_dir(const char *ggml_dir, const char *sub, const char *src, const qs_imatrix *im, const char *tmp)
+{
+    char dir[8192];
+    snprintf(dir, sizeof dir, "%s/%s", ggml_dir, sub);
+    int n = 0, checked = 0;
+    char **files = tu_list(dir, ".gguf", 0, &n);
+    qs_err err = {0};
+    qs_model *f32 = qs_model_open(src, &err);
+    cr_assert_not_null(f32, "%s", err.msg);
+    for (char **f = files; f && *f; f++) {
+        qs_model *q = qs_model_open(*f, &err);
+        cr_assert_not_null(q, "%s: %s", *f, err.msg);
+        uint32_t ftype = 0;
+        qs_gguf_get_u32(q->gguf, "general.file_type", &ftype, &err);
+        const char *imname = NULL;
+        size_t imlen = 0;
+        bool use_im = qs_gguf_get_str(q->gguf, "quantize.imatrix.file", &imname, &imlen, &err) == 0;
+        char name[256];
+        snprintf(name, sizeof name, "%.*s", (int)imlen, use_im ? imname : "");
+        qs_recipe r;
+        qs_recipe_table t;
+        qs_recipe_init(&r, f32);
+        cr_assert_eq(qs_recipe_from_model(&r, q, &err), 0);
+        cr_assert_eq(qs_recipe_resolve(&r, f32, false, &t, &err), 0, "%s", err.msg);
+        qs_export_opts o = {(int)ftype, use_im ? im : NULL, name, 0};
+        char out[8192];
+        snprintf(out, sizeof out, "%s/out.gguf", tmp);
+        cr_assert_eq(qs_export_gguf(f32, &t, &o, out, NULL, &err), 0, "%s: %s", *f, err.msg);
+        size_t na, nb;
+        uint8_t *a = tu_read(out, &na), *b = tu_read(*f, &nb);
+        size_t first = 0;
+        while (first < na && first < nb && a[first] == b[first]) first++;
+        cr_expect(na == nb && first == na, "%s: the export differs from llama-quantize's file at byte %zu (sizes %zu, %zu)", *f,
+                  first, na, nb);
+        free(a);
+        free(b);
+        qs_recipe_table_free(&t);
+        qs_recipe_free(&r);
+        qs_model_close(q);
+        checked++;
+    }
+    qs_model_close(f32);
+    tu_free_list(files);
+    return checked;
+}
+
+Test(export, llama_quantize_files_reproduced, .timeout = 300)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/ggml", tu_golden_dir());
+    int ns = 0, ni = 0;
+    char **src = tu_list(dir, ".f32.gguf", 0, &ns), **all = tu_list(dir, ".gguf", 0, &ni);
+    const char *imat = NULL;
+    for (char **f = all; f && *f; f++)
+        if (strstr(*f, "/imatrix-")) imat = *f;
+    if (ns != 1 || !imat) {
+        tu_free_list(src);
+        tu_free_list(all);
+        cr_skip_test("golden/ggml lacks its source or imatrix");
+    }
+    qs_err err = {0};
+    qs_imatrix *im = qs_imatrix_load(imat, &err);
+    cr_assert_not_null(im, "%s", err.msg);
+    char *tmp = tu_tmpdir();
+    int checked = check_dir(dir, "q", src[0], im, tmp) + check_dir(dir, "preset", src[0], im, tmp);
+    cr_log_info("exported files compared with llama-quantize's: %d", checked);
+    cr_assert_gt(checked, 0);
+    qs_imatrix_free(im);
+    tu_rmtree(tmp);
+    free(tmp);
+    tu_free_list(src);
+    tu_free_list(all);
+}
+
+Test(export, refuses_non_ggml_methods)
+{
+    char p[4096];
+    snprintf(p, sizeof p, "%s/stories260K.gguf", tu_models_dir());
+    qs_err err = {0};
+    qs_model *m = qs_model_open(p, &err);
+    if (!m) cr_skip_test("%s", err.msg);
+    qs_recipe r;
+    qs_recipe_table t;
+    qs_recipe_init(&r, m);
+    cr_assert_eq(qs_recipe_set_default(&r, "nf4", &err), 0);
+    cr_assert_eq(qs_recipe_resolve(&r, m, false, &t, &err), 0);
+    qs_export_opts o = {-1, NULL, NULL, 0};
+    char *tmp = tu_tmpdir(), out[4200];
+    snprintf(out, sizeof out, "%s/x.gguf", tmp);
+    cr_assert_lt(qs_export_gguf(m, &t, &o, out, NULL, &err), 0);
+    cr_assert(strstr(err.msg, "nf4 is not a GGML type") && strstr(err.msg, "nearest is iq4_nl"), "%s", err.msg);
+    cr_assert_neq(access(out, F_OK), 0, "no output left behind");
+    int n = 0;
+    char **left = tu_list(tmp, "", 0, &n);
+    cr_assert_eq(n, 0, "no temporary file left behind");
+    tu_free_list(left);
+    qs_recipe_table_free(&t);
+    qs_recipe_free(&r);
+    qs_model_close(m);
+    tu_rmtree(tmp);
+    free(tmp);
+}

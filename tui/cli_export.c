@@ -1,0 +1,78 @@
+/* tui/cli_export.c — `quantscope export MODEL (--recipe R.json | --type T) -o OUT.gguf`. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "core/export.h"
+#include "core/ggml_types.h"
+#include "core/imatrix.h"
+#include "core/model.h"
+#include "core/recipe.h"
+#include "tui/cli.h"
+
+static void export_progress(void *ctx, int64_t done, int64_t total)
+{
+    (void)ctx;
+    fprintf(stderr, "\rexport: tensor %lld/%lld   ", (long long)done, (long long)total);
+    if (done == total) fputc('\n', stderr);
+}
+
+int qs_cli_export(int argc, char **argv)
+{
+    const char *model = NULL, *recipe = NULL, *type = NULL, *out = NULL, *imat = NULL, *ftype_name = NULL;
+    bool force = false;
+    for (int i = 1; i < argc; i++) {
+        bool next = i + 1 < argc;
+        if (!strcmp(argv[i], "--recipe") && next) recipe = argv[++i];
+        else if (!strcmp(argv[i], "--type") && next) type = argv[++i];
+        else if (!strcmp(argv[i], "-o") && next) out = argv[++i];
+        else if (!strcmp(argv[i], "--imatrix") && next) imat = argv[++i];
+        else if (!strcmp(argv[i], "--ftype") && next) ftype_name = argv[++i];
+        else if (!strcmp(argv[i], "--force")) force = true;
+        else if (argv[i][0] == '-') return qs_cli_usage_error("export: unknown or incomplete option '%s'", argv[i]);
+        else if (!model) model = argv[i];
+        else return qs_cli_usage_error("export: unexpected argument '%s'", argv[i]);
+    }
+    if (!model || !out || !!recipe == !!type)
+        return qs_cli_usage_error("usage: quantscope export MODEL (--recipe R.json | --type T) -o OUT.gguf "
+                                  "[--imatrix FILE] [--ftype NAME] [--force]");
+    int ftype = ftype_name ? qs_ftype_from_name(ftype_name) : -1;
+    if (ftype_name && ftype < 0) return qs_cli_usage_error("export: unknown file type '%s'", ftype_name);
+    qs_err err = {0};
+    qs_model *m = qs_model_open(model, &err);
+    if (!m) return qs_cli_fail(model, &err);
+    qs_recipe r;
+    qs_recipe_table t = {0};
+    qs_imatrix *im = NULL;
+    int rc = QS_EXIT_OK;
+    if (recipe) {
+        if (qs_recipe_load(recipe, &r, &err)) rc = qs_cli_fail(recipe, &err);
+    } else {
+        qs_recipe_init(&r, m);
+        if (qs_recipe_set_default(&r, type, &err)) rc = qs_cli_fail("--type", &err);
+    }
+    if (!rc && imat && !(im = qs_imatrix_load(imat, &err))) rc = qs_cli_fail(imat, &err);
+    if (!rc && qs_recipe_resolve(&r, m, force, &t, &err)) rc = qs_cli_fail(recipe ? recipe : model, &err);
+    if (!rc) {
+        if (t.warnings[0]) fprintf(stderr, "%s", t.warnings);
+        qs_export_opts o = {ftype, im, imat, 0};
+        qs_progress prog = {0, 0, 0, export_progress, NULL};
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        if (qs_export_gguf(m, &t, &o, out, &prog, &err)) rc = qs_cli_fail(out, &err);
+        else {
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            struct stat st;
+            stat(out, &st);
+            printf("wrote %s: %lld bytes in %.2f s\n", out, (long long)st.st_size,
+                   (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
+        }
+    }
+    qs_recipe_table_free(&t);
+    if (recipe || type) qs_recipe_free(&r);
+    qs_imatrix_free(im);
+    qs_model_close(m);
+    return rc;
+}
