@@ -9,6 +9,7 @@
 #include "ggml_quants.h"
 #include "ggml_types.h"
 #include "gguf.h"
+#include "presets.h"
 
 static const struct { const char *name; int ftype, type; } ftypes[] = {
     {"F32", 0, QS_TYPE_F32}, {"F16", 1, QS_TYPE_F16}, {"BF16", 32, QS_TYPE_BF16}, {"Q4_0", 2, QS_TYPE_Q4_0},
@@ -39,19 +40,11 @@ static int derived_ftype(const qs_recipe_table *t)
     return 0;
 }
 
-/* llama-quantize's order: layer number (blk.N., −1 otherwise), then strcmp of the name */
-static int layer_of(const char *name)
-{
-    int n, len = 0;
-    return sscanf(name, "blk.%d.%n", &n, &len) == 1 && len > 0 ? n : -1;
-}
-
+/* llama-quantize's order (spec/llama-quant-presets.md §2.1) */
 static int cmp_order(const void *a, const void *b, void *ctx)
 {
     const qs_recipe_table *t = ctx;
-    const char *x = t->e[*(const int64_t *)a].t->name, *y = t->e[*(const int64_t *)b].t->name;
-    int lx = layer_of(x), ly = layer_of(y);
-    return lx != ly ? (lx < ly ? -1 : 1) : strcmp(x, y);
+    return qs_llama_tensor_cmp(t->e[*(const int64_t *)a].t->name, t->e[*(const int64_t *)b].t->name);
 }
 
 static int copy_metadata(const qs_gguf *g, qs_gguf_writer *w, const qs_export_opts *o, int ftype)

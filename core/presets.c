@@ -67,17 +67,24 @@ static int n_dims(const int64_t ne[4])
     return d;
 }
 
-static bool quantizable(const qs_preset_tensor *t)
+bool qs_preset_quantizable(const char *name, const int64_t ne[4])
 {
-    static const char *const never[] = {"ffn_gate_inp.weight", "ffn_gate_tid2eid.weight", "altup", "laurel",
-                                        "per_layer_model_proj", "ssm_conv1d", "shortconv.conv.weight", "attn_rel_b.weight",
-                                        ".position_embd", ".rel_pos", ".patch_embd", ".patch_merger"};
-    size_t l = strlen(t->name);
-    if (n_dims(t->ne) < 2 || l < 6 || strcmp(t->name + l - 6, "weight") || strstr(t->name, "_norm.weight")) return false;
+    static const char *const never[] = {
+        "ffn_gate_inp.weight", "ffn_gate_tid2eid.weight", "altup", "laurel", "per_layer_model_proj", "ssm_conv1d",
+        "shortconv.conv.weight", "indexer.k_proj.weight", "indexer.q_proj.weight", "time_mix_first.weight",
+        "time_mix_w0.weight", "time_mix_w1.weight", "time_mix_w2.weight", "time_mix_v0.weight", "time_mix_v1.weight",
+        "time_mix_v2.weight", "time_mix_a0.weight", "time_mix_a1.weight", "time_mix_a2.weight", "time_mix_g1.weight",
+        "time_mix_g2.weight", "time_mix_decay_w1.weight", "time_mix_decay_w2.weight", "time_mix_lerp_fused.weight",
+        "attn_rel_b.weight", ".position_embd", "sam.pos_embd", "sam.neck.", "sam.net_", ".rel_pos", ".patch_embd",
+        ".patch_merger", "a.rvq.codebook", "mm.a.code_embd"};
+    size_t l = strlen(name);
+    if (n_dims(ne) < 2 || l < 6 || strcmp(name + l - 6, "weight") || strstr(name, "_norm.weight")) return false;
     for (size_t i = 0; i < sizeof never / sizeof *never; i++)
-        if (strstr(t->name, never[i])) return false;
-    return strcmp(t->name, "position_embd.weight") && strcmp(t->name, "token_types.weight");
+        if (strstr(name, never[i])) return false;
+    return strcmp(name, "position_embd.weight") && strcmp(name, "token_types.weight");
 }
+
+static bool quantizable(const qs_preset_tensor *t) { return qs_preset_quantizable(t->name, t->ne); }
 
 static bool more_bits(int i, int n) { return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2; }
 
@@ -151,12 +158,16 @@ static int layer_of(const char *name)
     return sscanf(name, "blk.%d.%n", &n, &len) == 1 && len > 0 ? n : -1;
 }
 
+int qs_llama_tensor_cmp(const char *x, const char *y)
+{
+    int lx = layer_of(x), ly = layer_of(y);
+    return lx != ly ? (lx < ly ? -1 : 1) : strcmp(x, y);
+}
+
 static int cmp_order(const void *a, const void *b, void *ctx)
 {
     const qs_preset_tensor *t = ctx;
-    const char *x = t[*(const int *)a].name, *y = t[*(const int *)b].name;
-    int lx = layer_of(x), ly = layer_of(y);
-    return lx != ly ? (lx < ly ? -1 : 1) : strcmp(x, y);
+    return qs_llama_tensor_cmp(t[*(const int *)a].name, t[*(const int *)b].name);
 }
 
 int qs_preset_types(int ftype, const qs_preset_model *pm, int *out, qs_err *err)

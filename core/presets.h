@@ -25,6 +25,10 @@ typedef struct qs_preset_model {
     int n;
 } qs_preset_model;
 
+/* llama-quantize's tensor order (§2.1): layer number of "blk.N." (−1 without), then strcmp */
+int qs_llama_tensor_cmp(const char *a, const char *b);
+/* §2.2: whether llama-quantize may quantize a tensor of this name and shape */
+bool qs_preset_quantizable(const char *name, const int64_t ne[4]);
 /* ftype names accepted (case-insensitive): "Q4_K_M", "q4_k", … ; -1 if unknown */
 int qs_preset_ftype(const char *name);
 /* out[i] = the type llama-quantize gives tensor i (its current type when not quantized) */

@@ -10,7 +10,9 @@
 
 #include "fileio.h"
 #include "ggml_types.h"
+#include "gguf.h"
 #include "infer.h"
+#include "presets.h"
 #include "progress.h"
 
 static const char *const knob_json[QS_KNOB_COUNT] = {"bits", "group", "asym", "clip", "block", "double_quant"};
@@ -298,6 +300,47 @@ int qs_recipe_from_model(qs_recipe *r, const qs_model *quantized, qs_err *err)
         if (rc) return rc;
     }
     return 0;
+}
+
+/* One override per tensor with the type llama-quantize's preset gives it (spec/llama-quant-presets.md). */
+int qs_recipe_from_preset(qs_recipe *r, const qs_model *m, const char *preset, bool has_imatrix, qs_err *err)
+{
+    int ftype = qs_preset_ftype(preset);
+    if (ftype < 0) return qs_err_set(err, QS_E_USAGE, "unknown preset '%s' (Q4_K_M, Q5_K_S, Q8_0, IQ4_XS, …)", preset);
+    int n = (int)m->n_tensors;
+    qs_preset_tensor *pt = calloc((size_t)(n ? n : 1), sizeof *pt);
+    int *types = calloc((size_t)(n ? n : 1), sizeof *types);
+    int rc = pt && types ? 0 : qs_err_set(err, QS_E_OOM, "out of memory");
+    for (int i = 0; i < n && !rc; i++) {
+        const qs_tensor *t = &m->tensors[i];
+        pt[i] = (qs_preset_tensor){t->gguf_name[0] ? t->gguf_name : t->name, {t->ne[0], t->ne[1], t->ne[2], t->ne[3]},
+                                   t->type};
+    }
+    uint32_t n_expert = 1;
+    if (m->gguf) {
+        char key[128];
+        snprintf(key, sizeof key, "%s.expert_count", m->hp.arch);
+        if (qs_gguf_find_key(m->gguf, key) >= 0 && qs_gguf_get_u32(m->gguf, key, &n_expert, err)) rc = QS_E_INPUT;
+    }
+    qs_preset_model pm = {m->hp.arch, (int)m->hp.n_layer, (int)m->hp.n_head, (int)m->hp.n_head_kv, (int)n_expert,
+                          has_imatrix, pt, n};
+    if (!rc) rc = qs_preset_types(ftype, &pm, types, err);
+    for (int i = 0; i < n && !rc; i++) {
+        const qs_tensor *t = &m->tensors[i];
+        bool keep = types[i] == t->type || types[i] < 0;
+        const qs_method *meth = keep ? qs_method_find("f16") : qs_method_find(qs_type_name(types[i]));
+        if (!meth) {
+            rc = qs_err_set(err, QS_E_USAGE, "%s: preset type %s is not a quantscope method", pt[i].name,
+                            qs_type_name(types[i]));
+            break;
+        }
+        qs_qconfig c;
+        qs_qconfig_default(&c, meth);
+        rc = push_rule(&r->overrides, &r->n_overrides, pt[i].name, &c, keep, err);
+    }
+    free(types);
+    free(pt);
+    return rc;
 }
 
 /* ---- resolution ---- */

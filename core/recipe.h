@@ -64,6 +64,9 @@ int qs_recipe_add_rule(qs_recipe *r, const char *pattern, const char *config, qs
 int qs_recipe_set_default(qs_recipe *r, const char *config, qs_err *err);
 /* One override per tensor with the type it has in a quantized file (F32 → keep). */
 int qs_recipe_from_model(qs_recipe *r, const qs_model *quantized, qs_err *err);
+/* One override per tensor with the type llama-quantize's preset ("Q4_K_M" …) gives it, for a
+ * run with or without an importance matrix. */
+int qs_recipe_from_preset(qs_recipe *r, const qs_model *m, const char *preset, bool has_imatrix, qs_err *err);
 int qs_recipe_load(const char *path, qs_recipe *r, qs_err *err);
 int qs_recipe_parse(const char *json, size_t len, qs_recipe *r, qs_err *err);
 int qs_recipe_save(const char *path, const qs_recipe *r, qs_err *err);

@@ -68,6 +68,13 @@ Test(cli, usage_errors_exit_1)
     r = run("info --bogus x");
     cr_assert_eq(r.status, 1);
     done(&r);
+    r = run("export m.gguf --preset Q9_K -o x.gguf");
+    cr_assert_eq(r.status, 1);
+    cr_assert(strstr(r.err, "unknown preset 'Q9_K'"), "%s", r.err);
+    done(&r);
+    r = run("export m.gguf --preset Q4_K_M --type q8_0 -o x.gguf");
+    cr_assert_eq(r.status, 1, "one of --recipe, --type, --preset");
+    done(&r);
     r = run("--help");
     cr_assert_eq(r.status, 0);
     cr_assert(strstr(r.out, "quantscope info MODEL"));

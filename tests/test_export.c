@@ -1,6 +1,7 @@
 /* GGUF export: for every llama-quantize file of golden/ggml/q and golden/ggml/preset, the
  * recipe read back from it (per-tensor types), applied to the F32 source with the same file
- * type (and the imatrix when the file used one), reproduces the whole file byte for byte. */
+ * type (and the imatrix when the file used one), reproduces the whole file byte for byte; so
+ * does the recipe quantscope predicts from the preset's name alone (golden/ggml/preset/P.gguf). */
 #include <criterion/criterion.h>
 #include <limits.h>
 #include <stdio.h>
@@ -13,7 +14,8 @@
 #include "core/imatrix.h"
 #include "tests/testutil.h"
 
-static int check_dir(const char *ggml_dir, const char *sub, const char *src, const qs_imatrix *im, const char *tmp)
+static int check_dir(const char *ggml_dir, const char *sub, const char *src, const qs_imatrix *im, const char *tmp,
+                     bool by_preset)
 {
     char dir[8192];
     snprintf(dir, sizeof dir, "%s/%s", ggml_dir, sub);
@@ -35,7 +37,14 @@ static int check_dir(const char *ggml_dir, const char *sub, const char *src, con
         qs_recipe r;
         qs_recipe_table t;
         qs_recipe_init(&r, f32);
-        cr_assert_eq(qs_recipe_from_model(&r, q, &err), 0);
+        if (by_preset) {
+            char preset[64];
+            const char *base = strrchr(*f, '/') + 1;
+            snprintf(preset, sizeof preset, "%.*s", (int)(strlen(base) - 5), base);
+            cr_assert_eq(qs_recipe_from_preset(&r, f32, preset, use_im, &err), 0, "%s: %s", preset, err.msg);
+        } else {
+            cr_assert_eq(qs_recipe_from_model(&r, q, &err), 0);
+        }
         cr_assert_eq(qs_recipe_resolve(&r, f32, false, &t, &err), 0, "%s", err.msg);
         qs_export_opts o = {(int)ftype, use_im ? im : NULL, name, 0};
         char out[8192];
@@ -77,7 +86,8 @@ Test(export, llama_quantize_files_reproduced, .timeout = 300)
     qs_imatrix *im = qs_imatrix_load(imat, &err);
     cr_assert_not_null(im, "%s", err.msg);
     char *tmp = tu_tmpdir();
-    int checked = check_dir(dir, "q", src[0], im, tmp) + check_dir(dir, "preset", src[0], im, tmp);
+    int checked = check_dir(dir, "q", src[0], im, tmp, false) + check_dir(dir, "preset", src[0], im, tmp, false) +
+                  check_dir(dir, "preset", src[0], im, tmp, true);
     cr_log_info("exported files compared with llama-quantize's: %d", checked);
     cr_assert_gt(checked, 0);
     qs_imatrix_free(im);

@@ -29,9 +29,9 @@ static const command commands[] = {
                                   "                                  continue a prompt (greedy with --temp 0)"},
     {"ppl", qs_cli_ppl, "ppl MODEL --text FILE [--ctx N] [--chunks N] [--kld-base OUT | --kld-against BASE]\n"
                         "                                  perplexity like llama-perplexity; KL divergence (also --kld FILE)"},
-    {"recipe", qs_cli_recipe, "recipe MODEL [--default CONFIG] [--set PATTERN=CONFIG …] -o R.json | recipe show R.json [--model M]\n"
+    {"recipe", qs_cli_recipe, "recipe MODEL [--preset NAME] [--default CONFIG] [--set PATTERN=CONFIG …] -o R.json | recipe show R.json [--model M]\n"
                               "                                  write or show a per-tensor quantization recipe"},
-    {"export", qs_cli_export, "export MODEL (--recipe R.json | --type T) -o OUT.gguf [--imatrix F] [--ftype NAME]\n"
+    {"export", qs_cli_export, "export MODEL (--recipe R.json | --type T | --preset P) -o OUT.gguf [--imatrix F] [--ftype NAME]\n"
                               "                                  write the quantized GGUF (llama-quantize's layout)"},
     {"devices", qs_cli_devices, "devices                         CPU cores and CUDA devices"},
 };

@@ -1,4 +1,4 @@
-/* tui/cli_export.c — `quantscope export MODEL (--recipe R.json | --type T) -o OUT.gguf`. */
+/* tui/cli_export.c — `quantscope export MODEL (--recipe R.json | --type T | --preset NAME) -o OUT.gguf`. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +9,7 @@
 #include "core/ggml_types.h"
 #include "core/imatrix.h"
 #include "core/model.h"
+#include "core/presets.h"
 #include "core/recipe.h"
 #include "tui/cli.h"
 
@@ -21,12 +22,13 @@ static void export_progress(void *ctx, int64_t done, int64_t total)
 
 int qs_cli_export(int argc, char **argv)
 {
-    const char *model = NULL, *recipe = NULL, *type = NULL, *out = NULL, *imat = NULL, *ftype_name = NULL;
+    const char *model = NULL, *recipe = NULL, *type = NULL, *out = NULL, *imat = NULL, *ftype_name = NULL, *preset = NULL;
     bool force = false;
     for (int i = 1; i < argc; i++) {
         bool next = i + 1 < argc;
         if (!strcmp(argv[i], "--recipe") && next) recipe = argv[++i];
         else if (!strcmp(argv[i], "--type") && next) type = argv[++i];
+        else if (!strcmp(argv[i], "--preset") && next) preset = argv[++i];
         else if (!strcmp(argv[i], "-o") && next) out = argv[++i];
         else if (!strcmp(argv[i], "--imatrix") && next) imat = argv[++i];
         else if (!strcmp(argv[i], "--ftype") && next) ftype_name = argv[++i];
@@ -35,10 +37,11 @@ int qs_cli_export(int argc, char **argv)
         else if (!model) model = argv[i];
         else return qs_cli_usage_error("export: unexpected argument '%s'", argv[i]);
     }
-    if (!model || !out || !!recipe == !!type)
-        return qs_cli_usage_error("usage: quantscope export MODEL (--recipe R.json | --type T) -o OUT.gguf "
+    if (!model || !out || (!!recipe + !!type + !!preset) != 1)
+        return qs_cli_usage_error("usage: quantscope export MODEL (--recipe R.json | --type T | --preset NAME) -o OUT.gguf "
                                   "[--imatrix FILE] [--ftype NAME] [--force]");
-    int ftype = ftype_name ? qs_ftype_from_name(ftype_name) : -1;
+    int ftype = ftype_name ? qs_ftype_from_name(ftype_name) : preset ? qs_preset_ftype(preset) : -1;
+    if (preset && qs_preset_ftype(preset) < 0) return qs_cli_usage_error("export: unknown preset '%s'", preset);
     if (ftype_name && ftype < 0) return qs_cli_usage_error("export: unknown file type '%s'", ftype_name);
     qs_err err = {0};
     qs_model *m = qs_model_open(model, &err);
@@ -51,7 +54,8 @@ int qs_cli_export(int argc, char **argv)
         if (qs_recipe_load(recipe, &r, &err)) rc = qs_cli_fail(recipe, &err);
     } else {
         qs_recipe_init(&r, m);
-        if (qs_recipe_set_default(&r, type, &err)) rc = qs_cli_fail("--type", &err);
+        if (type && qs_recipe_set_default(&r, type, &err)) rc = qs_cli_fail("--type", &err);
+        if (preset && qs_recipe_from_preset(&r, m, preset, imat != NULL, &err)) rc = qs_cli_fail(model, &err);
     }
     if (!rc && imat && !(im = qs_imatrix_load(imat, &err))) rc = qs_cli_fail(imat, &err);
     if (!rc && qs_recipe_resolve(&r, m, force, &t, &err)) rc = qs_cli_fail(recipe ? recipe : model, &err);
@@ -71,7 +75,7 @@ int qs_cli_export(int argc, char **argv)
         }
     }
     qs_recipe_table_free(&t);
-    if (recipe || type) qs_recipe_free(&r);
+    qs_recipe_free(&r);
     qs_imatrix_free(im);
     qs_model_close(m);
     return rc;

@@ -84,20 +84,23 @@ static int show(int argc, char **argv)
 int qs_cli_recipe(int argc, char **argv)
 {
     if (argc >= 2 && !strcmp(argv[1], "show")) return show(argc, argv);
-    const char *model = NULL, *out = NULL, *def = NULL, *from = NULL, *sets[64];
+    const char *model = NULL, *out = NULL, *def = NULL, *from = NULL, *preset = NULL, *sets[64];
+    bool with_imatrix = false;
     int nsets = 0;
     for (int i = 1; i < argc; i++) {
         bool next = i + 1 < argc;
         if (!strcmp(argv[i], "-o") && next) out = argv[++i];
         else if (!strcmp(argv[i], "--default") && next) def = argv[++i];
         else if (!strcmp(argv[i], "--from-gguf") && next) from = argv[++i];
+        else if (!strcmp(argv[i], "--preset") && next) preset = argv[++i];
+        else if (!strcmp(argv[i], "--with-imatrix")) with_imatrix = true;
         else if (!strcmp(argv[i], "--set") && next && nsets < 64) sets[nsets++] = argv[++i];
         else if (argv[i][0] == '-') return qs_cli_usage_error("recipe: unknown or incomplete option '%s'", argv[i]);
         else if (!model) model = argv[i];
         else return qs_cli_usage_error("recipe: unexpected argument '%s'", argv[i]);
     }
     if (!model || !out)
-        return qs_cli_usage_error("usage: quantscope recipe MODEL [--from-gguf QUANTIZED.gguf] [--default CONFIG] [--set PATTERN=CONFIG …] -o R.json\n"
+        return qs_cli_usage_error("usage: quantscope recipe MODEL [--from-gguf QUANTIZED.gguf | --preset NAME [--with-imatrix]] [--default CONFIG] [--set PATTERN=CONFIG …] -o R.json\n"
                                   "       quantscope recipe show R.json [--model MODEL]\n"
                                   "CONFIG: keep | METHOD[:knob=value,…], e.g. q4_K, rtn:bits=3,group=64,asym=true");
     qs_err err = {0};
@@ -111,6 +114,7 @@ int qs_cli_recipe(int argc, char **argv)
         if (!q || qs_recipe_from_model(&r, q, &err)) rc = qs_cli_fail(from, &err);
         qs_model_close(q);
     }
+    if (!rc && preset && qs_recipe_from_preset(&r, m, preset, with_imatrix, &err)) rc = qs_cli_fail(model, &err);
     for (int i = 0; i < nsets && !rc; i++) {
         char buf[512];
         snprintf(buf, sizeof buf, "%s", sets[i]);
