@@ -23,6 +23,14 @@ typedef struct qs_export_opts {
 
 int qs_export_gguf(const qs_model *m, const qs_recipe_table *t, const qs_export_opts *o, const char *path,
                    qs_progress *prog, qs_err *err);
+/* The recipe as llama-quantize arguments that reproduce it exactly (spec/llama-quant-presets.md
+ * §8.3), independent of its mixing rules and counter quirk: *types_text gets one anchored
+ * "^name$=type" token per quantizable tensor (tensor order, lower-case types), output and
+ * token_embd go to --output-tensor-type / --token-embedding-type, and *cmd is the command line
+ * naming types_path, the model and out_path (both malloc'ed). Non-GGML methods and tensors
+ * llama-quantize never quantizes are errors. */
+int qs_export_llama_quantize(const qs_model *m, const qs_recipe_table *t, const char *imatrix, const char *types_path,
+                             const char *out_path, char **types_text, char **cmd, qs_err *err);
 /* llama_ftype id of a preset / type name ("Q4_K_M", "q8_0", …), -1 if unknown */
 int qs_ftype_from_name(const char *name);
 

@@ -4,12 +4,16 @@
  * does the recipe quantscope predicts from the preset's name alone (golden/ggml/preset/P.gguf). */
 #include <criterion/criterion.h>
 #include <limits.h>
+#include <regex.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "core/export.h"
+#include "core/ggml_types.h"
 #include "core/gguf.h"
 #include "core/imatrix.h"
 #include "tests/testutil.h"
@@ -124,4 +128,90 @@ Test(export, refuses_non_ggml_methods)
     qs_model_close(m);
     tu_rmtree(tmp);
     free(tmp);
+}
+
+/* llama-quantize's decision for one tensor given the exported arguments (spec §3 steps 1–5a),
+ * re-implemented here with POSIX regex: flags first, then the first type-file pattern found. */
+static const char *lq_decide(const char *name, const char *types, const char *cmd, int *line_no)
+{
+    static char type[32];
+    const char *flag = !strcmp(name, "output.weight")       ? "--output-tensor-type "
+                       : !strcmp(name, "token_embd.weight") ? "--token-embedding-type "
+                                                            : NULL;
+    if (flag && strstr(cmd, flag)) {
+        sscanf(strstr(cmd, flag) + strlen(flag), "%31s", type);
+        return type;
+    }
+    char line[512];
+    *line_no = 0;
+    for (const char *p = types; *p; ++*line_no) {
+        size_t n = strcspn(p, "\n");
+        snprintf(line, sizeof line, "%.*s", (int)n, p);
+        p += n + (p[n] == '\n');
+        char *eq = strchr(line, '=');
+        cr_assert_not_null(eq, "every token is PATTERN=TYPE: %s", line);
+        *eq = '\0';
+        regex_t re;
+        cr_assert_eq(regcomp(&re, line, REG_EXTENDED | REG_NOSUB), 0, "%s", line);
+        bool hit = regexec(&re, name, 0, NULL, 0) == 0;
+        regfree(&re);
+        if (hit) {
+            snprintf(type, sizeof type, "%s", eq + 1);
+            return type;
+        }
+    }
+    return NULL;
+}
+
+Test(export, llama_quantize_arguments_reproduce_the_recipe)
+{
+    char dir[4096], src[4200];
+    snprintf(dir, sizeof dir, "%s/ggml/preset", tu_golden_dir());
+    snprintf(src, sizeof src, "%s/ggml/synth-a.f32.gguf", tu_golden_dir());
+    int n = 0;
+    char **files = tu_list(dir, ".gguf", 0, &n);
+    qs_err err = {0};
+    qs_model *f32 = n ? qs_model_open(src, &err) : NULL;
+    if (!f32) {
+        tu_free_list(files);
+        cr_skip_test("golden/ggml/preset or its source is absent");
+    }
+    int checked = 0;
+    for (char **f = files; *f; f++) {
+        qs_model *q = qs_model_open(*f, &err);
+        cr_assert_not_null(q, "%s", err.msg);
+        qs_recipe r;
+        qs_recipe_table t;
+        qs_recipe_init(&r, f32);
+        cr_assert_eq(qs_recipe_from_model(&r, q, &err), 0);
+        cr_assert_eq(qs_recipe_resolve(&r, f32, false, &t, &err), 0, "%s", err.msg);
+        char *types, *cmd;
+        cr_assert_eq(qs_export_llama_quantize(f32, &t, "im at.gguf", "types.txt", "out.gguf", &types, &cmd, &err), 0, "%s",
+                     err.msg);
+        cr_assert(strstr(cmd, "--imatrix 'im at.gguf'") && strstr(cmd, "--tensor-type-file types.txt") &&
+                      strstr(cmd, " out.gguf "),
+                  "%s", cmd);
+        for (const char *c = types; *c; c++) cr_assert(*c < 'A' || *c > 'Z', "lower case: %s", types);
+        int last = -1, line_no;
+        for (int64_t i = 0; i < q->n_tensors; i++) { /* the golden file lists them in llama-quantize's order */
+            const qs_tensor *g = &q->tensors[i];
+            const char *want = qs_type_name(g->type), *got = lq_decide(g->name, types, cmd, &line_no);
+            if (got && g->block >= 0) {
+                cr_expect_gt(line_no, last, "%s: the type file follows llama-quantize's tensor order", g->name);
+                last = line_no;
+            }
+            if (g->n_dims < 2) cr_assert_null(got, "%s: 1-D tensors are not listed", g->name);
+            else cr_expect(got && !strcasecmp(got, want), "%s %s: llama-quantize would choose %s, the file has %s", *f,
+                           g->name, got ? got : "(mixing rules)", want);
+        }
+        checked++;
+        free(types);
+        free(cmd);
+        qs_recipe_table_free(&t);
+        qs_recipe_free(&r);
+        qs_model_close(q);
+    }
+    cr_assert_gt(checked, 0);
+    qs_model_close(f32);
+    tu_free_list(files);
 }

@@ -32,6 +32,7 @@ static const command commands[] = {
     {"recipe", qs_cli_recipe, "recipe MODEL [--preset NAME] [--default CONFIG] [--set PATTERN=CONFIG …] -o R.json | recipe show R.json [--model M]\n"
                               "                                  write or show a per-tensor quantization recipe"},
     {"export", qs_cli_export, "export MODEL (--recipe R.json | --type T | --preset P) -o OUT.gguf [--imatrix F] [--ftype NAME]\n"
+                              "       [--llama-quantize TYPES.txt]\n"
                               "                                  write the quantized GGUF (llama-quantize's layout)"},
     {"devices", qs_cli_devices, "devices                         CPU cores and CUDA devices"},
 };

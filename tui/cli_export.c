@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "core/export.h"
+#include "core/fileio.h"
 #include "core/ggml_types.h"
 #include "core/imatrix.h"
 #include "core/model.h"
@@ -20,15 +21,33 @@ static void export_progress(void *ctx, int64_t done, int64_t total)
     if (done == total) fputc('\n', stderr);
 }
 
+/* --llama-quantize: the tensor-type file and the command that makes llama-quantize write this recipe */
+static int write_llama_quantize(const qs_model *m, const qs_recipe_table *t, const char *imat, const char *types_path,
+                                const char *out)
+{
+    qs_err err = {0};
+    char *text, *cmd;
+    if (qs_export_llama_quantize(m, t, imat, types_path, out, &text, &cmd, &err)) return qs_cli_fail(m->path, &err);
+    qs_afile af;
+    int rc = qs_afile_open(&af, types_path, &err) || qs_afile_write(&af, text, strlen(text), &err) ||
+             qs_afile_commit(&af, &err);
+    if (rc) rc = qs_cli_fail(types_path, &err);
+    else printf("%s\n", cmd);
+    free(text);
+    free(cmd);
+    return rc;
+}
+
 int qs_cli_export(int argc, char **argv)
 {
-    const char *model = NULL, *recipe = NULL, *type = NULL, *out = NULL, *imat = NULL, *ftype_name = NULL, *preset = NULL;
+    const char *model = NULL, *recipe = NULL, *type = NULL, *out = NULL, *imat = NULL, *ftype_name = NULL, *preset = NULL, *lq = NULL;
     bool force = false;
     for (int i = 1; i < argc; i++) {
         bool next = i + 1 < argc;
         if (!strcmp(argv[i], "--recipe") && next) recipe = argv[++i];
         else if (!strcmp(argv[i], "--type") && next) type = argv[++i];
         else if (!strcmp(argv[i], "--preset") && next) preset = argv[++i];
+        else if (!strcmp(argv[i], "--llama-quantize") && next) lq = argv[++i];
         else if (!strcmp(argv[i], "-o") && next) out = argv[++i];
         else if (!strcmp(argv[i], "--imatrix") && next) imat = argv[++i];
         else if (!strcmp(argv[i], "--ftype") && next) ftype_name = argv[++i];
@@ -39,7 +58,7 @@ int qs_cli_export(int argc, char **argv)
     }
     if (!model || !out || (!!recipe + !!type + !!preset) != 1)
         return qs_cli_usage_error("usage: quantscope export MODEL (--recipe R.json | --type T | --preset NAME) -o OUT.gguf "
-                                  "[--imatrix FILE] [--ftype NAME] [--force]");
+                                  "[--imatrix FILE] [--ftype NAME] [--force] [--llama-quantize TYPES.txt]");
     int ftype = ftype_name ? qs_ftype_from_name(ftype_name) : preset ? qs_preset_ftype(preset) : -1;
     if (preset && qs_preset_ftype(preset) < 0) return qs_cli_usage_error("export: unknown preset '%s'", preset);
     if (ftype_name && ftype < 0) return qs_cli_usage_error("export: unknown file type '%s'", ftype_name);
@@ -59,7 +78,10 @@ int qs_cli_export(int argc, char **argv)
     }
     if (!rc && imat && !(im = qs_imatrix_load(imat, &err))) rc = qs_cli_fail(imat, &err);
     if (!rc && qs_recipe_resolve(&r, m, force, &t, &err)) rc = qs_cli_fail(recipe ? recipe : model, &err);
-    if (!rc) {
+    if (!rc && lq) {
+        if (t.warnings[0]) fprintf(stderr, "%s", t.warnings);
+        rc = write_llama_quantize(m, &t, imat, lq, out);
+    } else if (!rc) {
         if (t.warnings[0]) fprintf(stderr, "%s", t.warnings);
         qs_export_opts o = {ftype, im, imat, 0};
         qs_progress prog = {0, 0, 0, export_progress, NULL};
