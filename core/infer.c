@@ -4,6 +4,7 @@
 
 #include "ggml_quants.h"
 #include "ggml_types.h"
+#include "ops.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -177,17 +178,6 @@ static void round_activations(float *x, int T, int64_t cols, int act_type)
     free(q);
 }
 
-static void rmsnorm(const float *x, const float *g, float *y, int T, int E, float eps)
-{
-    for (int t = 0; t < T; t++) {
-        const float *xr = x + (size_t)t * E;
-        double sum = 0;
-        for (int i = 0; i < E; i++) sum += (double)(xr[i] * xr[i]);
-        float mean = (float)(sum / E), scale = 1.0f / sqrtf(mean + eps);
-        for (int i = 0; i < E; i++) y[(size_t)t * E + i] = xr[i] * scale * g[i];
-    }
-}
-
 /* y[T][out] = x[T][in] · W[out][in]ᵀ (+ bias); x is rounded first as llama.cpp rounds the
  * activations for W's type (x is left unchanged) */
 static void matmul(const float *x, const wmat *W, const wmat *bias, float *y, int T)
@@ -206,28 +196,6 @@ static void matmul(const float *x, const wmat *W, const wmat *bias, float *y, in
             for (int64_t o = 0; o < W->rows; o++) y[(size_t)t * W->rows + o] += bias->w[o];
 }
 
-/* rotary embedding of n_heads heads of D values at position pos (n_rot leading dims) */
-static void rope(float *v, int n_heads, int D, int n_rot, int pos, float base, bool neox)
-{
-    float theta_scale = powf(base, -2.0f / (float)n_rot);
-    float cs[1024][2];
-    float theta = (float)pos;
-    for (int i = 0; i < n_rot / 2; i++) {
-        cs[i][0] = cosf(theta);
-        cs[i][1] = sinf(theta);
-        theta *= theta_scale;
-    }
-    for (int h = 0; h < n_heads; h++) {
-        float *x = v + (size_t)h * D;
-        for (int i = 0; i < n_rot / 2; i++) {
-            int a = neox ? i : 2 * i, b = neox ? i + n_rot / 2 : 2 * i + 1;
-            float x0 = x[a], x1 = x[b];
-            x[a] = x0 * cs[i][0] - x1 * cs[i][1];
-            x[b] = x0 * cs[i][1] + x1 * cs[i][0];
-        }
-    }
-}
-
 /* causal grouped-query attention: per head, scores = Q_h·K_hᵀ·scale (sgemm over the cache),
  * masked above the diagonal, softmax per row (sum in double), out_h = P·V_h (sgemm) */
 static void attention(const qs_llm *l, int layer_i, const float *q, float *out, int T, int pos0)
@@ -242,16 +210,7 @@ static void attention(const qs_llm *l, int layer_i, const float *q, float *out, 
         /* sc[T][np] = scale · q_h[T][D] · k_h[np][D]ᵀ */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, np, D, scale, q + (size_t)h * D, QD, kc + (size_t)kvh * D,
                     KD, 0.0f, sc, np);
-        for (int t = 0; t < T; t++) {
-            float *row = sc + (size_t)t * np, mx = -INFINITY;
-            int n = pos0 + t + 1;
-            for (int p = 0; p < n; p++) mx = fmaxf(mx, row[p]);
-            double sum = 0;
-            for (int p = 0; p < n; p++) sum += row[p] = expf(row[p] - mx);
-            float inv = (float)(1.0 / sum);
-            for (int p = 0; p < n; p++) row[p] *= inv;
-            for (int p = n; p < np; p++) row[p] = 0;
-        }
+        qs_op_softmax_causal(sc, T, np, pos0);
         /* out_h[T][D] = sc[T][np] · v_h[np][D] */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, np, 1.0f, sc, np, vc + (size_t)kvh * D, KD, 0.0f,
                     out + (size_t)h * D, QD);
@@ -266,24 +225,24 @@ static void layer_forward(qs_llm *l, int li, float *x, int T, int pos0, float *b
     float *xn = buf, *q = xn + (size_t)T * E, *k = q + (size_t)T * QD, *v = k + (size_t)T * KD;
     float *att = v + (size_t)T * KD, *o = att + (size_t)T * QD, *g = o + (size_t)T * E, *u = g + (size_t)T * F;
     bool neox = l->hp.rope_style == QS_ROPE_NEOX;
-    rmsnorm(x, y->attn_norm.w, xn, T, E, l->hp.norm_eps);
+    qs_op_rmsnorm(x, y->attn_norm.w, xn, T, E, l->hp.norm_eps, NULL);
     matmul(xn, &y->wq, &y->bq, q, T);
     matmul(xn, &y->wk, &y->bk, k, T);
     matmul(xn, &y->wv, &y->bv, v, T);
     float *kc = l->kcache + (size_t)li * l->n_ctx * KD, *vc = l->vcache + (size_t)li * l->n_ctx * KD;
     for (int t = 0; t < T; t++) {
-        rope(q + (size_t)t * QD, l->H, l->D, (int)l->hp.n_rot, pos0 + t, l->hp.rope_base, neox);
-        rope(k + (size_t)t * KD, l->Hkv, l->D, (int)l->hp.n_rot, pos0 + t, l->hp.rope_base, neox);
+        qs_op_rope(q + (size_t)t * QD, l->H, l->D, (int)l->hp.n_rot, pos0 + t, l->hp.rope_base, neox, 1.0f);
+        qs_op_rope(k + (size_t)t * KD, l->Hkv, l->D, (int)l->hp.n_rot, pos0 + t, l->hp.rope_base, neox, 1.0f);
         memcpy(kc + (size_t)(pos0 + t) * KD, k + (size_t)t * KD, (size_t)KD * sizeof *k);
         memcpy(vc + (size_t)(pos0 + t) * KD, v + (size_t)t * KD, (size_t)KD * sizeof *v);
     }
     attention(l, li, q, att, T, pos0);
     matmul(att, &y->wo, NULL, o, T);
     for (size_t i = 0; i < (size_t)T * E; i++) x[i] += o[i];
-    rmsnorm(x, y->ffn_norm.w, xn, T, E, l->hp.norm_eps);
+    qs_op_rmsnorm(x, y->ffn_norm.w, xn, T, E, l->hp.norm_eps, NULL);
     matmul(xn, &y->w_gate, NULL, g, T);
     matmul(xn, &y->w_up, NULL, u, T);
-    for (size_t i = 0; i < (size_t)T * F; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    qs_op_swiglu(g, u, g, (size_t)T * F);
     matmul(g, &y->w_down, NULL, o, T);
     for (size_t i = 0; i < (size_t)T * E; i++) x[i] += o[i];
 }
@@ -312,7 +271,7 @@ int qs_llm_eval(qs_llm *l, const int32_t *tokens, int n, int pos0, float *logits
     }
     for (int li = 0; li < l->L; li++) layer_forward(l, li, x, n, pos0, buf);
     if (logits) {
-        rmsnorm(x, l->output_norm.w, buf, n, E, l->hp.norm_eps);
+        qs_op_rmsnorm(x, l->output_norm.w, buf, n, E, l->hp.norm_eps, NULL);
         matmul(buf, l->output.w ? &l->output : &l->tok_embd, NULL, logits, n);
     }
     free(x);
