@@ -31,6 +31,9 @@ int qs_export_gguf(const qs_model *m, const qs_recipe_table *t, const qs_export_
  * llama-quantize never quantizes are errors. */
 int qs_export_llama_quantize(const qs_model *m, const qs_recipe_table *t, const char *imatrix, const char *types_path,
                              const char *out_path, char **types_text, char **cmd, qs_err *err);
+/* A llama GGUF as an HF-style checkpoint directory (config.json, model.safetensors in F32,
+ * HF names, q/k rows un-permuted); quantscope and transformers read it as the same model. */
+int qs_export_hf_dir(const qs_model *m, int32_t bos, int32_t eos, const char *dir, qs_err *err);
 /* llama_ftype id of a preset / type name ("Q4_K_M", "q8_0", …), -1 if unknown */
 int qs_ftype_from_name(const char *name);
 

@@ -60,7 +60,7 @@ int qs_train_preset(const char *name, qs_train_config *c, qs_err *err)
     qs_train_config base = {.dim = 256, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .ff = 768, .ctx = 256, .tied = true,
                             .batch = 16, .seq = 128, .steps = 2000, .warmup = 100, .lr = 3e-3f, .min_lr = 3e-4f,
                             .weight_decay = 0.1f, .clip = 1.0f, .beta1 = 0.9f, .beta2 = 0.95f, .adam_eps = 1e-8f,
-                            .init_std = 0.02f, .rope_base = 10000.0f, .norm_eps = 1e-5f, .seed = 1234};
+                            .init_std = 0.02f, .rope_base = 10000.0f, .norm_eps = 1e-5f, .seed = 1234, .bos = -1};
     if (!strcmp(name, "tiny")) *c = base;
     else if (!strcmp(name, "small")) {
         *c = base;
@@ -89,7 +89,7 @@ int qs_train_config_parse(const char *json, size_t len, qs_train_config *c, qs_e
         {"lr", .f = &c->lr}, {"min_lr", .f = &c->min_lr}, {"weight_decay", .f = &c->weight_decay},
         {"clip", .f = &c->clip}, {"beta1", .f = &c->beta1}, {"beta2", .f = &c->beta2},
         {"adam_eps", .f = &c->adam_eps}, {"init_std", .f = &c->init_std}, {"rope_base", .f = &c->rope_base},
-        {"norm_eps", .f = &c->norm_eps}, {"tied", .b = &c->tied}, {"seed", .u = &c->seed}};
+        {"norm_eps", .f = &c->norm_eps}, {"tied", .b = &c->tied}, {"seed", .u = &c->seed}, {"bos", .i = &c->bos}};
     int rc = 0;
     for (cJSON *it = o->child; it && !rc; it = it->next) {
         size_t k = 0;
@@ -473,14 +473,15 @@ static void adamw(qs_trainer *t)
 
 int qs_trainer_step(qs_trainer *t, const int32_t *stream, int64_t n, double *loss, qs_err *err)
 {
-    int B = t->c.batch, W = t->c.seq + 1;
+    int B = t->c.batch, W = t->c.seq + 1, lead = t->c.bos >= 0;
     if (n <= W) return qs_err_set(err, QS_E_INPUT, "%lld tokens of text; a window needs %d", (long long)n, W + 1);
     int32_t *win = malloc((size_t)B * (size_t)W * sizeof *win);
     if (!win) return qs_err_set(err, QS_E_OOM, "out of memory");
     uint64_t rng = t->c.seed ^ ((uint64_t)t->step * 0xD1B54A32D192ED03ull);
     for (int b = 0; b < B; b++) {
         int64_t start = (int64_t)(splitmix(&rng) % (uint64_t)(n - W));
-        memcpy(win + (size_t)b * W, stream + start, (size_t)W * sizeof *win);
+        if (lead) win[(size_t)b * W] = t->c.bos;
+        memcpy(win + (size_t)b * W + lead, stream + start, (size_t)(W - lead) * sizeof *win);
     }
     for (int b = 0; b < B * W; b++)
         if (win[b] < 0 || win[b] >= t->V) {

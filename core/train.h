@@ -4,7 +4,7 @@
  * a hand-derived backward pass for every one of them, AdamW (decoupled weight decay on the
  * matrices), linear warm-up then cosine decay of the learning rate, clipping of the global
  * gradient norm. A step takes `batch` windows of `seq` + 1 tokens drawn at random from the
- * stream; the windows of step s depend only on (seed, s), so a run resumed from a checkpoint
+ * stream (with bos ≥ 0 the first is bos, as when llama.cpp evaluates a text from its start); the windows of step s depend only on (seed, s), so a run resumed from a checkpoint
  * continues exactly as the uninterrupted run would (for the same thread count).
  * Weights (GGUF names and shapes as llama.cpp expects them, F32):
  *   token_embd [V][E], blk.N.{attn_norm [E], attn_q [H·D][E], attn_k [Hkv·D][E],
@@ -28,6 +28,7 @@ typedef struct qs_train_config {
     float lr, min_lr, weight_decay, clip, beta1, beta2, adam_eps;
     float init_std, rope_base, norm_eps;
     uint64_t seed;
+    int bos;                      /* ≥ 0: every window starts with this token, then seq text tokens */
 } qs_train_config;
 
 /* "tiny", "small", "gradcheck"; the vocabulary size is left at 0 for the caller */

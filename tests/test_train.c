@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/bpe_train.h"
+#include "core/export.h"
 #include "core/gguf.h"
 #include "core/infer.h"
 #include "core/model.h"
@@ -133,6 +134,24 @@ Test(train, loss_equals_inference_engine_on_the_written_model, .timeout = 60)
     }
     ref /= 6;
     cr_assert_float_eq(mine, ref, 1e-4 * ref, "trainer %.7f, inference engine %.7f", mine, ref);
+
+    /* the same model as an HF checkpoint directory gives the same logits */
+    char hf[4200];
+    snprintf(hf, sizeof hf, "%s/hf", dir);
+    cr_assert_eq(qs_export_hf_dir(m, 1, 2, hf, &err), 0, "%s", err.msg);
+    qs_model *mh = qs_model_open(hf, &err);
+    cr_assert_not_null(mh, "%s", err.msg);
+    cr_assert_eq(mh->format, QS_FORMAT_SAFETENSORS);
+    cr_assert(mh->hp.n_head == m->hp.n_head && mh->hp.n_head_kv == m->hp.n_head_kv && mh->hp.n_ff == m->hp.n_ff &&
+              mh->hp.norm_eps == m->hp.norm_eps && mh->hp.tied_output == m->hp.tied_output);
+    qs_llm *lh = qs_llm_new(mh, c->ctx, &err);
+    cr_assert_not_null(lh, "%s", err.msg);
+    float *logits_hf = malloc((size_t)6 * (size_t)c->vocab * sizeof *logits_hf);
+    cr_assert_eq(qs_llm_eval(lh, tok, 6, 0, logits_hf, &err), 0, "%s", err.msg);
+    cr_assert(!memcmp(logits, logits_hf, (size_t)6 * (size_t)c->vocab * sizeof *logits), "HF export changes the model");
+    free(logits_hf);
+    qs_llm_free(lh);
+    qs_model_close(mh);
     free(logits);
     qs_llm_free(l);
     qs_model_close(m);

@@ -32,8 +32,12 @@ static const command commands[] = {
     {"recipe", qs_cli_recipe, "recipe MODEL [--preset NAME] [--default CONFIG] [--set PATTERN=CONFIG …] -o R.json | recipe show R.json [--model M]\n"
                               "                                  write or show a per-tensor quantization recipe"},
     {"export", qs_cli_export, "export MODEL (--recipe R.json | --type T | --preset P) -o OUT.gguf [--imatrix F] [--ftype NAME]\n"
-                              "       [--llama-quantize TYPES.txt]\n"
+                              "       [--llama-quantize TYPES.txt] | export MODEL --hf DIR\n"
                               "                                  write the quantized GGUF (llama-quantize's layout)"},
+    {"vocab", qs_cli_vocab, "vocab --data TEXT [--size N] -o VOCAB.gguf   train a SentencePiece-style BPE vocabulary"},
+    {"train", qs_cli_train, "train --config tiny|small|C.json --data TEXT --vocab VOCAB.gguf -o MODEL.gguf [--eval TEXT]\n"
+                            "       [--steps N] [--log LOSS.csv] [--checkpoint-every N] [--resume CKPT]\n"
+                            "                                  train a llama model from scratch"},
     {"devices", qs_cli_devices, "devices                         CPU cores and CUDA devices"},
 };
 

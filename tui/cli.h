@@ -19,6 +19,8 @@ int qs_cli_generate(int argc, char **argv);
 int qs_cli_ppl(int argc, char **argv);
 int qs_cli_recipe(int argc, char **argv);
 int qs_cli_export(int argc, char **argv);
+int qs_cli_vocab(int argc, char **argv);
+int qs_cli_train(int argc, char **argv);
 struct qs_model;
 struct qs_llm;
 /* loads, resolves and applies a recipe file to l (errors printed); exit status */

@@ -11,6 +11,7 @@
 #include "core/imatrix.h"
 #include "core/model.h"
 #include "core/presets.h"
+#include "core/tokenizer.h"
 #include "core/recipe.h"
 #include "tui/cli.h"
 
@@ -38,9 +39,24 @@ static int write_llama_quantize(const qs_model *m, const qs_recipe_table *t, con
     return rc;
 }
 
+/* --hf DIR: the model as an HF-style checkpoint directory */
+static int export_hf(const char *model, const char *dir)
+{
+    qs_err err = {0};
+    qs_model *m = qs_model_open(model, &err);
+    if (!m) return qs_cli_fail(model, &err);
+    qs_vocab *v = m->gguf ? qs_vocab_load(m->gguf, &err) : NULL;
+    int rc = qs_export_hf_dir(m, v ? qs_vocab_bos(v) : -1, v ? qs_vocab_eos(v) : -1, dir, &err) ? qs_cli_fail(dir, &err)
+                                                                                                 : QS_EXIT_OK;
+    if (!rc) printf("wrote %s/config.json and %s/model.safetensors\n", dir, dir);
+    qs_vocab_free(v);
+    qs_model_close(m);
+    return rc;
+}
+
 int qs_cli_export(int argc, char **argv)
 {
-    const char *model = NULL, *recipe = NULL, *type = NULL, *out = NULL, *imat = NULL, *ftype_name = NULL, *preset = NULL, *lq = NULL;
+    const char *model = NULL, *recipe = NULL, *type = NULL, *out = NULL, *imat = NULL, *ftype_name = NULL, *preset = NULL, *lq = NULL, *hf = NULL;
     bool force = false;
     for (int i = 1; i < argc; i++) {
         bool next = i + 1 < argc;
@@ -48,6 +64,7 @@ int qs_cli_export(int argc, char **argv)
         else if (!strcmp(argv[i], "--type") && next) type = argv[++i];
         else if (!strcmp(argv[i], "--preset") && next) preset = argv[++i];
         else if (!strcmp(argv[i], "--llama-quantize") && next) lq = argv[++i];
+        else if (!strcmp(argv[i], "--hf") && next) hf = argv[++i];
         else if (!strcmp(argv[i], "-o") && next) out = argv[++i];
         else if (!strcmp(argv[i], "--imatrix") && next) imat = argv[++i];
         else if (!strcmp(argv[i], "--ftype") && next) ftype_name = argv[++i];
@@ -56,9 +73,11 @@ int qs_cli_export(int argc, char **argv)
         else if (!model) model = argv[i];
         else return qs_cli_usage_error("export: unexpected argument '%s'", argv[i]);
     }
+    if (model && hf && !recipe && !type && !preset && !out) return export_hf(model, hf);
     if (!model || !out || (!!recipe + !!type + !!preset) != 1)
         return qs_cli_usage_error("usage: quantscope export MODEL (--recipe R.json | --type T | --preset NAME) -o OUT.gguf "
-                                  "[--imatrix FILE] [--ftype NAME] [--force] [--llama-quantize TYPES.txt]");
+                                  "[--imatrix FILE] [--ftype NAME] [--force] [--llama-quantize TYPES.txt]\n"
+                                  "       quantscope export MODEL --hf DIR");
     int ftype = ftype_name ? qs_ftype_from_name(ftype_name) : preset ? qs_preset_ftype(preset) : -1;
     if (preset && qs_preset_ftype(preset) < 0) return qs_cli_usage_error("export: unknown preset '%s'", preset);
     if (ftype_name && ftype < 0) return qs_cli_usage_error("export: unknown file type '%s'", ftype_name);
