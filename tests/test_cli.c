@@ -259,3 +259,42 @@ Test(cli, quant_usage_and_methods)
     cr_assert(strstr(r.out, "iq4_xs") && strstr(r.out, "--bits"));
     done(&r);
 }
+
+Test(cli, vocab_train_generate_round_trip, .timeout = 120)
+{
+    char *dir = tu_tmpdir(), args[8192], text[4200];
+    snprintf(text, sizeof text, "%s/t.txt", dir);
+    FILE *f = fopen(text, "w");
+    for (int i = 0; i < 50; i++) fprintf(f, "And God said, Let there be light: and there was light.\n");
+    fclose(f);
+    snprintf(args, sizeof args, "vocab --data %s --size 300 -o %s/v.gguf", text, dir);
+    run_result r = run(args);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    done(&r);
+    snprintf(args, sizeof args, "train --config gradcheck --data %s --vocab %s/v.gguf --steps 30 --log %s/l.csv -o %s/m.gguf",
+             text, dir, dir, dir);
+    r = run(args);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strstr(r.err, "step 30/30") && strstr(r.err, "tok/s") && strstr(r.err, "ETA"), "one-line progress: %s", r.err);
+    done(&r);
+    snprintf(args, sizeof args, "%s/l.csv", dir);
+    size_t n;
+    char *log = (char *)tu_read(args, &n);
+    cr_assert(log && !strncmp(log, "step,loss,eval_loss,tokens,seconds\n", 35), "loss log");
+    free(log);
+    snprintf(args, sizeof args, "generate %s/m.gguf -p \"And God\" -n 4 --temp 0", dir);
+    r = run(args);
+    cr_assert_eq(r.status, 0, "the trained model runs: %s", r.err);
+    cr_assert(strstr(r.out, "And God"), "%s", r.out);
+    done(&r);
+    snprintf(args, sizeof args, "train --config nope --data %s --vocab %s/v.gguf -o %s/x.gguf", text, dir, dir);
+    r = run(args);
+    cr_assert_eq(r.status, 2, "an unreadable config file is bad input");
+    cr_assert(strstr(r.err, "quantscope: nope:"), "%s", r.err);
+    done(&r);
+    r = run("train --data x");
+    cr_assert_eq(r.status, 1);
+    done(&r);
+    tu_rmtree(dir);
+    free(dir);
+}

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/bpe_train.h"
 #include "core/export.h"
@@ -288,4 +289,75 @@ Test(train, bpe_vocabulary_layout_and_round_trip)
     free(dir);
     qs_spm_vocab_free(&v);
     free(text);
+}
+
+/* spec/gguf.md §5–6: what llama.cpp needs to load a `llama` model with a SentencePiece vocabulary */
+static void check_llama_cpp_keys(const char *path)
+{
+    qs_err err = {0};
+    qs_gguf *g = qs_gguf_open(path, &err);
+    cr_assert_not_null(g, "%s: %s", path, err.msg);
+    const char *arch;
+    size_t n;
+    cr_assert_eq(qs_gguf_get_str(g, "general.architecture", &arch, &n, &err), 0, "%s", path);
+    cr_assert(n == 5 && !memcmp(arch, "llama", 5));
+    const char *u32[] = {"llama.context_length", "llama.embedding_length", "llama.block_count", "llama.feed_forward_length",
+                         "llama.attention.head_count", "llama.attention.head_count_kv", "llama.rope.dimension_count",
+                         "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id", "tokenizer.ggml.unknown_token_id"};
+    uint32_t v[10];
+    for (int i = 0; i < 10; i++) cr_assert_eq(qs_gguf_get_u32(g, u32[i], &v[i], &err), 0, "%s: %s", path, u32[i]);
+    float eps;
+    cr_assert_eq(qs_gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &eps, &err), 0, "%s", path);
+    cr_assert_eq(v[6], v[1] / v[4], "%s: rope.dimension_count must equal the head dimension", path);
+    const char *model;
+    cr_assert_eq(qs_gguf_get_str(g, "tokenizer.ggml.model", &model, &n, &err), 0);
+    cr_assert(n == 5 && !memcmp(model, "llama", 5));
+    const qs_gguf_kv *tok = qs_gguf_get_kv(g, "tokenizer.ggml.tokens"), *sc = qs_gguf_get_kv(g, "tokenizer.ggml.scores"),
+                     *ty = qs_gguf_get_kv(g, "tokenizer.ggml.token_type");
+    cr_assert(tok && sc && ty && tok->n == sc->n && tok->n == ty->n && sc->arr_type == QS_GGUF_F32 &&
+              ty->arr_type == QS_GGUF_I32, "%s: tokens, scores and token types", path);
+    qs_model *m = qs_model_from_gguf(g, path, &err);
+    cr_assert_not_null(m, "%s", err.msg);
+    cr_assert(m->hp.supported, "%s: %s", path, m->hp.unsupported_why);
+    cr_assert_eq(m->hp.n_vocab, tok->n);
+    const char *per_layer[] = {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"};
+    int expect = 2 + (qs_model_find_tensor(m, "output.weight") ? 1 : 0) + (int)v[2] * 9;
+    cr_assert_eq(m->n_tensors, expect, "%s: exactly the tensors llama.cpp loads", path);
+    for (uint32_t b = 0; b < v[2]; b++)
+        for (int k = 0; k < 9; k++) {
+            char name[64];
+            snprintf(name, sizeof name, "blk.%u.%s.weight", b, per_layer[k]);
+            cr_assert_not_null(qs_model_find_tensor(m, name), "%s: %s", path, name);
+        }
+    qs_model_close(m); /* closes g too */
+}
+
+Test(train, written_models_carry_what_llama_cpp_needs)
+{
+    qs_trainer *t = gradcheck_trainer();
+    qs_err err = {0};
+    qs_spm_vocab v;
+    const char *text = "a tiny text for a tiny vocabulary\n";
+    cr_assert_eq(qs_bpe_train(text, strlen(text), 300, &v, NULL, &err), 0, "%s", err.msg);
+    qs_train_config c = *qs_trainer_config(t);
+    c.vocab = v.n;
+    qs_trainer_free(t);
+    t = qs_trainer_new(&c, &err);
+    qs_gguf_writer *w = qs_gguf_writer_new();
+    cr_assert_eq(qs_trainer_write_model(t, w, &err), 0);
+    cr_assert_eq(qs_spm_vocab_write_keys(&v, w), 0);
+    char *dir = tu_tmpdir(), path[4200];
+    snprintf(path, sizeof path, "%s/m.gguf", dir);
+    cr_assert_eq(qs_gguf_writer_write(w, path, &err), 0, "%s", err.msg);
+    qs_gguf_writer_free(w);
+    check_llama_cpp_keys(path);
+    int checked = 1;
+    const char *samples[] = {"sample_models/kjv-tiny.gguf", "sample_models/kjv-small.gguf"};
+    for (int i = 0; i < 2; i++)
+        if (!access(samples[i], R_OK)) check_llama_cpp_keys(samples[i]), checked++;
+    cr_log_info("llama.cpp keys checked on %d models", checked);
+    tu_rmtree(dir);
+    free(dir);
+    qs_spm_vocab_free(&v);
+    qs_trainer_free(t);
 }
