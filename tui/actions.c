@@ -7,6 +7,7 @@ const action qs_actions[] = {
     {ACT_FILTER, "filter", {'/', KEY_F(3)}, "/ F3", "General", "filter the layer list (regex or substring)", "Filter"},
     {ACT_EXPLAIN, "explain", {'x', KEY_F(4)}, "x F4", "General", "explain the current method with numbers from this tensor", "Explain"},
     {ACT_SAVE, "save", {'e', KEY_F(5)}, "e F5", "General", "save the recipe (JSON) beside the model name in the current directory", "Save"},
+    {ACT_RECIPE, "recipe", {'r', KEY_F(6)}, "r F6", "General", "recipe view: every tensor, totals, llama-quantize presets (keys 1-0), NF4, RTN", "Recipe"},
     {ACT_UNDO, "undo", {'u'}, "u", "General", "undo the last configuration change", NULL},
     {ACT_REDO, "redo", {'U'}, "U", "General", "redo", NULL},
     {ACT_QUIT, "quit", {'q', 'Q', KEY_F(10)}, "q F10", "General", "quit (asks when the recipe has unsaved changes)", "Quit"},

@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "core/ggml_types.h"
+#include "core/recipe.h"
 #include "tui/actions.h"
 
 bool app_tensor_quantizable(const app *a, int t)
@@ -131,7 +132,7 @@ static void push_undo(app *a, int t, const qs_qconfig *before)
         a->undo_cap = a->undo_cap ? 2 * a->undo_cap : 64;
         a->undo = realloc(a->undo, (size_t)a->undo_cap * sizeof *a->undo);
     }
-    a->undo[a->undo_pos++] = (undo_entry){t, *before, a->cfg[t]};
+    a->undo[a->undo_pos++] = (undo_entry){t, *before, a->cfg[t], a->undo_group};
     a->n_undo = a->undo_pos; /* a new change drops the redo tail */
     a->unsaved = true;
 }
@@ -155,24 +156,166 @@ static int change_knob(app *a, int dir)
         snprintf(a->status, sizeof a->status, "%s: end of its range", qs_knob_get(k)->name);
         return R_REDRAW;
     }
+    a->undo_group++;
     push_undo(a, t, &before);
     if (a->knob_sel >= app_knob_count(a)) a->knob_sel = app_knob_count(a) - 1;
     return R_REDRAW | R_RECOMPUTE | R_REGENERATE;
 }
 
+/* undoes or redoes one edit: every entry of its group */
 static int undo_redo(app *a, bool redo)
 {
     if (redo ? a->undo_pos >= a->n_undo : a->undo_pos <= 0) {
         snprintf(a->status, sizeof a->status, redo ? "nothing to redo" : "nothing to undo");
         return R_REDRAW;
     }
-    undo_entry *e = redo ? &a->undo[a->undo_pos++] : &a->undo[--a->undo_pos];
-    a->cfg[e->tensor] = redo ? e->after : e->before;
-    for (int r = 0; r < a->n_rows; r++)
-        if (a->rows[r] == e->tensor) a->sel = r;
+    int group = redo ? a->undo[a->undo_pos].group : a->undo[a->undo_pos - 1].group, n = 0;
+    undo_entry *e = NULL;
+    while (redo ? a->undo_pos < a->n_undo && a->undo[a->undo_pos].group == group
+                : a->undo_pos > 0 && a->undo[a->undo_pos - 1].group == group) {
+        e = redo ? &a->undo[a->undo_pos++] : &a->undo[--a->undo_pos];
+        a->cfg[e->tensor] = redo ? e->after : e->before;
+        n++;
+    }
+    if (a->mode != MODE_RECIPE)
+        for (int r = 0; r < a->n_rows; r++)
+            if (a->rows[r] == e->tensor) a->sel = r;
     a->unsaved = true;
-    snprintf(a->status, sizeof a->status, "%s %.200s", redo ? "redo:" : "undo:", a->model->tensors[e->tensor].name);
+    if (n > 1) snprintf(a->status, sizeof a->status, "%s %d tensors", redo ? "redo:" : "undo:", n);
+    else snprintf(a->status, sizeof a->status, "%s %.200s", redo ? "redo:" : "undo:", a->model->tensors[e->tensor].name);
     return R_REDRAW | R_RECOMPUTE | R_REGENERATE;
+}
+
+/* ---- the recipe ---- */
+
+int app_build_recipe(const app *a, qs_recipe *r, char *err, size_t errn)
+{
+    qs_recipe_init(r, a->model);
+    for (int64_t i = 0; i < a->model->n_tensors; i++) {
+        if (!app_tensor_quantizable(a, (int)i)) continue;
+        char cfg[128];
+        const qs_tensor *t = &a->model->tensors[i];
+        qs_config_format(&a->cfg[i], false, cfg, sizeof cfg);
+        qs_recipe_rule *nv = realloc(r->overrides, (size_t)(r->n_overrides + 1) * sizeof *nv);
+        char *name = strdup(t->gguf_name[0] ? t->gguf_name : t->name);
+        if (!nv || !name) {
+            free(name);
+            if (nv) r->overrides = nv;
+            snprintf(err, errn, "out of memory");
+            return -1;
+        }
+        r->overrides = nv;
+        nv[r->n_overrides++] = (qs_recipe_rule){name, a->cfg[i], false};
+    }
+    return 0;
+}
+
+int app_recipe_table(const app *a, qs_recipe_table *t, app_recipe_totals *tot, char *err, size_t errn)
+{
+    qs_recipe r;
+    qs_err e = {0};
+    int rc = app_build_recipe(a, &r, err, errn);
+    if (!rc && qs_recipe_resolve(&r, a->model, true, t, &e)) rc = -1, snprintf(err, errn, "%s", e.msg);
+    qs_recipe_free(&r);
+    memset(tot, 0, sizeof *tot);
+    for (int64_t i = 0; !rc && i < t->n; i++) {
+        tot->bytes += t->e[i].bytes;
+        tot->orig_bytes += (int64_t)t->e[i].t->nbytes;
+        tot->elements += qs_tensor_nelements(t->e[i].t);
+        tot->n_quantized += !t->e[i].keep;
+    }
+    return rc;
+}
+
+static const struct { int key; const char *name, *config; } presets[] = {
+    {'1', "Q2_K", NULL},   {'2', "Q3_K_S", NULL}, {'3', "Q3_K_M", NULL}, {'4', "Q3_K_L", NULL},
+    {'5', "Q4_K_S", NULL}, {'6', "Q4_K_M", NULL}, {'7', "Q5_K_S", NULL}, {'8', "Q5_K_M", NULL},
+    {'9', "Q6_K", NULL},   {'0', "Q8_0", NULL},   {'n', "NF4", "nf4"},   {'R', "RTN-4 g128", "rtn:bits=4,group=128"}};
+
+const char *app_preset_for_key(int key)
+{
+    for (size_t i = 0; i < sizeof presets / sizeof *presets; i++)
+        if (presets[i].key == key) return presets[i].name;
+    return NULL;
+}
+
+static void set_cfg(app *a, int t, const qs_qconfig *c, int *changed)
+{
+    if (!memcmp(&a->cfg[t], c, sizeof *c)) return;
+    qs_qconfig before = a->cfg[t];
+    a->cfg[t] = *c;
+    push_undo(a, t, &before);
+    ++*changed;
+}
+
+/* a llama-quantize preset (its per-tensor choice) or one config for every tensor, as one edit */
+static int apply_preset(app *a, int key)
+{
+    size_t p = 0;
+    while (p < sizeof presets / sizeof *presets && presets[p].key != key) p++;
+    qs_err err = {0};
+    qs_recipe r;
+    int changed = 0;
+    a->undo_group++;
+    qs_recipe_init(&r, a->model);
+    if (presets[p].config) {
+        qs_qconfig c, g;
+        bool keep;
+        qs_config_parse(presets[p].config, &c, &keep, &err);
+        for (int t = 0; t < a->model->n_tensors; t++) {
+            if (!app_tensor_quantizable(a, t)) continue;
+            g = c;
+            /* a group that does not divide the row falls back to one scale per row */
+            if (g.group > 0 && a->model->tensors[t].ne[0] % g.group) g.group = 0;
+            set_cfg(a, t, &g, &changed);
+        }
+    } else if (qs_recipe_from_preset(&r, a->model, presets[p].name, false, &err)) {
+        snprintf(a->status, sizeof a->status, "%s: %.200s", presets[p].name, err.msg);
+        qs_recipe_free(&r);
+        return R_REDRAW;
+    }
+    for (int i = 0; i < r.n_overrides; i++) {
+        const qs_tensor *t = qs_model_find_tensor(a->model, r.overrides[i].pattern);
+        int ti = t ? (int)(t - a->model->tensors) : -1;
+        if (ti >= 0 && !r.overrides[i].keep && app_tensor_quantizable(a, ti)) set_cfg(a, ti, &r.overrides[i].cfg, &changed);
+    }
+    qs_recipe_free(&r);
+    snprintf(a->status, sizeof a->status, "%s applied: %d tensors changed (u undoes)", presets[p].name, changed);
+    return changed ? R_REDRAW | R_RECOMPUTE | R_REGENERATE : R_REDRAW;
+}
+
+static int recipe_key(app *a, int key)
+{
+    int n = (int)a->model->n_tensors, s = a->recipe_sel;
+    if (app_preset_for_key(key)) return apply_preset(a, key);
+    switch (qs_action_for_key(key)) {
+    case ACT_UP: s--; break;
+    case ACT_DOWN: s++; break;
+    case ACT_PAGE_UP: s -= 10; break;
+    case ACT_PAGE_DOWN: s += 10; break;
+    case ACT_FIRST: s = 0; break;
+    case ACT_LAST: s = n - 1; break;
+    case ACT_UNDO: return undo_redo(a, false);
+    case ACT_REDO: return undo_redo(a, true);
+    case ACT_SAVE: return R_REDRAW | R_SAVE;
+    case ACT_HELP: a->mode = MODE_HELP; return R_REDRAW;
+    case ACT_OPEN: /* open the tensor in the workbench */
+        a->filter[0] = '\0';
+        a->collapsed[a->model->tensors[s].block >= 0 ? a->model->tensors[s].block : 0] = false;
+        app_rebuild_rows(a);
+        for (int r = 0; r < a->n_rows; r++)
+            if (a->rows[r] == s) a->sel = r;
+        a->mode = MODE_NORMAL;
+        return R_REDRAW | R_RECOMPUTE;
+    default:
+        if (key == 27 || key == 'r' || key == 'q' || key == KEY_F(6)) {
+            a->mode = MODE_NORMAL;
+            return R_REDRAW;
+        }
+        return R_NONE;
+    }
+    a->recipe_sel = s < 0 ? 0 : s >= n ? n - 1 : s;
+    return R_REDRAW;
 }
 
 /* ---- movement ---- */
@@ -230,6 +373,7 @@ static int filter_key(app *a, int key)
 int app_handle_key(app *a, int key)
 {
     if (a->mode == MODE_FILTER) return filter_key(a, key);
+    if (a->mode == MODE_RECIPE) return recipe_key(a, key);
     if (a->mode == MODE_HELP || a->mode == MODE_EXPLAIN) {
         a->mode = MODE_NORMAL;
         return R_REDRAW;
@@ -248,6 +392,11 @@ int app_handle_key(app *a, int key)
         return R_REDRAW;
     case ACT_HELP: a->mode = MODE_HELP; return R_REDRAW;
     case ACT_EXPLAIN: a->mode = MODE_EXPLAIN; return R_REDRAW;
+    case ACT_RECIPE:
+        a->mode = MODE_RECIPE;
+        if (app_selected_tensor(a) >= 0) a->recipe_sel = app_selected_tensor(a);
+        snprintf(a->status, sizeof a->status, "recipe: 1-0 llama-quantize presets, n NF4, R RTN-4 g128, Enter opens, Esc back");
+        return R_REDRAW;
     case ACT_NEXT_PANE: a->focus = (app_pane)((a->focus + 1) % PANE_COUNT); return R_REDRAW;
     case ACT_PREV_PANE: a->focus = (app_pane)((a->focus + PANE_COUNT - 1) % PANE_COUNT); return R_REDRAW;
     case ACT_UP: return move_sel(a, -1);

@@ -19,7 +19,7 @@ enum reaction {
     R_NONE = 0, R_REDRAW = 1, R_RECOMPUTE = 2, R_QUIT = 4, R_RELAYOUT = 8, R_SAVE = 16, R_REGENERATE = 32,
 };
 
-typedef enum app_mode { MODE_NORMAL, MODE_FILTER, MODE_HELP, MODE_EXPLAIN, MODE_CONFIRM_QUIT } app_mode;
+typedef enum app_mode { MODE_NORMAL, MODE_FILTER, MODE_HELP, MODE_EXPLAIN, MODE_CONFIRM_QUIT, MODE_RECIPE } app_mode;
 typedef enum app_pane { PANE_LAYERS, PANE_TENSOR, PANE_KNOBS, PANE_COUNT } app_pane;
 typedef enum app_tab { TAB_HISTOGRAM, TAB_HEATMAP, TAB_CHANNELS, TAB_COUNT } app_tab;
 
@@ -67,6 +67,7 @@ typedef struct app_gen {
 typedef struct undo_entry {
     int tensor;
     qs_qconfig before, after;
+    int group;                     /* entries of one edit (a preset) share it and undo together */
 } undo_entry;
 
 typedef struct app {
@@ -89,7 +90,9 @@ typedef struct app {
     int heat_mode;                 /* 0 max |w|, 1 |error| */
     /* undo/redo of configuration changes */
     undo_entry *undo;
-    int n_undo, undo_pos, undo_cap;
+    int n_undo, undo_pos, undo_cap, undo_group;
+    /* the recipe view */
+    int recipe_sel, recipe_top;
     bool unsaved;
     char status[256];
     /* the result the views draw (guarded by lock), and the previous metrics for deltas */
@@ -111,6 +114,18 @@ bool app_tensor_quantizable(const app *a, int t);
 void app_rebuild_rows(app *a);
 /* handles one key (curses key code or character); returns reaction bits */
 int app_handle_key(app *a, int key);
+struct qs_recipe;
+struct qs_recipe_table;
+/* the per-tensor configs as a recipe (one override per quantizable tensor) */
+int app_build_recipe(const app *a, struct qs_recipe *r, char *err, size_t errn);
+/* the recipe resolved against the model and its totals: what the recipe view draws */
+typedef struct app_recipe_totals {
+    int64_t bytes, orig_bytes, elements;
+    int n_quantized;
+} app_recipe_totals;
+int app_recipe_table(const app *a, struct qs_recipe_table *t, app_recipe_totals *tot, char *err, size_t errn);
+/* recipe-view presets: key → name ("Q4_K_M", "NF4", "RTN-4 g128"), NULL for other keys */
+const char *app_preset_for_key(int key);
 /* number of config knobs shown for the selected tensor (method + its knobs) */
 int app_knob_count(const app *a);
 /* knob i of the selected tensor: -1 for the method line, else a qs_knob_id */

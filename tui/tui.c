@@ -148,6 +148,16 @@ static void draw_all(app *a)
     draw_title(l.title, a);
     if (a->mode == MODE_HELP) help_view_draw((rect){1, 0, l.full.h - 3, l.full.w});
     else if (a->mode == MODE_EXPLAIN) explain_view_draw((rect){1, 0, l.full.h - 3, l.full.w}, a, res);
+    else if (a->mode == MODE_RECIPE) {
+        qs_recipe_table t;
+        app_recipe_totals tot;
+        char err[256];
+        if (app_recipe_table(a, &t, &tot, err, sizeof err)) snprintf(a->status, sizeof a->status, "recipe: %.200s", err);
+        else {
+            recipe_view_draw((rect){1, 0, l.full.h - 3, l.full.w}, a, &t, &tot);
+            qs_recipe_table_free(&t);
+        }
+    }
     else {
         layers_view_draw(l.layers, a);
         draw_vline(l.layers.y, l.layers.x + l.layers.w, l.layers.h, theme(TH_DIM));
@@ -168,26 +178,10 @@ static void save_recipe(app *a)
 {
     qs_recipe r;
     qs_err err = {0};
-    qs_recipe_init(&r, a->model);
     char path[512];
     const char *base = strrchr(a->model->path, '/');
     snprintf(path, sizeof path, "%.480s.recipe.json", base ? base + 1 : a->model->path);
-    int rc = 0;
-    for (int64_t i = 0; i < a->model->n_tensors && !rc; i++) {
-        if (!app_tensor_quantizable(a, (int)i)) continue;
-        char cfg[128];
-        qs_config_format(&a->cfg[i], false, cfg, sizeof cfg);
-        qs_qconfig c;
-        bool keep;
-        rc = qs_config_parse(cfg, &c, &keep, &err);
-        if (!rc) {
-            qs_recipe_rule *nv = realloc(r.overrides, (size_t)(r.n_overrides + 1) * sizeof *nv);
-            if (!nv) break;
-            r.overrides = nv;
-            const qs_tensor *t = &a->model->tensors[i];
-            nv[r.n_overrides++] = (qs_recipe_rule){strdup(t->gguf_name[0] ? t->gguf_name : t->name), c, false};
-        }
-    }
+    int rc = app_build_recipe(a, &r, err.msg, sizeof err.msg);
     if (!rc) rc = qs_recipe_save(path, &r, &err);
     if (rc) snprintf(a->status, sizeof a->status, "could not save %.100s: %.120s", path, err.msg);
     else {
