@@ -284,6 +284,60 @@ static int apply_preset(app *a, int key)
     return changed ? R_REDRAW | R_RECOMPUTE | R_REGENERATE : R_REDRAW;
 }
 
+/* PATTERN=CONFIG: the config for every quantizable tensor whose name the regex finds */
+static int apply_bulk(app *a)
+{
+    char buf[sizeof a->bulk];
+    snprintf(buf, sizeof buf, "%s", a->bulk);
+    char *eq = strrchr(buf, '=');
+    qs_qconfig c;
+    bool keep;
+    qs_err err = {0};
+    regex_t re;
+    if (!eq) {
+        snprintf(a->status, sizeof a->status, "bulk edit: PATTERN=CONFIG, e.g. blk\\.[0-3]\\.ffn_down=q6_K");
+        return R_REDRAW;
+    }
+    *eq = '\0';
+    if (qs_config_parse(eq + 1, &c, &keep, &err) || keep) {
+        snprintf(a->status, sizeof a->status, "bulk edit: %.200s", keep ? "keep is not a config here" : err.msg);
+        return R_REDRAW;
+    }
+    if (regcomp(&re, buf, REG_EXTENDED | REG_NOSUB)) {
+        snprintf(a->status, sizeof a->status, "bulk edit: '%.100s' is not a regular expression", buf);
+        return R_REDRAW;
+    }
+    int changed = 0, matched = 0, refused = 0;
+    a->undo_group++;
+    for (int t = 0; t < a->model->n_tensors; t++) {
+        const qs_tensor *x = &a->model->tensors[t];
+        if (!app_tensor_quantizable(a, t) || regexec(&re, x->gguf_name[0] ? x->gguf_name : x->name, 0, NULL, 0)) continue;
+        int eff;
+        matched++;
+        if (qs_qconfig_check(&c, qs_tensor_nrows(x), x->ne[0], &eff, &err)) refused++;
+        else set_cfg(a, t, &c, &changed);
+    }
+    regfree(&re);
+    snprintf(a->status, sizeof a->status, "%.60s → %.40s: %d tensors match, %d changed%s", buf, eq + 1, matched, changed,
+             refused ? " (some refused: the config does not fit their shape)" : "");
+    return changed ? R_REDRAW | R_RECOMPUTE | R_REGENERATE : R_REDRAW;
+}
+
+static int bulk_key(app *a, int key)
+{
+    size_t n = strlen(a->bulk);
+    a->mode = MODE_BULK;
+    if (key == 27) a->mode = MODE_RECIPE, snprintf(a->status, sizeof a->status, "bulk edit cancelled");
+    else if (key == '\n' || key == '\r' || key == KEY_ENTER) {
+        a->mode = MODE_RECIPE;
+        return apply_bulk(a);
+    } else if ((key == KEY_BACKSPACE || key == 127 || key == 8) && n) a->bulk[n - 1] = '\0';
+    else if (key >= 32 && key < 127 && n + 1 < sizeof a->bulk) a->bulk[n] = (char)key, a->bulk[n + 1] = '\0';
+    else return R_NONE;
+    if (a->mode == MODE_BULK) snprintf(a->status, sizeof a->status, "bulk edit PATTERN=CONFIG (Enter applies, Esc cancels): %s", a->bulk);
+    return R_REDRAW;
+}
+
 static int recipe_key(app *a, int key)
 {
     int n = (int)a->model->n_tensors, s = a->recipe_sel;
@@ -299,6 +353,11 @@ static int recipe_key(app *a, int key)
     case ACT_REDO: return undo_redo(a, true);
     case ACT_SAVE: return R_REDRAW | R_SAVE;
     case ACT_HELP: a->mode = MODE_HELP; return R_REDRAW;
+    case ACT_FILTER: /* in the recipe view, / starts a bulk edit */
+        a->bulk[0] = '\0';
+        a->mode = MODE_BULK;
+        snprintf(a->status, sizeof a->status, "bulk edit PATTERN=CONFIG (Enter applies, Esc cancels): ");
+        return R_REDRAW;
     case ACT_OPEN: /* open the tensor in the workbench */
         a->filter[0] = '\0';
         a->collapsed[a->model->tensors[s].block >= 0 ? a->model->tensors[s].block : 0] = false;
@@ -374,6 +433,7 @@ int app_handle_key(app *a, int key)
 {
     if (a->mode == MODE_FILTER) return filter_key(a, key);
     if (a->mode == MODE_RECIPE) return recipe_key(a, key);
+    if (a->mode == MODE_BULK) return bulk_key(a, key);
     if (a->mode == MODE_HELP || a->mode == MODE_EXPLAIN) {
         a->mode = MODE_NORMAL;
         return R_REDRAW;

@@ -19,7 +19,7 @@ enum reaction {
     R_NONE = 0, R_REDRAW = 1, R_RECOMPUTE = 2, R_QUIT = 4, R_RELAYOUT = 8, R_SAVE = 16, R_REGENERATE = 32,
 };
 
-typedef enum app_mode { MODE_NORMAL, MODE_FILTER, MODE_HELP, MODE_EXPLAIN, MODE_CONFIRM_QUIT, MODE_RECIPE } app_mode;
+typedef enum app_mode { MODE_NORMAL, MODE_FILTER, MODE_HELP, MODE_EXPLAIN, MODE_CONFIRM_QUIT, MODE_RECIPE, MODE_BULK } app_mode;
 typedef enum app_pane { PANE_LAYERS, PANE_TENSOR, PANE_KNOBS, PANE_COUNT } app_pane;
 typedef enum app_tab { TAB_HISTOGRAM, TAB_HEATMAP, TAB_CHANNELS, TAB_COUNT } app_tab;
 
@@ -93,6 +93,7 @@ typedef struct app {
     int n_undo, undo_pos, undo_cap, undo_group;
     /* the recipe view */
     int recipe_sel, recipe_top;
+    char bulk[160];                /* the recipe view's bulk edit being typed: PATTERN=CONFIG */
     bool unsaved;
     char status[256];
     /* the result the views draw (guarded by lock), and the previous metrics for deltas */

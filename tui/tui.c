@@ -1,6 +1,7 @@
 /* tui/tui.c — terminal, loop, drawing of the frame, script mode. */
 #include "tui/tui.h"
 
+#include <csv.h>
 #include <curses.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -148,7 +149,7 @@ static void draw_all(app *a)
     draw_title(l.title, a);
     if (a->mode == MODE_HELP) help_view_draw((rect){1, 0, l.full.h - 3, l.full.w});
     else if (a->mode == MODE_EXPLAIN) explain_view_draw((rect){1, 0, l.full.h - 3, l.full.w}, a, res);
-    else if (a->mode == MODE_RECIPE) {
+    else if (a->mode == MODE_RECIPE || a->mode == MODE_BULK) {
         qs_recipe_table t;
         app_recipe_totals tot;
         char err[256];
@@ -174,18 +175,51 @@ static void draw_all(app *a)
 
 /* ---- recipe save ---- */
 
+/* the per-tensor table as CSV (libcsv quoting): tensor,shape,config,type,bpw,bytes,rel_err */
+static int save_table_csv(const app *a, const char *path, qs_err *err)
+{
+    qs_recipe_table t;
+    app_recipe_totals tot;
+    if (app_recipe_table(a, &t, &tot, err->msg, sizeof err->msg)) return -1;
+    qs_afile af = {0};
+    int rc = qs_afile_open(&af, path, err);
+    if (!rc) fputs("tensor,shape,config,type,bpw,bytes,rel_err\n", af.f);
+    for (int64_t i = 0; !rc && i < t.n; i++) {
+        const qs_recipe_entry *e = &t.e[i];
+        char cfg[128], shape[48];
+        if (e->keep) snprintf(cfg, sizeof cfg, "keep");
+        else qs_config_format(&e->cfg, false, cfg, sizeof cfg);
+        snprintf(shape, sizeof shape, "%lldx%lld", (long long)qs_tensor_nrows(e->t), (long long)e->t->ne[0]);
+        const char *name = e->t->gguf_name[0] ? e->t->gguf_name : e->t->name;
+        csv_fwrite(af.f, name, strlen(name));
+        fputc(',', af.f);
+        csv_fwrite(af.f, shape, strlen(shape));
+        fputc(',', af.f);
+        csv_fwrite(af.f, cfg, strlen(cfg));
+        fprintf(af.f, ",%s,%.4f,%lld,", e->keep ? e->t->dtype : e->ggml_type >= 0 ? qs_type_name(e->ggml_type) : "",
+                e->bpw, (long long)e->bytes);
+        if (a->rel_err[i] >= 0) fprintf(af.f, "%.6f", a->rel_err[i]);
+        fputc('\n', af.f);
+    }
+    if (!rc) rc = qs_afile_commit(&af, err);
+    qs_recipe_table_free(&t);
+    return rc;
+}
+
 static void save_recipe(app *a)
 {
     qs_recipe r;
     qs_err err = {0};
-    char path[512];
+    char path[512], csv[520];
     const char *base = strrchr(a->model->path, '/');
     snprintf(path, sizeof path, "%.480s.recipe.json", base ? base + 1 : a->model->path);
+    snprintf(csv, sizeof csv, "%.480s.recipe.csv", base ? base + 1 : a->model->path);
     int rc = app_build_recipe(a, &r, err.msg, sizeof err.msg);
     if (!rc) rc = qs_recipe_save(path, &r, &err);
+    if (!rc && (rc = save_table_csv(a, csv, &err))) snprintf(path, sizeof path, "%.500s", csv);
     if (rc) snprintf(a->status, sizeof a->status, "could not save %.100s: %.120s", path, err.msg);
     else {
-        snprintf(a->status, sizeof a->status, "saved the recipe to %.200s", path);
+        snprintf(a->status, sizeof a->status, "saved the recipe to %.200s (table: .csv)", path);
         a->unsaved = false;
     }
     qs_recipe_free(&r);
