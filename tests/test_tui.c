@@ -1,5 +1,5 @@
 /* The workbench, headless (spec/tui.md §6.2): every tests/ui/NAME.script is run against
- * stories260K at 120×30 with QUANTSCOPE_SCRIPT; each `:dump FILE` it writes must equal
+ * the bundled sample_models/kjv-tiny.gguf at 120×30 with QUANTSCOPE_SCRIPT; each `:dump FILE` it writes must equal
  * tests/ui/FILE (reviewed screens; UPDATE_GOLDEN=1 rewrites them). Also the pure
  * view-model helpers of views/plot.c. */
 #include <criterion/criterion.h>
@@ -17,7 +17,7 @@ static void run_script(const char *script)
     const char *bin = getenv("QS_BIN");
     if (!bin) cr_skip_test("QS_BIN not set (make test sets it)");
     char model[4096], absmodel[PATH_MAX], absscript[PATH_MAX], uidir[PATH_MAX];
-    snprintf(model, sizeof model, "%s/stories260K.gguf", tu_models_dir());
+    snprintf(model, sizeof model, "sample_models/kjv-tiny.gguf");
     if (!realpath(model, absmodel)) cr_skip_test("%s missing", model);
     cr_assert_not_null(realpath(script, absscript));
     cr_assert_not_null(realpath("tests/ui", uidir));
@@ -122,7 +122,7 @@ Test(tui, tmux_smoke, .timeout = 120)
 {
     const char *bin = getenv("QS_BIN");
     char model[4096], absmodel[PATH_MAX];
-    snprintf(model, sizeof model, "%s/stories260K.gguf", tu_models_dir());
+    snprintf(model, sizeof model, "sample_models/kjv-tiny.gguf");
     if (!bin || !realpath(model, absmodel)) cr_skip_test("QS_BIN or %s missing", model);
     if (system("command -v tmux >/dev/null 2>&1") != 0) cr_skip_test("tmux is not installed");
     char cmd[8192];

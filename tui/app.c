@@ -289,7 +289,7 @@ static int apply_bulk(app *a)
 {
     char buf[sizeof a->bulk];
     snprintf(buf, sizeof buf, "%s", a->bulk);
-    char *eq = strrchr(buf, '=');
+    char *eq = strchr(buf, '='); /* like llama-quantize: a pattern cannot hold "=" */
     qs_qconfig c;
     bool keep;
     qs_err err = {0};

@@ -125,6 +125,11 @@ void tensor_view_draw(rect r, const app *a, const app_result *res)
         draw_text(r.y + 3, r.x + 1, r.w - 2, "a block: Enter expands or collapses it", theme(TH_DIM));
         return;
     }
+    if (!app_tensor_quantizable(a, t)) {
+        draw_textf(r.y + 3, r.x + 1, r.w - 2, theme(TH_DIM), "%s: a vector (norm or bias), kept as it is",
+                   a->model->tensors[t].dtype);
+        return;
+    }
     if (!res || res->tensor != t) {
         draw_text(r.y + 3, r.x + 1, r.w - 2, "computing…", theme(TH_DIM));
         return;
