@@ -485,8 +485,9 @@ int qs_trainer_step(qs_trainer *t, const int32_t *stream, int64_t n, double *los
     }
     for (int b = 0; b < B * W; b++)
         if (win[b] < 0 || win[b] >= t->V) {
+            int id = win[b];
             free(win);
-            return qs_err_set(err, QS_E_INPUT, "token id %d outside the vocabulary of %d", win[b], t->V);
+            return qs_err_set(err, QS_E_INPUT, "token id %d outside the vocabulary of %d", id, t->V);
         }
     qs_trainer_zero_grad(t);
     double l = qs_trainer_loss(t, win, B, true);
