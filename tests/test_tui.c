@@ -63,6 +63,7 @@ Test(tui, navigate, .timeout = 120) { run_script("tests/ui/navigate.script"); }
 Test(tui, knobs, .timeout = 120) { run_script("tests/ui/knobs.script"); }
 Test(tui, resize_and_quit, .timeout = 120) { run_script("tests/ui/resize_quit.script"); }
 Test(tui, recipe_presets_and_undo, .timeout = 120) { run_script("tests/ui/recipe.script"); }
+Test(tui, mouse_clicks, .timeout = 120) { run_script("tests/ui/mouse.script"); }
 
 Test(tui, layout_sizes)
 {

@@ -497,3 +497,42 @@ int app_handle_key(app *a, int key)
     default: return R_NONE;
     }
 }
+
+/* ---- mouse ---- */
+
+static bool inside(rect r, int y, int x) { return y >= r.y && y < r.y + r.h && x >= r.x && x < r.x + r.w; }
+
+int app_click(app *a, const layout *l, int y, int x)
+{
+    if (l->too_small) return R_NONE;
+    if (a->mode == MODE_RECIPE) {
+        int row = a->recipe_top + (y - 3); /* the recipe view's rows start below its title and header */
+        if (y < 3 || row >= a->model->n_tensors) return R_NONE;
+        a->recipe_sel = row;
+        return R_REDRAW;
+    }
+    if (a->mode != MODE_NORMAL) return R_NONE;
+    if (inside(l->layers, y, x)) {
+        a->focus = PANE_LAYERS;
+        int row = a->top + (y - l->layers.y - 1);
+        if (y == l->layers.y || row >= a->n_rows) return R_REDRAW;
+        bool same = row == a->sel;
+        a->sel = row;
+        a->knob_sel = 0;
+        if (a->rows[row] < 0) return toggle_block(a);
+        return same ? R_REDRAW : R_REDRAW | R_RECOMPUTE;
+    }
+    if (inside(l->knobs, y, x)) {
+        a->focus = PANE_KNOBS;
+        int k = y - l->knobs.y - 1;
+        if (k < 0 || k >= app_knob_count(a)) return R_REDRAW;
+        if (k == a->knob_sel) return change_knob(a, 1);
+        a->knob_sel = k;
+        return R_REDRAW;
+    }
+    if (inside(l->tensor, y, x)) {
+        a->focus = PANE_TENSOR;
+        return R_REDRAW;
+    }
+    return R_NONE;
+}

@@ -12,6 +12,7 @@
 #include "core/model.h"
 #include "core/quant.h"
 #include "core/stats.h"
+#include "views/plot.h"
 
 enum { APP_HIST_BINS = 160, APP_TILE_ROWS = 64, APP_TILE_COLS = 160 };
 
@@ -127,6 +128,10 @@ typedef struct app_recipe_totals {
 int app_recipe_table(const app *a, struct qs_recipe_table *t, app_recipe_totals *tot, char *err, size_t errn);
 /* recipe-view presets: key → name ("Q4_K_M", "NF4", "RTN-4 g128"), NULL for other keys */
 const char *app_preset_for_key(int key);
+/* a mouse click at (y, x) on the workbench laid out as l: focuses the pane under it and
+ * selects the row (a block header toggles; a click on the selected knob raises it); in the
+ * recipe view it selects the tensor row. Returns reaction bits. */
+int app_click(app *a, const layout *l, int y, int x);
 /* number of config knobs shown for the selected tensor (method + its knobs) */
 int app_knob_count(const app *a);
 /* knob i of the selected tensor: -1 for the method line, else a qs_knob_id */

@@ -259,6 +259,16 @@ static bool react(app *a, worker *w, int key)
     return true;
 }
 
+/* a click, as a real mouse or a script's `:click Y X` reports it */
+static void react_click(app *a, worker *w, int y, int x)
+{
+    layout l;
+    layout_compute(COLS, LINES, &l);
+    int re = app_click(a, &l, y, x);
+    if (re & R_RECOMPUTE) request(a, w);
+    if (re & R_REGENERATE) regenerate(a, w);
+}
+
 /* the generation pane runs when the model can: llama family, GGUF vocabulary */
 static void init_generation(app *a)
 {
@@ -328,6 +338,10 @@ static bool run_script(app *a, worker *w, const char *path)
             int cw, ch;
             if (!strncmp(line, ":dump ", 6)) dump_screen(line + 6);
             else if (sscanf(line, ":resize %d %d", &cw, &ch) == 2) resizeterm(ch, cw);
+            else if (sscanf(line, ":click %d %d", &ch, &cw) == 2) {
+                react_click(a, w, ch, cw);
+                worker_wait_idle(w);
+            }
             else if (!strcmp(line, ":quit")) break;
             draw_all(a);
             continue;
@@ -361,8 +375,10 @@ static void loop(app *a, worker *w, int notify_rd)
         for (int key; go && (key = getch()) != ERR;) {
             if (key == KEY_MOUSE) {
                 MEVENT ev;
-                if (getmouse(&ev) == OK && (ev.bstate & BUTTON4_PRESSED)) go = react(a, w, KEY_UP);
-                else if (getmouse(&ev) == OK && (ev.bstate & BUTTON5_PRESSED)) go = react(a, w, KEY_DOWN);
+                if (getmouse(&ev) != OK) continue;
+                if (ev.bstate & BUTTON4_PRESSED) go = react(a, w, KEY_UP);
+                else if (ev.bstate & BUTTON5_PRESSED) go = react(a, w, KEY_DOWN);
+                else if (ev.bstate & BUTTON1_CLICKED) react_click(a, w, ev.y, ev.x);
                 continue;
             }
             if (key != KEY_RESIZE) go = react(a, w, key);
@@ -411,7 +427,7 @@ int qs_tui_run(const tui_opts *o)
     curs_set(0);
     set_escdelay(25);
     leaveok(stdscr, TRUE);
-    if (!o->no_mouse && !o->script) mousemask(BUTTON4_PRESSED | BUTTON5_PRESSED, NULL);
+    if (!o->no_mouse && !o->script) mousemask(BUTTON1_CLICKED | BUTTON4_PRESSED | BUTTON5_PRESSED, NULL);
     theme_init(!o->no_color && !getenv("NO_COLOR") && !o->script);
     worker *w = worker_start(&a, pfd[1]);
     init_generation(&a);
