@@ -9,8 +9,9 @@ for m in kjv-tiny kjv-small; do
   echo
   echo "| step | tokens | train loss | eval loss | minutes |"
   echo "|---:|---:|---:|---:|---:|"
-  awk -F, 'NR > 1 && ($1 % 200 == 0 || $1 == 100) { printf "| %d | %.2fM | %.3f | %.3f | %.1f |\n", $1, $4 / 1e6, $2, $3, $5 / 60 }' \
-    sample_models/$m.loss.csv
+  awk -F, 'function row() { printf "| %d | %.2fM | %.3f | %.3f | %.1f |\n", $1, $4 / 1e6, $2, $3, $5 / 60 }
+    NR > 1 { last = $0; shown = ($1 % 200 == 0 || $1 == 100); if (shown) row() }
+    END { if (!shown) { $0 = last; row() } }' sample_models/$m.loss.csv
   echo
 done
 echo "### Perplexity on eval.txt (llama-perplexity's method, ctx 256)"
