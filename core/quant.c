@@ -128,6 +128,12 @@ int qs_qconfig_set(qs_qconfig *c, const char *knob, const char *value, qs_err *e
     return qs_err_set(err, QS_E_USAGE, "unknown knob '%s'", knob);
 }
 
+bool qs_qconfig_equal(const qs_qconfig *x, const qs_qconfig *y)
+{
+    return x->method == y->method && x->bits == y->bits && x->group == y->group && x->asym == y->asym &&
+           x->clip == y->clip && x->block == y->block && x->double_quant == y->double_quant;
+}
+
 bool qs_qconfig_step(qs_qconfig *c, qs_knob_id k, int dir)
 {
     const qs_knob_info *ki = &knobs[k];

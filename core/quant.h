@@ -63,6 +63,8 @@ int qs_qconfig_get(const qs_qconfig *c, qs_knob_id k);
 int qs_qconfig_set(qs_qconfig *c, const char *knob, const char *value, qs_err *err);
 /* Steps a knob to the next (dir > 0) or previous value of its range; returns false at an end. */
 bool qs_qconfig_step(qs_qconfig *c, qs_knob_id k, int dir);
+/* same method and knobs (compare configs with this, never memcmp: the struct has padding) */
+bool qs_qconfig_equal(const qs_qconfig *x, const qs_qconfig *y);
 /* "rtn w4 g128 sym", "nf4 b64 dq", "q4_K" */
 void qs_qconfig_describe(const qs_qconfig *c, char *buf, size_t n);
 /* Checks the config against a shape; for GGML types reports llama-quantize's block-size

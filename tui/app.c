@@ -241,10 +241,7 @@ const char *app_preset_for_key(int key)
 
 static void set_cfg(app *a, int t, const qs_qconfig *c, int *changed)
 {
-    char was[128], now[128]; /* compare what the configs say, not their padding bytes */
-    qs_config_format(&a->cfg[t], false, was, sizeof was);
-    qs_config_format(c, false, now, sizeof now);
-    if (!strcmp(was, now)) return;
+    if (qs_qconfig_equal(&a->cfg[t], c)) return;
     qs_qconfig before = a->cfg[t];
     a->cfg[t] = *c;
     push_undo(a, t, &before);

@@ -133,12 +133,6 @@ void worker_compute(const app *a, int t, const qs_qconfig *cfg, float **cache, i
     qs_qresult_free(&q);
 }
 
-static bool cfg_equal(const qs_qconfig *x, const qs_qconfig *y)
-{
-    return x->method == y->method && x->bits == y->bits && x->group == y->group && x->asym == y->asym &&
-           x->clip == y->clip && x->block == y->block && x->double_quant == y->double_quant;
-}
-
 /* brings the quantized model up to date with cfgs: only tensors whose config changed */
 static int update_quantized(worker *w, const qs_qconfig *cfgs, char *err, size_t errn)
 {
@@ -146,7 +140,7 @@ static int update_quantized(worker *w, const qs_qconfig *cfgs, char *err, size_t
     int n = 0;
     for (int64_t t = 0; t < m->n_tensors; t++) {
         if (!app_tensor_quantizable(w->a, (int)t)) continue;
-        if (w->applied_set[t] && cfg_equal(&w->applied[t], &cfgs[t])) {
+        if (w->applied_set[t] && qs_qconfig_equal(&w->applied[t], &cfgs[t])) {
             n++;
             continue;
         }
