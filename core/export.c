@@ -13,21 +13,6 @@
 #include "gguf.h"
 #include "presets.h"
 
-static const struct { const char *name; int ftype, type; } ftypes[] = {
-    {"F32", 0, QS_TYPE_F32}, {"F16", 1, QS_TYPE_F16}, {"BF16", 32, QS_TYPE_BF16}, {"Q4_0", 2, QS_TYPE_Q4_0},
-    {"Q4_1", 3, QS_TYPE_Q4_1}, {"Q8_0", 7, QS_TYPE_Q8_0}, {"Q5_0", 8, QS_TYPE_Q5_0}, {"Q5_1", 9, QS_TYPE_Q5_1},
-    {"Q2_K", 10, QS_TYPE_Q2_K}, {"Q3_K_S", 11, -1}, {"Q3_K_M", 12, QS_TYPE_Q3_K}, {"Q3_K", 12, -1},
-    {"Q3_K_L", 13, -1}, {"Q4_K_S", 14, -1}, {"Q4_K_M", 15, QS_TYPE_Q4_K}, {"Q4_K", 15, -1}, {"Q5_K_S", 16, -1},
-    {"Q5_K_M", 17, QS_TYPE_Q5_K}, {"Q5_K", 17, -1}, {"Q6_K", 18, QS_TYPE_Q6_K}, {"Q2_K_S", 21, -1},
-    {"IQ4_NL", 25, QS_TYPE_IQ4_NL}, {"IQ4_XS", 30, QS_TYPE_IQ4_XS}};
-
-int qs_ftype_from_name(const char *name)
-{
-    for (size_t i = 0; i < sizeof ftypes / sizeof *ftypes; i++)
-        if (!strcasecmp(ftypes[i].name, name)) return ftypes[i].ftype;
-    return -1;
-}
-
 /* the ftype whose default type most weights of the recipe have */
 static int derived_ftype(const qs_recipe_table *t)
 {
@@ -37,9 +22,8 @@ static int derived_ftype(const qs_recipe_table *t)
     int best = QS_TYPE_F32;
     for (int k = 0; k < QS_TYPE_COUNT; k++)
         if (weight[k] > weight[best]) best = k;
-    for (size_t i = 0; i < sizeof ftypes / sizeof *ftypes; i++)
-        if (ftypes[i].type == best) return ftypes[i].ftype;
-    return 0;
+    int ftype = qs_preset_ftype_of_type(best);
+    return ftype >= 0 ? ftype : 0;
 }
 
 /* llama-quantize's order (spec/llama-quant-presets.md §2.1) */
@@ -202,13 +186,6 @@ static void sb_word(sbuf *b, const char *w)
     sb_add(b, "'");
 }
 
-static const char *ftype_name(int ftype)
-{
-    for (size_t i = 0; i < sizeof ftypes / sizeof *ftypes; i++)
-        if (ftypes[i].ftype == ftype && ftypes[i].type >= 0) return ftypes[i].name;
-    return "Q8_0";
-}
-
 static int entry_type(const qs_recipe_entry *e) { return e->keep ? e->t->type : e->ggml_type; }
 
 int qs_export_llama_quantize(const qs_model *m, const qs_recipe_table *t, const char *imatrix, const char *types_path,
@@ -262,7 +239,7 @@ int qs_export_llama_quantize(const qs_model *m, const qs_recipe_table *t, const 
     sb_word(&line, types_path);
     sb_word(&line, m->path);
     sb_word(&line, out_path);
-    sb_add(&line, " %s", ftype_name(ftype));
+    sb_add(&line, " %s", qs_preset_name(ftype));
     if (!rc && (file.oom || line.oom)) rc = qs_err_set(err, QS_E_OOM, "out of memory");
     if (rc || !file.s) {
         if (!rc) file.s = strdup("");

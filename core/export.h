@@ -15,7 +15,7 @@
 #include "recipe.h"
 
 typedef struct qs_export_opts {
-    int ftype;                  /* general.file_type (llama_ftype id); -1: derived from the recipe */
+    int ftype;                  /* general.file_type (llama_ftype id, qs_preset_ftype); -1: derived from the recipe */
     const qs_imatrix *imatrix;  /* may be NULL */
     const char *imatrix_name;   /* as recorded in quantize.imatrix.file */
     int n_threads;
@@ -34,7 +34,5 @@ int qs_export_llama_quantize(const qs_model *m, const qs_recipe_table *t, const 
 /* A llama GGUF as an HF-style checkpoint directory (config.json, model.safetensors in F32,
  * HF names, q/k rows un-permuted); quantscope and transformers read it as the same model. */
 int qs_export_hf_dir(const qs_model *m, int32_t bos, int32_t eos, const char *dir, qs_err *err);
-/* llama_ftype id of a preset / type name ("Q4_K_M", "q8_0", …), -1 if unknown */
-int qs_ftype_from_name(const char *name);
 
 #endif

@@ -15,21 +15,40 @@ enum ftype {
     FT_Q6_K = 18, FT_Q2_K_S = 21, FT_IQ4_NL = 25, FT_IQ4_XS = 30, FT_BF16 = 32
 };
 
-static const struct { const char *name; int ftype, type; } table[] = {
-    {"F32", FT_F32, QS_TYPE_F32}, {"F16", FT_F16, QS_TYPE_F16}, {"BF16", FT_BF16, QS_TYPE_BF16},
-    {"Q4_0", FT_Q4_0, QS_TYPE_Q4_0}, {"Q4_1", FT_Q4_1, QS_TYPE_Q4_1}, {"Q8_0", FT_Q8_0, QS_TYPE_Q8_0},
-    {"Q5_0", FT_Q5_0, QS_TYPE_Q5_0}, {"Q5_1", FT_Q5_1, QS_TYPE_Q5_1}, {"Q2_K", FT_Q2_K, QS_TYPE_Q2_K},
-    {"Q2_K_S", FT_Q2_K_S, QS_TYPE_Q2_K}, {"Q3_K_S", FT_Q3_K_S, QS_TYPE_Q3_K}, {"Q3_K_M", FT_Q3_K_M, QS_TYPE_Q3_K},
-    {"Q3_K", FT_Q3_K_M, QS_TYPE_Q3_K}, {"Q3_K_L", FT_Q3_K_L, QS_TYPE_Q3_K}, {"Q4_K_S", FT_Q4_K_S, QS_TYPE_Q4_K},
-    {"Q4_K_M", FT_Q4_K_M, QS_TYPE_Q4_K}, {"Q4_K", FT_Q4_K_M, QS_TYPE_Q4_K}, {"Q5_K_S", FT_Q5_K_S, QS_TYPE_Q5_K},
-    {"Q5_K_M", FT_Q5_K_M, QS_TYPE_Q5_K}, {"Q5_K", FT_Q5_K_M, QS_TYPE_Q5_K}, {"Q6_K", FT_Q6_K, QS_TYPE_Q6_K},
-    {"IQ4_NL", FT_IQ4_NL, QS_TYPE_IQ4_NL}, {"IQ4_XS", FT_IQ4_XS, QS_TYPE_IQ4_XS}};
+/* name, llama_ftype id, default type; main: the ftype a file of mostly that type is named by */
+static const struct { const char *name; int ftype, type; bool main; } table[] = {
+    {"F32", FT_F32, QS_TYPE_F32, true},         {"F16", FT_F16, QS_TYPE_F16, true},
+    {"BF16", FT_BF16, QS_TYPE_BF16, true},      {"Q4_0", FT_Q4_0, QS_TYPE_Q4_0, true},
+    {"Q4_1", FT_Q4_1, QS_TYPE_Q4_1, true},      {"Q8_0", FT_Q8_0, QS_TYPE_Q8_0, true},
+    {"Q5_0", FT_Q5_0, QS_TYPE_Q5_0, true},      {"Q5_1", FT_Q5_1, QS_TYPE_Q5_1, true},
+    {"Q2_K", FT_Q2_K, QS_TYPE_Q2_K, true},      {"Q2_K_S", FT_Q2_K_S, QS_TYPE_Q2_K, false},
+    {"Q3_K_S", FT_Q3_K_S, QS_TYPE_Q3_K, false}, {"Q3_K_M", FT_Q3_K_M, QS_TYPE_Q3_K, true},
+    {"Q3_K", FT_Q3_K_M, QS_TYPE_Q3_K, false},   {"Q3_K_L", FT_Q3_K_L, QS_TYPE_Q3_K, false},
+    {"Q4_K_S", FT_Q4_K_S, QS_TYPE_Q4_K, false}, {"Q4_K_M", FT_Q4_K_M, QS_TYPE_Q4_K, true},
+    {"Q4_K", FT_Q4_K_M, QS_TYPE_Q4_K, false},   {"Q5_K_S", FT_Q5_K_S, QS_TYPE_Q5_K, false},
+    {"Q5_K_M", FT_Q5_K_M, QS_TYPE_Q5_K, true},  {"Q5_K", FT_Q5_K_M, QS_TYPE_Q5_K, false},
+    {"Q6_K", FT_Q6_K, QS_TYPE_Q6_K, true},      {"IQ4_NL", FT_IQ4_NL, QS_TYPE_IQ4_NL, true},
+    {"IQ4_XS", FT_IQ4_XS, QS_TYPE_IQ4_XS, true}};
 
 int qs_preset_ftype(const char *name)
 {
     for (size_t i = 0; i < sizeof table / sizeof *table; i++)
         if (!strcasecmp(table[i].name, name)) return table[i].ftype;
     return -1;
+}
+
+int qs_preset_ftype_of_type(int type)
+{
+    for (size_t i = 0; i < sizeof table / sizeof *table; i++)
+        if (table[i].main && table[i].type == type) return table[i].ftype;
+    return -1;
+}
+
+const char *qs_preset_name(int ftype)
+{
+    for (size_t i = 0; i < sizeof table / sizeof *table; i++)
+        if (table[i].main && table[i].ftype == ftype) return table[i].name;
+    return NULL;
 }
 
 static int default_type(int ftype)

@@ -31,6 +31,10 @@ int qs_llama_tensor_cmp(const char *a, const char *b);
 bool qs_preset_quantizable(const char *name, const int64_t ne[4]);
 /* ftype names accepted (case-insensitive): "Q4_K_M", "q4_k", … ; -1 if unknown */
 int qs_preset_ftype(const char *name);
+/* the ftype named after a type ("Q4_K_M" for q4_K, "Q8_0" for q8_0), -1 if none */
+int qs_preset_ftype_of_type(int type);
+/* the name of an ftype id ("Q4_K_M"), NULL if unknown */
+const char *qs_preset_name(int ftype);
 /* out[i] = the type llama-quantize gives tensor i (its current type when not quantized) */
 int qs_preset_types(int ftype, const qs_preset_model *pm, int *out, qs_err *err);
 

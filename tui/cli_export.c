@@ -78,7 +78,7 @@ int qs_cli_export(int argc, char **argv)
         return qs_cli_usage_error("usage: quantscope export MODEL (--recipe R.json | --type T | --preset NAME) -o OUT.gguf "
                                   "[--imatrix FILE] [--ftype NAME] [--force] [--llama-quantize TYPES.txt]\n"
                                   "       quantscope export MODEL --hf DIR");
-    int ftype = ftype_name ? qs_ftype_from_name(ftype_name) : preset ? qs_preset_ftype(preset) : -1;
+    int ftype = ftype_name ? qs_preset_ftype(ftype_name) : preset ? qs_preset_ftype(preset) : -1;
     if (preset && qs_preset_ftype(preset) < 0) return qs_cli_usage_error("export: unknown preset '%s'", preset);
     if (ftype_name && ftype < 0) return qs_cli_usage_error("export: unknown file type '%s'", ftype_name);
     qs_err err = {0};
