@@ -345,7 +345,7 @@ int qs_recipe_from_preset(qs_recipe *r, const qs_model *m, const char *preset, b
 
 /* ---- resolution ---- */
 
-static bool quantizable(const qs_tensor *t)
+bool qs_recipe_quantizable(const qs_tensor *t)
 {
     return t->n_dims >= 2 && t->ne[1] > 1 && !t->is_bias && t->type >= 0 && qs_type_get(t->type) &&
            qs_type_get(t->type)->can_dequantize && t->role != QS_ROLE_ATTN_NORM && t->role != QS_ROLE_FFN_NORM &&
@@ -384,7 +384,7 @@ int qs_recipe_resolve(const qs_recipe *r, const qs_model *m, bool force, qs_reci
         e->t = t;
         e->ggml_type = -1;
         e->keep = true;
-        if (quantizable(t)) {
+        if (qs_recipe_quantizable(t)) {
             const qs_recipe_rule *hit = NULL;
             for (int k = 0; k < r->n_overrides && !hit; k++)
                 if (!strcmp(r->overrides[k].pattern, name) || !strcmp(r->overrides[k].pattern, t->name)) hit = &r->overrides[k];

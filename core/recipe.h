@@ -72,6 +72,8 @@ int qs_recipe_parse(const char *json, size_t len, qs_recipe *r, qs_err *err);
 int qs_recipe_save(const char *path, const qs_recipe *r, qs_err *err);
 /* hash of the model's tensor table (names and shapes, in any order), as stored in recipes */
 void qs_model_table_hash(const qs_model *m, char out[32]);
+/* what a recipe may quantize: matrices (2-D and up), not norms or biases */
+bool qs_recipe_quantizable(const qs_tensor *t);
 int qs_recipe_resolve(const qs_recipe *r, const qs_model *m, bool force, qs_recipe_table *out, qs_err *err);
 void qs_recipe_table_free(qs_recipe_table *t);
 

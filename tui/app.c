@@ -13,12 +13,7 @@
 #include "core/recipe.h"
 #include "tui/actions.h"
 
-bool app_tensor_quantizable(const app *a, int t)
-{
-    const qs_tensor *x = &a->model->tensors[t];
-    return x->n_dims >= 2 && x->ne[1] > 1 && !x->is_bias && x->type >= 0 && qs_type_get(x->type) &&
-           qs_type_get(x->type)->can_dequantize;
-}
+bool app_tensor_quantizable(const app *a, int t) { return qs_recipe_quantizable(&a->model->tensors[t]); }
 
 int app_init(app *a, qs_model *m, char *err, size_t errn)
 {
