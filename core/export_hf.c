@@ -13,30 +13,6 @@
 #include "fileio.h"
 #include "safetensors.h"
 
-/* HF name of a GGUF llama tensor; false for names outside the llama layout */
-static bool hf_name(const char *gguf, char *out, size_t n)
-{
-    static const char *const global[][2] = {{"token_embd.weight", "model.embed_tokens.weight"},
-                                            {"output_norm.weight", "model.norm.weight"},
-                                            {"output.weight", "lm_head.weight"}};
-    static const char *const layer[][2] = {{"attn_norm", "input_layernorm"}, {"attn_q", "self_attn.q_proj"},
-                                           {"attn_k", "self_attn.k_proj"}, {"attn_v", "self_attn.v_proj"},
-                                           {"attn_output", "self_attn.o_proj"}, {"ffn_norm", "post_attention_layernorm"},
-                                           {"ffn_gate", "mlp.gate_proj"}, {"ffn_up", "mlp.up_proj"},
-                                           {"ffn_down", "mlp.down_proj"}};
-    for (size_t i = 0; i < sizeof global / sizeof *global; i++)
-        if (!strcmp(gguf, global[i][0])) return snprintf(out, n, "%s", global[i][1]) < (int)n;
-    int blk, len = 0;
-    if (sscanf(gguf, "blk.%d.%n", &blk, &len) != 1 || !len) return false;
-    for (size_t i = 0; i < sizeof layer / sizeof *layer; i++) {
-        size_t l = strlen(layer[i][0]);
-        const char *rest = gguf + len;
-        if (!strncmp(rest, layer[i][0], l) && rest[l] == '.')
-            return snprintf(out, n, "model.layers.%d.%s%s", blk, layer[i][1], rest + l) < (int)n;
-    }
-    return false;
-}
-
 static char *config_json(const qs_model *m, int32_t bos, int32_t eos)
 {
     const qs_hparams *hp = &m->hp;
@@ -88,12 +64,8 @@ static float *hf_rows(const qs_tensor *t, int n_head, int n_head_kv, qs_err *err
         qs_err_set(err, QS_E_OOM, "out of memory");
         return NULL;
     }
-    /* GGUF row r of head block h holds HF row h·d + (r mod 2)·d/2 + r/2 (within the head) */
-    int64_t d = rows / heads;
-    for (int64_t r = 0; r < rows; r++) {
-        int64_t hd = r / d, rem = r % d, src = hd * d + (rem % 2) * (d / 2) + rem / 2;
-        memcpy(h + src * cols, g + r * cols, (size_t)cols * sizeof *h);
-    }
+    for (int64_t r = 0; r < rows; r++)
+        memcpy(h + qs_qk_hf_row(r, rows, heads) * cols, g + r * cols, (size_t)cols * sizeof *h);
     free(g);
     return h;
 }
@@ -109,7 +81,7 @@ int qs_export_hf_dir(const qs_model *m, int32_t bos, int32_t eos, const char *di
     if (!out || !names) rc = qs_err_set(err, QS_E_OOM, "out of memory");
     for (int i = 0; i < n && !rc; i++) {
         const qs_tensor *t = &m->tensors[i];
-        if (!hf_name(t->name, names[i], sizeof names[i])) {
+        if (!qs_gguf_to_hf_name(t->name, names[i], sizeof names[i])) {
             rc = qs_err_set(err, QS_E_UNSUPPORTED, "%s has no HF llama name", t->name);
             break;
         }

@@ -63,23 +63,26 @@ bool qs_role_from_gguf_name(const char *name, qs_role *role, int *block, bool *i
     return false;
 }
 
+/* HF llama names ↔ GGUF names (spec/gguf.md §7): global tensors (HF without "model.") and
+ * the per-layer modules */
+static const char *const hf_globals[][2] = {
+    {"embed_tokens.weight", "token_embd.weight"}, {"norm.weight", "output_norm.weight"}};
+static const char *const hf_layer[][2] = {
+    {"input_layernorm", "attn_norm"}, {"self_attn.q_proj", "attn_q"},
+    {"self_attn.k_proj", "attn_k"}, {"self_attn.v_proj", "attn_v"},
+    {"self_attn.o_proj", "attn_output"}, {"post_attention_layernorm", "ffn_norm"},
+    {"mlp.gate_proj", "ffn_gate"}, {"mlp.up_proj", "ffn_up"}, {"mlp.down_proj", "ffn_down"}};
+
 bool qs_hf_to_gguf_name(const char *hf, char *out, size_t n)
 {
-    static const char *const globals[][2] = {
-        {"embed_tokens.weight", "token_embd.weight"}, {"norm.weight", "output_norm.weight"}};
-    static const char *const layer[][2] = {
-        {"input_layernorm", "attn_norm"}, {"self_attn.q_proj", "attn_q"},
-        {"self_attn.k_proj", "attn_k"}, {"self_attn.v_proj", "attn_v"},
-        {"self_attn.o_proj", "attn_output"}, {"post_attention_layernorm", "ffn_norm"},
-        {"mlp.gate_proj", "ffn_gate"}, {"mlp.up_proj", "ffn_up"}, {"mlp.down_proj", "ffn_down"}};
     if (strcmp(hf, "lm_head.weight") == 0) {
         snprintf(out, n, "output.weight");
         return true;
     }
     const char *s = strncmp(hf, "model.", 6) == 0 ? hf + 6 : hf;
-    for (size_t i = 0; i < sizeof globals / sizeof *globals; i++)
-        if (strcmp(s, globals[i][0]) == 0) {
-            snprintf(out, n, "%s", globals[i][1]);
+    for (size_t i = 0; i < sizeof hf_globals / sizeof *hf_globals; i++)
+        if (strcmp(s, hf_globals[i][0]) == 0) {
+            snprintf(out, n, "%s", hf_globals[i][1]);
             return true;
         }
     int blk = 0, len = 0;
@@ -87,11 +90,27 @@ bool qs_hf_to_gguf_name(const char *hf, char *out, size_t n)
     char mod[256];
     snprintf(mod, sizeof mod, "%s", s + len);
     const char *suffix = strip_suffix(mod, ".weight") ? "weight" : strip_suffix(mod, ".bias") ? "bias" : NULL;
-    for (size_t i = 0; suffix && i < sizeof layer / sizeof *layer; i++)
-        if (strcmp(mod, layer[i][0]) == 0) {
-            snprintf(out, n, "blk.%d.%s.%s", blk, layer[i][1], suffix);
+    for (size_t i = 0; suffix && i < sizeof hf_layer / sizeof *hf_layer; i++)
+        if (strcmp(mod, hf_layer[i][0]) == 0) {
+            snprintf(out, n, "blk.%d.%s.%s", blk, hf_layer[i][1], suffix);
             return true;
         }
+    return false;
+}
+
+bool qs_gguf_to_hf_name(const char *gguf, char *out, size_t n)
+{
+    if (strcmp(gguf, "output.weight") == 0) return snprintf(out, n, "lm_head.weight") < (int)n;
+    for (size_t i = 0; i < sizeof hf_globals / sizeof *hf_globals; i++)
+        if (strcmp(gguf, hf_globals[i][1]) == 0) return snprintf(out, n, "model.%s", hf_globals[i][0]) < (int)n;
+    int blk, len = 0;
+    if (sscanf(gguf, "blk.%d.%n", &blk, &len) != 1 || !len) return false;
+    for (size_t i = 0; i < sizeof hf_layer / sizeof *hf_layer; i++) {
+        size_t l = strlen(hf_layer[i][1]);
+        const char *rest = gguf + len;
+        if (!strncmp(rest, hf_layer[i][1], l) && rest[l] == '.')
+            return snprintf(out, n, "model.layers.%d.%s%s", blk, hf_layer[i][0], rest + l) < (int)n;
+    }
     return false;
 }
 
@@ -419,13 +438,17 @@ double qs_tensor_bpw(const qs_tensor *t)
     return n ? 8.0 * (double)t->nbytes / (double)n : 0.0;
 }
 
+int64_t qs_qk_hf_row(int64_t r, int64_t rows, int heads)
+{
+    int64_t d = rows / heads, h = r / d, rem = r % d;
+    return h * d + (rem % 2) * (d / 2) + rem / 2;
+}
+
 /* Source row (file order) of GGUF-order row r. */
 static int64_t source_row(const qs_tensor *t, int64_t r)
 {
     if (t->permute_heads <= 0) return r;
-    int64_t d = (t->is_bias ? t->ne[0] : t->ne[1]) / t->permute_heads;
-    int64_t h = r / d, rem = r % d;
-    return h * d + (rem % 2) * (d / 2) + rem / 2;
+    return qs_qk_hf_row(r, t->is_bias ? t->ne[0] : t->ne[1], t->permute_heads);
 }
 
 int qs_tensor_read_rows(const qs_tensor *t, int64_t row0, int64_t nrows, float *out, qs_err *err)

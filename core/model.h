@@ -94,6 +94,11 @@ bool qs_role_from_gguf_name(const char *name, qs_role *role, int *block, bool *i
 /* GGUF name of an HF tensor name; false when the name is not a known llama-family tensor. */
 bool qs_hf_to_gguf_name(const char *hf, char *out, size_t n);
 
+/* HF name of a GGUF llama tensor (the inverse of qs_hf_to_gguf_name, "model." prefixed). */
+bool qs_gguf_to_hf_name(const char *gguf, char *out, size_t n);
+/* The HF row of GGUF row r of an attn_q/attn_k matrix of `rows` rows in `heads` heads: the
+ * converter's Q/K permutation (spec/gguf.md §8). */
+int64_t qs_qk_hf_row(int64_t r, int64_t rows, int heads);
 /* config.json → hyperparameters (fields of spec/gguf.md §5); tied_output from
  * tie_word_embeddings. Returns 0 or a negative error for malformed JSON or wrong types. */
 int qs_hf_config_parse(const char *text, size_t len, qs_hparams *hp, qs_err *err);
