@@ -88,3 +88,8 @@ void draw_pane_title(rect r, const char *title, bool focused)
     draw_fill((rect){r.y, r.x, 1, r.w}, focused ? theme(TH_FOCUS) : theme(TH_HEADER));
     draw_text(r.y, r.x + 1, r.w - 2, title, focused ? theme(TH_FOCUS) : theme(TH_HEADER));
 }
+
+role theme_error_role(float e)
+{
+    return e < 0 ? TH_DIM : e < 0.05f ? TH_GOOD : e < 0.15f ? TH_WARN : TH_BAD;
+}

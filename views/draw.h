@@ -20,6 +20,8 @@ typedef enum role {
 void theme_init(bool colour);
 attr_t theme(role r);
 bool theme_has_colour(void);
+/* the role of a relative error: dim (not measured, < 0), good, warn (≥ 0.05), bad (≥ 0.15) */
+role theme_error_role(float rel_err);
 
 /* text clipped to w columns (UTF-8; every character counts one column) */
 void draw_text(int y, int x, int w, const char *s, attr_t a);

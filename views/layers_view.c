@@ -7,11 +7,6 @@
 #include "views/draw.h"
 #include "views/views.h"
 
-static role error_role(float e)
-{
-    return e < 0 ? TH_DIM : e < 0.05f ? TH_GOOD : e < 0.15f ? TH_WARN : TH_BAD;
-}
-
 static void draw_row(const app *a, int row, int y, rect r, bool selected)
 {
     int t = a->rows[row];
@@ -36,7 +31,7 @@ static void draw_row(const app *a, int row, int y, rect r, bool selected)
     draw_text(y, r.x + indent, nw, name, sel);
     draw_textf(y, r.x + indent + nw + 1, sw, sel ? sel : theme(TH_DIM), "%*s", sw, shape);
     draw_text(y, r.x + r.w - cw - 1, cw, cfg, sel);
-    draw_text(y, r.x + r.w - 1, 1, app_tensor_quantizable(a, t) ? "●" : " ", sel ? sel : theme(error_role(a->rel_err[t])));
+    draw_text(y, r.x + r.w - 1, 1, app_tensor_quantizable(a, t) ? "●" : " ", sel ? sel : theme(theme_error_role(a->rel_err[t])));
 }
 
 void layers_view_draw(rect r, const app *a)

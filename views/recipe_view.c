@@ -9,11 +9,6 @@
 #include "views/draw.h"
 #include "views/views.h"
 
-static role error_role(float e)
-{
-    return e < 0 ? TH_DIM : e < 0.05f ? TH_GOOD : e < 0.15f ? TH_WARN : TH_BAD;
-}
-
 static void draw_entry(const app *a, const qs_recipe_entry *e, int i, int y, rect r, bool selected)
 {
     attr_t sel = selected ? theme(TH_SEL) : A_NORMAL;
@@ -32,7 +27,7 @@ static void draw_entry(const app *a, const qs_recipe_entry *e, int i, int y, rec
     draw_textf(y, r.x + 1 + nw, 12, sel ? sel : theme(TH_DIM), "%11s ", shape);
     draw_text(y, r.x + 1 + nw + 12, 25, cfg, sel);
     draw_textf(y, r.x + 1 + nw + 38, 28, sel, "%7.3f %11lld", e->bpw, (long long)e->bytes);
-    draw_textf(y, r.x + r.w - 9, 8, sel ? sel : theme(error_role(a->rel_err[i])), "%8s", err);
+    draw_textf(y, r.x + r.w - 9, 8, sel ? sel : theme(theme_error_role(a->rel_err[i])), "%8s", err);
 }
 
 void recipe_view_draw(rect r, const app *a, const qs_recipe_table *t, const app_recipe_totals *tot)
