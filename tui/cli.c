@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/backend.h"
 #include "core/err.h"
@@ -50,6 +51,13 @@ static void usage(FILE *f)
     fprintf(f, "\nMODEL is a GGUF file, a .safetensors file, a model.safetensors.index.json,\n"
                "or a directory holding an HF checkpoint (config.json + safetensors).\n"
                "exit status: 0 ok, 1 usage error, 2 bad input\n");
+}
+
+double qs_cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 int qs_cli_fail(const char *what, const qs_err *err)

@@ -26,6 +26,8 @@ struct qs_llm;
 /* loads, resolves and applies a recipe file to l (errors printed); exit status */
 int qs_cli_apply_recipe(const char *path, const struct qs_model *m, struct qs_llm *l);
 
+/* monotonic seconds, for elapsed times and ETAs */
+double qs_cli_now(void);
 /* Prints "quantscope: WHAT: msg" and returns the exit status for err's code. */
 int qs_cli_fail(const char *what, const qs_err *err);
 int qs_cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

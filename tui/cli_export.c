@@ -104,15 +104,13 @@ int qs_cli_export(int argc, char **argv)
         if (t.warnings[0]) fprintf(stderr, "%s", t.warnings);
         qs_export_opts o = {ftype, im, imat, 0};
         qs_progress prog = {0, 0, 0, export_progress, NULL};
-        struct timespec t0, t1;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
+        double t0 = qs_cli_now();
         if (qs_export_gguf(m, &t, &o, out, &prog, &err)) rc = qs_cli_fail(out, &err);
         else {
-            clock_gettime(CLOCK_MONOTONIC, &t1);
             struct stat st;
             stat(out, &st);
             printf("wrote %s: %lld bytes in %.2f s\n", out, (long long)st.st_size,
-                   (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9);
+                   qs_cli_now() - t0);
         }
     }
     qs_recipe_table_free(&t);

@@ -15,13 +15,6 @@
 #include "core/train.h"
 #include "tui/cli.h"
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static void vocab_progress(void *ctx, int64_t done, int64_t total)
 {
     (void)ctx;
@@ -138,7 +131,7 @@ static int train_loop(qs_trainer *t, const train_args *a, const qs_gguf *vg, con
     if (log && !qs_trainer_step_no(t)) fprintf(log, "step,loss,eval_loss,tokens,seconds\n");
     char ckpt[4200];
     snprintf(ckpt, sizeof ckpt, "%s.ckpt", a->out);
-    double t0 = now_s(), avg = NAN;
+    double t0 = qs_cli_now(), avg = NAN;
     int64_t first = qs_trainer_step_no(t), tokens_per_step = (int64_t)c->batch * c->seq;
     int rc = 0;
     while (!rc && qs_trainer_step_no(t) < c->steps) {
@@ -147,7 +140,7 @@ static int train_loop(qs_trainer *t, const train_args *a, const qs_gguf *vg, con
         if (qs_trainer_step(t, ids, n, &loss, &err)) return qs_cli_fail(a->data, &err);
         avg = isnan(avg) ? loss : 0.95 * avg + 0.05 * loss;
         int64_t s = qs_trainer_step_no(t), done = s - first;
-        double el = now_s() - t0, tps = (double)(done * tokens_per_step) / el, eta = el / (double)done * (double)(c->steps - s);
+        double el = qs_cli_now() - t0, tps = (double)(done * tokens_per_step) / el, eta = el / (double)done * (double)(c->steps - s);
         fprintf(stderr, "\rstep %lld/%lld  loss %.3f  %.0f tok/s  ETA %dm%02ds   ", (long long)s, (long long)c->steps, avg,
                 tps, (int)eta / 60, (int)eta % 60);
         if (s % a->every == 0 || s == c->steps) {
