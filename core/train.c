@@ -50,6 +50,7 @@ struct qs_trainer {
     float *dq, *dk, *dv, *datt; /* [N][QD], [N][KD] ×2, [N][QD] */
     float *dh, *dg, *du;    /* [N][F] */
     float *dP;              /* [T][T] */
+    double *ex;             /* [V] exp(z − max) of one row of logits */
     int32_t *in, *tgt;      /* [N] */
 };
 
@@ -199,8 +200,9 @@ static void free_acts(qs_trainer *t)
     }
     float **g[] = {&t->xf, &t->rf, &t->xnf, &t->logits, &t->dx, &t->dxn, &t->dq, &t->dk, &t->dv, &t->datt, &t->dh, &t->dg, &t->du, &t->dP};
     for (size_t i = 0; i < sizeof g / sizeof *g; i++) free(*g[i]), *g[i] = NULL;
-    free(t->in), free(t->tgt);
+    free(t->in), free(t->tgt), free(t->ex);
     t->in = t->tgt = NULL;
+    t->ex = NULL;
     t->cap_rows = 0;
 }
 
@@ -223,8 +225,8 @@ static int alloc_acts(qs_trainer *t, int batch)
     ALLOC(t->dx, N * E); ALLOC(t->dxn, N * E); ALLOC(t->dq, N * QD); ALLOC(t->dk, N * KD); ALLOC(t->dv, N * KD);
     ALLOC(t->datt, N * QD); ALLOC(t->dh, N * F); ALLOC(t->dg, N * F); ALLOC(t->du, N * F); ALLOC(t->dP, T * T);
 #undef ALLOC
-    t->in = malloc(N * sizeof *t->in), t->tgt = malloc(N * sizeof *t->tgt);
-    if (!ok || !t->in || !t->tgt) {
+    t->in = malloc(N * sizeof *t->in), t->tgt = malloc(N * sizeof *t->tgt), t->ex = malloc((size_t)t->V * sizeof *t->ex);
+    if (!ok || !t->in || !t->tgt || !t->ex) {
         free_acts(t);
         return -1;
     }
@@ -343,10 +345,10 @@ static double softmax_xent(qs_trainer *t, int N, bool grads)
         float *z = t->logits + (size_t)n * t->V, mx = -INFINITY;
         for (int i = 0; i < t->V; i++) mx = fmaxf(mx, z[i]);
         double sum = 0;
-        for (int i = 0; i < t->V; i++) sum += exp((double)z[i] - mx);
+        for (int i = 0; i < t->V; i++) sum += t->ex[i] = exp((double)z[i] - mx);
         loss += log(sum) - ((double)z[t->tgt[n]] - mx);
         if (!grads) continue;
-        for (int i = 0; i < t->V; i++) z[i] = (float)(exp((double)z[i] - mx) / sum / N);
+        for (int i = 0; i < t->V; i++) z[i] = (float)(t->ex[i] / sum / N);
         z[t->tgt[n]] -= 1.0f / (float)N;
     }
     return loss / N;
