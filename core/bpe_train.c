@@ -262,6 +262,7 @@ static int vocab_push(qs_spm_vocab *v, const char *piece, float score, int32_t t
 int qs_bpe_train(const char *text, size_t len, int vocab_size, qs_spm_vocab *out, qs_progress *prog, qs_err *err)
 {
     memset(out, 0, sizeof *out);
+    if (!len) return qs_err_set(err, QS_E_INPUT, "the text is empty");
     if (vocab_size < 259 + 2 || vocab_size > 1 << 20)
         return qs_err_set(err, QS_E_USAGE, "vocabulary size %d: at least 261 (3 specials, 256 bytes, characters)", vocab_size);
     trainer tr = {0};

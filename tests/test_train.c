@@ -243,6 +243,8 @@ Test(train, bpe_vocabulary_layout_and_round_trip)
     text[len] = '\0';
     qs_spm_vocab v;
     qs_err err = {0};
+    cr_assert_lt(qs_bpe_train(text, 0, 400, &v, NULL, &err), 0, "an empty text has no vocabulary");
+    cr_assert_lt(qs_bpe_train(text, len, 100, &v, NULL, &err), 0, "a vocabulary needs room for specials and bytes");
     cr_assert_eq(qs_bpe_train(text, len, 400, &v, NULL, &err), 0, "%s", err.msg);
     cr_assert_eq(v.n, 400);
     cr_assert_str_eq(v.pieces[0], "<unk>");

@@ -22,12 +22,12 @@ static void vocab_progress(void *ctx, int64_t done, int64_t total)
 }
 
 /* trains the vocabulary and writes it as a tokenizer-only GGUF */
-static int write_vocab(const char *text, size_t len, int size, const char *out)
+static int write_vocab(const char *text, size_t len, int size, const char *data, const char *out)
 {
     qs_spm_vocab v;
     qs_err err = {0};
     qs_progress prog = {0, 0, 0, vocab_progress, NULL};
-    if (qs_bpe_train(text, len, size, &v, &prog, &err)) return qs_cli_fail(out, &err);
+    if (qs_bpe_train(text, len, size, &v, &prog, &err)) return qs_cli_fail(data, &err);
     fputc('\n', stderr);
     qs_gguf_writer *w = qs_gguf_writer_new();
     int rc = !w || qs_gguf_writer_set_str(w, "general.architecture", "llama") || qs_spm_vocab_write_keys(&v, w)
@@ -55,7 +55,7 @@ int qs_cli_vocab(int argc, char **argv)
     size_t len;
     char *text = qs_read_file(data, (size_t)1 << 31, &len, &err);
     if (!text) return qs_cli_fail(data, &err);
-    int rc = write_vocab(text, len, size, out);
+    int rc = write_vocab(text, len, size, data, out);
     if (!rc) printf("wrote %s\n", out);
     free(text);
     return rc;
