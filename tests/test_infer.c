@@ -241,13 +241,17 @@ Test(infer, kl_divergence_matches_llama_perplexity, .timeout = 600)
         char *g = (char *)tu_read(*f, &n);
         g = realloc(g, n + 1);
         g[n] = '\0';
-        struct { const char *label; double got; } c[] = {
-            {"Mean    KLD", s.kld_mean}, {"99.0%   KLD", s.kld_pct[1]}, {"Median  KLD", s.kld_median},
-            {"Same top p", s.same_top}, {"RMS Δp", s.rms_dp}, {"Mean PPL(Q)/PPL(base)", s.ratio},
-            {"Mean PPL(base)", s.ppl_base}, {"Mean PPL(Q) ", s.ppl_q}};
+        /* 2 % on means, ratios and the median. The 99th percentile is the 128th largest of 12 700
+         * values where they are sparse (≈0.003 apart for Q2_K), so the summation order of the
+         * OpenBLAS kernel moves it by a few ranks: measured 2.2 % (Q2_K, Zen/Haswell kernels) and
+         * 2.5 % (Q4_K_M, Sandybridge kernel) while the mean KLD stays within 0.1 %. */
+        struct { const char *label; double got, tol; } c[] = {
+            {"Mean    KLD", s.kld_mean, 0.02}, {"99.0%   KLD", s.kld_pct[1], 0.05}, {"Median  KLD", s.kld_median, 0.02},
+            {"Same top p", s.same_top, 0.02}, {"RMS Δp", s.rms_dp, 0.02}, {"Mean PPL(Q)/PPL(base)", s.ratio, 0.02},
+            {"Mean PPL(base)", s.ppl_base, 0.02}, {"Mean PPL(Q) ", s.ppl_q, 0.02}};
         for (size_t k = 0; k < sizeof c / sizeof *c; k++) {
             double want = report_value(g, c[k].label);
-            cr_expect_lt(fabs(c[k].got / want - 1), 0.02, "%s %s: %.6f, llama.cpp %.6f", name, c[k].label, c[k].got, want);
+            cr_expect_lt(fabs(c[k].got / want - 1), c[k].tol, "%s %s: %.6f, llama.cpp %.6f", name, c[k].label, c[k].got, want);
         }
         cr_log_info("%s: mean KLD %.6f (llama.cpp %.6f), same top %.3f%%", name, s.kld_mean,
                     report_value(g, "Mean    KLD"), s.same_top);
