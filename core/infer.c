@@ -40,6 +40,8 @@ struct qs_llm {
     float *kcache, *vcache; /* [L][n_ctx][Hkv·D] */
     wmat **all;          /* every wmat, for set_weights */
     int n_all;
+    qs_llm_observer observe;
+    void *observe_ctx;
 };
 
 static int load_w(const qs_model *m, const char *name, int64_t rows, int64_t cols, bool optional, wmat *out, qs_err *err)
@@ -131,6 +133,21 @@ void qs_llm_free(qs_llm *l)
     free(l->kcache);
     free(l->vcache);
     free(l);
+}
+
+void qs_llm_set_observer(qs_llm *l, qs_llm_observer fn, void *ctx)
+{
+    l->observe = fn;
+    l->observe_ctx = ctx;
+}
+
+/* the input x[T][cols] of the weights w[0 … n−1] */
+static void observe(const qs_llm *l, const wmat *const *w, int n, const float *x, int T)
+{
+    if (!l->observe) return;
+    const char *names[3];
+    for (int i = 0; i < n; i++) names[i] = w[i]->t->gguf_name;
+    l->observe(l->observe_ctx, names, n, x, T, w[0]->cols);
 }
 
 int qs_llm_n_ctx(const qs_llm *l) { return l->n_ctx; }
@@ -226,6 +243,7 @@ static void layer_forward(qs_llm *l, int li, float *x, int T, int pos0, float *b
     float *att = v + (size_t)T * KD, *o = att + (size_t)T * QD, *g = o + (size_t)T * E, *u = g + (size_t)T * F;
     bool neox = l->hp.rope_style == QS_ROPE_NEOX;
     qs_op_rmsnorm(x, y->attn_norm.w, xn, T, E, l->hp.norm_eps, NULL);
+    observe(l, (const wmat *[]){&y->wq, &y->wk, &y->wv}, 3, xn, T);
     matmul(xn, &y->wq, &y->bq, q, T);
     matmul(xn, &y->wk, &y->bk, k, T);
     matmul(xn, &y->wv, &y->bv, v, T);
@@ -237,12 +255,15 @@ static void layer_forward(qs_llm *l, int li, float *x, int T, int pos0, float *b
         memcpy(vc + (size_t)(pos0 + t) * KD, v + (size_t)t * KD, (size_t)KD * sizeof *v);
     }
     attention(l, li, q, att, T, pos0);
+    observe(l, (const wmat *[]){&y->wo}, 1, att, T);
     matmul(att, &y->wo, NULL, o, T);
     for (size_t i = 0; i < (size_t)T * E; i++) x[i] += o[i];
     qs_op_rmsnorm(x, y->ffn_norm.w, xn, T, E, l->hp.norm_eps, NULL);
+    observe(l, (const wmat *[]){&y->w_gate, &y->w_up}, 2, xn, T);
     matmul(xn, &y->w_gate, NULL, g, T);
     matmul(xn, &y->w_up, NULL, u, T);
     qs_op_swiglu(g, u, g, (size_t)T * F);
+    observe(l, (const wmat *[]){&y->w_down}, 1, g, T);
     matmul(g, &y->w_down, NULL, o, T);
     for (size_t i = 0; i < (size_t)T * E; i++) x[i] += o[i];
 }
@@ -272,6 +293,7 @@ int qs_llm_eval(qs_llm *l, const int32_t *tokens, int n, int pos0, float *logits
     for (int li = 0; li < l->L; li++) layer_forward(l, li, x, n, pos0, buf);
     if (logits) {
         qs_op_rmsnorm(x, l->output_norm.w, buf, n, E, l->hp.norm_eps, NULL);
+        observe(l, (const wmat *[]){l->output.w ? &l->output : &l->tok_embd}, 1, buf, n);
         matmul(buf, l->output.w ? &l->output : &l->tok_embd, NULL, logits, n);
     }
     free(x);

@@ -30,6 +30,12 @@ int qs_llm_n_vocab(const qs_llm *l);
  * act_type: how llama.cpp would round the activations for the new weight's type
  * (qs_llama_cpp_act_type; QS_TYPE_F32 for none). */
 int qs_llm_set_weights(qs_llm *l, const char *name, const float *w, int act_type, qs_err *err);
+/* An observer sees the input of the linear layers before each product (x[T][cols], as the
+ * model computed it, before any activation rounding): one call per distinct input, with the GGUF
+ * names of every weight that reads it (attn_q/k/v share one, ffn_gate/up share one; attn_output
+ * and ffn_down have their own; the output projection last). NULL stops observing. */
+typedef void (*qs_llm_observer)(void *ctx, const char *const *weights, int n_weights, const float *x, int T, int64_t cols);
+void qs_llm_set_observer(qs_llm *l, qs_llm_observer fn, void *ctx);
 /* Forgets the KV cache. */
 void qs_llm_reset(qs_llm *l);
 /* logits: n × n_vocab floats (all positions), or NULL to skip the output projection. */

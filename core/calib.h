@@ -1,0 +1,72 @@
+/* core/calib.h — calibration: the statistics of every linear layer's input.
+ *
+ * qs_calib_collect runs N chunks of L tokens of a text through the model (consecutive,
+ * non-overlapping windows, the first token of each replaced by BOS when the vocabulary adds one,
+ * as llama-imatrix does) and, per distinct linear input ("site": attn_q/k/v share one, ffn_gate/up
+ * share one), accumulates in double: Σ x xᵀ (for GPTQ's H = 2/N_seq · Σ x xᵀ), Σ |x| and max |x|
+ * per channel (AWQ), Σ x² and the row count (the imatrix), and keeps a uniform random subset of at
+ * most keep_rows input rows (reservoir sampling, fixed seed) for output-error metrics and AWQ's
+ * search. Memory is set by the layer sizes and keep_rows, never by N.
+ * qs_calib_for_tensor gives one weight's view (qs_calib), which qs_quant_run takes. */
+#ifndef QS_CALIB_H
+#define QS_CALIB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "infer.h"
+#include "progress.h"
+#include "tokenizer.h"
+
+typedef struct qs_calib_site {
+    char names[3][64];   /* the weights reading this input */
+    int n_names;
+    int64_t cols;
+    double *xtx;         /* [cols][cols] Σ x xᵀ (NULL unless hessians were asked for) */
+    double *abs_sum, *sq_sum; /* [cols] Σ|x|, Σx² */
+    float *max_abs;      /* [cols] */
+    float *rows;         /* [n_keep][cols] */
+    int64_t n_keep, n_tokens;
+} qs_calib_site;
+
+typedef struct qs_calib_opts {
+    int n_chunks;        /* <= 0: every chunk of the text */
+    int n_ctx;           /* tokens per chunk */
+    int keep_rows;       /* rows kept per site (0: none) */
+    bool hessians;       /* accumulate Σ x xᵀ */
+    uint64_t seed;
+} qs_calib_opts;
+
+typedef struct qs_calib_set {
+    qs_calib_site *sites;
+    int n_sites, cap_sites;
+    int n_chunks, n_ctx;  /* as run */
+    uint64_t rng;         /* reservoir sampling state */
+    int keep_rows;
+    bool hessians;
+} qs_calib_set;
+
+/* One weight's view: pointers into a set (x_mean and H are made on request and owned here). */
+typedef struct qs_calib {
+    int64_t cols;
+    const float *H;      /* [cols][cols] 2/N_seq · Σ x xᵀ, or NULL */
+    const float *x_mean; /* [cols] mean |x| */
+    const float *X;      /* [n_rows][cols] kept input rows */
+    int64_t n_rows;
+    float *owned_H, *owned_mean;
+} qs_calib;
+
+void qs_calib_opts_default(qs_calib_opts *o);
+int qs_calib_collect(qs_llm *l, const qs_vocab *v, const char *text, size_t len, const qs_calib_opts *o,
+                     qs_progress *prog, qs_calib_set **out, qs_err *err);
+void qs_calib_set_free(qs_calib_set *s);
+const qs_calib_site *qs_calib_find(const qs_calib_set *s, const char *weight);
+/* with_h: build H (needs a set collected with hessians) */
+int qs_calib_for_tensor(const qs_calib_set *s, const char *weight, bool with_h, qs_calib *out, qs_err *err);
+void qs_calib_free(qs_calib *c);
+/* The imatrix of the set (spec/imatrix.md §2): one entry per blk.* weight, names sorted
+ * byte-wise, written as GGUF (temp file, fsync, rename). */
+int qs_calib_write_imatrix(const qs_calib_set *s, const char *path, const char *dataset, qs_err *err);
+
+#endif
