@@ -42,8 +42,6 @@ void qs_gptq_find_params(int bits, bool sym, const float *x, int64_t n, int64_t 
 /* The caller allocates every array of out (sizes above). */
 int qs_gptq_quantize(const qs_gptq_params *p, const float *w, int64_t rows, int64_t cols, const float *H,
                      qs_gptq_out *out, qs_progress *prog, qs_err *err);
-/* ‖(Q−W)Xᵀ‖² / ‖WXᵀ‖² for X[n][cols] (double accumulation of sgemm outputs) */
-double qs_rel_output_error(const float *w, const float *q, int64_t rows, int64_t cols, const float *x, int64_t n);
 
 /* q = clamp(round(x/scale) + zero, 0, maxq) (half to even, division); returns scale·(q − zero) */
 static inline float qs_gptq_quantize_value(float x, float scale, float zero, int maxq, int *code)

@@ -7,15 +7,20 @@
 #include <string.h>
 #include <strings.h>
 
+#include "awq.h"
+#include "calib.h"
 #include "ggml_quants.h"
 #include "ggml_types.h"
+#include "gptq.h"
 #include "parallel.h"
 #include "rtn.h"
+#include "stats.h"
 
 #define K(k) (1u << (k))
 
 static const int group_steps[] = {-1, 0, 32, 64, 128, 256};
 static const int block_steps[] = {32, 64, 128, 256, 512, 1024, 2048, 4096};
+static const int damp_steps[] = {1, 5, 10, 25, 50, 100, 200};
 
 static const qs_knob_info knobs[QS_KNOB_COUNT] = {
     [QS_KNOB_BITS] = {"bits", "bits per weight of the integer grid", false, 2, 8, NULL, 0},
@@ -25,6 +30,14 @@ static const qs_knob_info knobs[QS_KNOB_COUNT] = {
     [QS_KNOB_CLIP] = {"clip", "search a clipping ratio per group (lowest squared error)", true, 0, 1, NULL, 0},
     [QS_KNOB_BLOCK] = {"block", "bitsandbytes block size (absmax per block)", false, 32, 4096, block_steps, 8},
     [QS_KNOB_DOUBLE_QUANT] = {"double_quant", "quantize the absmax values to 8 bits (QLoRA double quantization)", true, 0, 1, NULL, 0},
+    [QS_KNOB_DAMP] = {"damp", "GPTQ dampening: this fraction of mean(diag H) is added to the diagonal", false, 1, 999,
+                      damp_steps, 7, 0.001},
+    [QS_KNOB_ACT_ORDER] = {"act_order", "GPTQ: quantize columns by descending diag(H) (desc_act)", true, 0, 1, NULL, 0},
+    [QS_KNOB_STATIC_GROUPS] = {"static_groups", "GPTQ: group parameters from the original weights, natural order", true,
+                               0, 1, NULL, 0},
+    [QS_KNOB_ALPHA] = {"alpha", "AWQ: scale exponent alpha (search: the 20-point grid, lowest output error)", false, -1,
+                       19, NULL, 0, 0.05},
+    [QS_KNOB_DUO] = {"duo", "AWQ: duo scaling s = x^a / w^(1-a) (AutoAWQ) instead of s = x^a", true, 0, 1, NULL, 0},
 };
 
 #define GGML(nm, t, d) {nm, d, QS_METHOD_GGML, t, 0, t != 1 && t != 30 && t != 8, false}
@@ -49,6 +62,12 @@ const qs_method qs_method_table[] = {
     GGML("iq4_xs", 23, "llama.cpp 4-bit non-linear grid, 8x32 sub-blocks, 6-bit scales"),
     GGML("q3_K", 11, "llama.cpp 3-bit K-quant: 16x16 sub-blocks, 6-bit scales"),
     GGML("q2_K", 10, "llama.cpp 2-bit K-quant: 16x16 sub-blocks, 4-bit scales and mins"),
+    {"gptq", "GPTQ: columns quantized in order, the error fed back through the inverse Hessian (needs calibration)",
+     QS_METHOD_GPTQ, -1, K(QS_KNOB_BITS) | K(QS_KNOB_GROUP) | K(QS_KNOB_ASYM) | K(QS_KNOB_DAMP) | K(QS_KNOB_ACT_ORDER) |
+     K(QS_KNOB_STATIC_GROUPS), false, true},
+    {"awq", "AWQ: per-channel scales from activations, searched on the output error, then clipped (needs calibration)",
+     QS_METHOD_AWQ, -1, K(QS_KNOB_BITS) | K(QS_KNOB_GROUP) | K(QS_KNOB_ASYM) | K(QS_KNOB_CLIP) | K(QS_KNOB_ALPHA) |
+     K(QS_KNOB_DUO), false, true},
 };
 #undef GGML
 const int qs_method_count = (int)(sizeof qs_method_table / sizeof *qs_method_table);
@@ -65,7 +84,9 @@ const qs_knob_info *qs_knob_get(qs_knob_id k) { return k >= 0 && k < QS_KNOB_COU
 void qs_qconfig_default(qs_qconfig *c, const qs_method *m)
 {
     *c = (qs_qconfig){.method = m, .bits = 4, .group = 128, .asym = false, .clip = false, .block = 64,
-                      .double_quant = false};
+                      .double_quant = false, .damp = 10, .alpha = -1};
+    /* AWQ's defaults (spec/awq.md §6): zero point and the clip search */
+    if (m && m->kind == QS_METHOD_AWQ) c->asym = true, c->clip = true;
 }
 
 int qs_qconfig_get(const qs_qconfig *c, qs_knob_id k)
@@ -77,6 +98,11 @@ int qs_qconfig_get(const qs_qconfig *c, qs_knob_id k)
     case QS_KNOB_CLIP: return c->clip;
     case QS_KNOB_BLOCK: return c->block;
     case QS_KNOB_DOUBLE_QUANT: return c->double_quant;
+    case QS_KNOB_DAMP: return c->damp;
+    case QS_KNOB_ACT_ORDER: return c->act_order;
+    case QS_KNOB_STATIC_GROUPS: return c->static_groups;
+    case QS_KNOB_ALPHA: return c->alpha;
+    case QS_KNOB_DUO: return c->duo;
     default: return 0;
     }
 }
@@ -90,6 +116,11 @@ static void put(qs_qconfig *c, qs_knob_id k, int v)
     case QS_KNOB_CLIP: c->clip = v != 0; break;
     case QS_KNOB_BLOCK: c->block = v; break;
     case QS_KNOB_DOUBLE_QUANT: c->double_quant = v != 0; break;
+    case QS_KNOB_DAMP: c->damp = v; break;
+    case QS_KNOB_ACT_ORDER: c->act_order = v != 0; break;
+    case QS_KNOB_STATIC_GROUPS: c->static_groups = v != 0; break;
+    case QS_KNOB_ALPHA: c->alpha = v; break;
+    case QS_KNOB_DUO: c->duo = v != 0; break;
     default: break;
     }
 }
@@ -104,7 +135,16 @@ static int parse_knob_value(const qs_knob_info *ki, const char *v, int *out)
     }
     if (!strcasecmp(v, "tensor")) { *out = -1; return 0; }
     if (!strcasecmp(v, "row")) { *out = 0; return 0; }
+    if (!strcasecmp(v, "search") && ki->min < 0) { *out = -1; return 0; }
     char *end;
+    if (ki->unit > 0) {
+        double x = strtod(v, &end);
+        if (*v == '\0' || *end || !isfinite(x)) return -1;
+        long q = lround(x / ki->unit);
+        if (q < ki->min || q > ki->max || (q < 0 && x >= 0) || fabs((double)q * ki->unit - x) > ki->unit * 1e-6) return -1;
+        *out = (int)q;
+        return 0;
+    }
     long x = strtol(v, &end, 10);
     if (*v == '\0' || *end || x < ki->min || x > ki->max) return -1;
     *out = (int)x;
@@ -119,9 +159,14 @@ int qs_qconfig_set(qs_qconfig *c, const char *knob, const char *value, qs_err *e
             return qs_err_set(err, QS_E_USAGE, "method %s has no knob '%s'", c->method->name, knob);
         int v;
         if (parse_knob_value(&knobs[k], value, &v))
+        {
+            char lo[32], hi[32];
+            qs_knob_format((qs_knob_id)k, knobs[k].min, lo, sizeof lo);
+            qs_knob_format((qs_knob_id)k, knobs[k].max, hi, sizeof hi);
             return knobs[k].is_bool ? qs_err_set(err, QS_E_USAGE, "%s takes true or false, not '%s'", knob, value)
-                                    : qs_err_set(err, QS_E_USAGE, "%s takes %d…%d%s, not '%s'", knob, knobs[k].min,
-                                                 knobs[k].max, k == QS_KNOB_GROUP ? " (or tensor, row)" : "", value);
+                                    : qs_err_set(err, QS_E_USAGE, "%s takes %s…%s%s, not '%s'", knob, lo, hi,
+                                                 k == QS_KNOB_GROUP ? " (or tensor, row)" : "", value);
+        }
         put(c, (qs_knob_id)k, v);
         return 0;
     }
@@ -130,8 +175,21 @@ int qs_qconfig_set(qs_qconfig *c, const char *knob, const char *value, qs_err *e
 
 bool qs_qconfig_equal(const qs_qconfig *x, const qs_qconfig *y)
 {
-    return x->method == y->method && x->bits == y->bits && x->group == y->group && x->asym == y->asym &&
-           x->clip == y->clip && x->block == y->block && x->double_quant == y->double_quant;
+    if (x->method != y->method) return false;
+    for (int k = 0; k < QS_KNOB_COUNT; k++)
+        if (qs_qconfig_get(x, (qs_knob_id)k) != qs_qconfig_get(y, (qs_knob_id)k)) return false;
+    return true;
+}
+
+void qs_knob_format(qs_knob_id k, int v, char *buf, size_t n)
+{
+    const qs_knob_info *ki = &knobs[k];
+    if (ki->is_bool) snprintf(buf, n, "%s", v ? "true" : "false");
+    else if (k == QS_KNOB_GROUP && v < 0) snprintf(buf, n, "tensor");
+    else if (k == QS_KNOB_GROUP && v == 0) snprintf(buf, n, "row");
+    else if (k == QS_KNOB_ALPHA && v < 0) snprintf(buf, n, "search");
+    else if (ki->unit > 0) snprintf(buf, n, "%g", v * ki->unit);
+    else snprintf(buf, n, "%d", v);
 }
 
 bool qs_qconfig_step(qs_qconfig *c, qs_knob_id k, int dir)
@@ -168,6 +226,17 @@ void qs_qconfig_describe(const qs_qconfig *c, char *buf, size_t n)
         snprintf(buf, n, "rtn w%d %s %s%s", c->bits, g, c->asym ? "asym" : "sym", c->clip ? " clip" : "");
     } else if (m->kind == QS_METHOD_GGML) {
         snprintf(buf, n, "%s", m->name);
+    } else if (m->kind == QS_METHOD_GPTQ || m->kind == QS_METHOD_AWQ) {
+        char g[32], a[32];
+        if (c->group <= 0) snprintf(g, sizeof g, "per-row");
+        else snprintf(g, sizeof g, "g%d", c->group);
+        qs_knob_format(QS_KNOB_ALPHA, c->alpha, a, sizeof a);
+        if (m->kind == QS_METHOD_GPTQ)
+            snprintf(buf, n, "gptq w%d %s %s damp %g%s%s", c->bits, g, c->asym ? "asym" : "sym", c->damp * 0.001,
+                     c->act_order ? " act-order" : "", c->static_groups ? " static" : "");
+        else
+            snprintf(buf, n, "awq w%d %s %s alpha %s%s%s", c->bits, g, c->asym ? "zero-point" : "sym", a,
+                     c->duo ? " duo" : "", c->clip ? " clip" : "");
     } else {
         snprintf(buf, n, "%s b%d%s", m->name, c->block, c->double_quant ? " dq" : "");
     }
@@ -204,6 +273,12 @@ int qs_qconfig_check(const qs_qconfig *c, int64_t rows, int64_t cols, int *effec
     case QS_METHOD_NF4: case QS_METHOD_FP4:
         if (c->block < 32 || c->block > 4096 || (c->block & (c->block - 1)))
             return qs_err_set(err, QS_E_USAGE, "block size %d: a power of two from 32 to 4096", c->block);
+        return 0;
+    case QS_METHOD_GPTQ: case QS_METHOD_AWQ:
+        if (c->bits < 2 || c->bits > 8) return qs_err_set(err, QS_E_USAGE, "bits %d: %s takes 2 to 8", c->bits, c->method->name);
+        if (c->group < 0) return qs_err_set(err, QS_E_USAGE, "%s has no per-tensor grid: use group=row or a group size", c->method->name);
+        if (c->group > 0 && cols % c->group)
+            return qs_err_set(err, QS_E_USAGE, "group size %d does not divide the %lld columns", c->group, (long long)cols);
         return 0;
     case QS_METHOD_GGML:
         *effective_type = qs_ggml_fallback_type(c->method->ggml_type, cols);
@@ -257,14 +332,28 @@ static int group_levels(const qs_qresult *r, int64_t g, float *lv, bool sorted)
         n = qs_ggml_block_levels(r->ggml_type, tmp, (int)(first % t->block_size / r->group_len), lv);
         break;
     }
+    case QS_METHOD_GPTQ: case QS_METHOD_AWQ: break; /* per column: calib_levels */
     }
     if (sorted) sort_levels(lv, n);
+    return n;
+}
+
+/* GPTQ: scale·(q − zero) of the column's group (g_idx); AWQ: the same on W·s, divided by s[col] */
+static int calib_levels(const qs_qresult *r, int64_t row, int64_t col, float *lv)
+{
+    int64_t ngpr = r->n_groups / r->rows, g = row * ngpr + (r->g_idx ? r->g_idx[col] : col / r->group_len);
+    int n = 1 << r->cfg.bits;
+    float div = r->col_scale ? r->col_scale[col] : 1;
+    for (int q = 0; q < n; q++) lv[q] = r->scales[g] * ((float)q - r->zeros[g]) / div;
+    sort_levels(lv, n);
     return n;
 }
 
 int qs_qresult_levels(const qs_qresult *r, int64_t row, int64_t col, float *levels)
 {
     if (!r->group_len || row < 0 || col < 0 || row >= r->rows || col >= r->cols) return 0;
+    if (r->cfg.method->kind == QS_METHOD_GPTQ || r->cfg.method->kind == QS_METHOD_AWQ)
+        return calib_levels(r, row, col, levels);
     return group_levels(r, (row * r->cols + col) / r->group_len, levels, true);
 }
 
@@ -356,6 +445,72 @@ static int run_bnb4(qs_qresult *r, const float *w, qs_err *err)
     return 0;
 }
 
+static int alloc_grouped(qs_qresult *r, int64_t ng_per_row, qs_err *err)
+{
+    r->nbytes = (size_t)(r->rows * r->cols);
+    r->data = malloc(r->nbytes);
+    r->n_groups = r->rows * ng_per_row;
+    r->scales = malloc((size_t)r->n_groups * sizeof *r->scales);
+    r->zeros = malloc((size_t)r->n_groups * sizeof *r->zeros);
+    if (!r->data || !r->scales || !r->zeros) return qs_err_set(err, QS_E_OOM, "out of memory");
+    return 0;
+}
+
+static int run_gptq(qs_qresult *r, const float *w, const qs_calib *calib, qs_err *err)
+{
+    if (!calib || !calib->H)
+        return qs_err_set(err, QS_E_USAGE, "gptq needs calibration data: its Hessian (run a calibration first, --calib TEXT)");
+    if (calib->cols != r->cols) return qs_err_set(err, QS_E_USAGE, "the calibration data has %lld columns, the weights %lld",
+                                                  (long long)calib->cols, (long long)r->cols);
+    const qs_qconfig *c = &r->cfg;
+    qs_gptq_params p = {c->bits, c->group, !c->asym, c->act_order, c->static_groups, (float)(c->damp * 0.001), 128};
+    int rc = alloc_grouped(r, qs_gptq_n_groups(&p, r->cols), err);
+    if (rc) return rc;
+    if (!(r->g_idx = malloc((size_t)r->cols * sizeof *r->g_idx))) return qs_err_set(err, QS_E_OOM, "out of memory");
+    qs_gptq_out o = {r->data, r->deq, r->scales, r->zeros, r->g_idx, 0, 0};
+    if ((rc = qs_gptq_quantize(&p, w, r->rows, r->cols, calib->H, &o, NULL, err))) return rc;
+    r->group_len = p.group > 0 ? p.group : r->cols;
+    r->loss = o.loss;
+    r->n_clipped = o.n_clipped;
+    /* the checkpoint's bits: codes, an f16 scale and a packed zero per group, g_idx per column */
+    r->bpw = c->bits + (16.0 + c->bits) / (double)r->group_len + 32.0 / (double)r->rows;
+    snprintf(r->report, sizeof r->report, "GPTQ loss %.6g (sum of (w-q)^2/2d^2 over the layer)", o.loss);
+    return 0;
+}
+
+static int run_awq(qs_qresult *r, const float *w, const qs_calib *calib, qs_err *err)
+{
+    if (!calib || !calib->X || calib->n_rows <= 0)
+        return qs_err_set(err, QS_E_USAGE, "awq needs calibration data: input rows (run a calibration first, --calib TEXT)");
+    if (calib->cols != r->cols) return qs_err_set(err, QS_E_USAGE, "the calibration data has %lld columns, the weights %lld",
+                                                  (long long)calib->cols, (long long)r->cols);
+    const qs_qconfig *c = &r->cfg;
+    qs_awq_params p = {c->bits, c->group, c->asym, c->duo, c->alpha, c->clip};
+    int64_t G = c->group > 0 ? c->group : r->cols;
+    int rc = alloc_grouped(r, r->cols / G, err);
+    if (rc) return rc;
+    if (!(r->col_scale = malloc((size_t)r->cols * sizeof *r->col_scale))) return qs_err_set(err, QS_E_OOM, "out of memory");
+    qs_awq_out o = {r->deq, r->data, r->scales, r->zeros, r->col_scale, NULL, {0}, 0};
+    if ((rc = qs_awq_quantize(&p, w, r->rows, r->cols, calib->X, calib->n_rows, calib->x_mean, NULL, &o, NULL, err)))
+        return rc;
+    r->group_len = G;
+    int best = c->alpha >= 0 ? -1 : (int)lrintf(o.best_ratio * QS_AWQ_GRID);
+    r->loss = best >= 0 ? o.loss_history[best] : NAN;
+    int maxq = (1 << c->bits) - 1;
+    r->n_clipped = 0;
+    for (int64_t i = 0; i < r->rows * r->cols; i++) {
+        int64_t g = i / G;
+        float x = w[i] * r->col_scale[i % r->cols], sc = r->scales[g], z = r->zeros[g];
+        r->n_clipped += x < sc * (-z - 0.5f) || x > sc * ((float)maxq - z + 0.5f);
+    }
+    r->bpw = c->bits + (16.0 + (c->asym ? c->bits : 0)) / (double)G;
+    if (best >= 0)
+        snprintf(r->report, sizeof r->report, "AWQ alpha %.2f searched (linear-only output MSE %.4g)%s", (double)o.best_ratio,
+                 r->loss, c->clip ? ", clipped" : "");
+    else snprintf(r->report, sizeof r->report, "AWQ alpha %.2f fixed%s", (double)o.best_ratio, c->clip ? ", clipped" : "");
+    return 0;
+}
+
 typedef struct deq_job {
     int type;
     const uint8_t *data;
@@ -398,12 +553,12 @@ static int run_ggml(qs_qresult *r, const float *w, int type, const float *imatri
 int qs_quant_run(const qs_qconfig *cfg, const float *w, int64_t rows, int64_t cols, const struct qs_calib *calib,
                  const float *imatrix, int n_threads, qs_qresult *out, qs_err *err)
 {
-    (void)calib;
     memset(out, 0, sizeof *out);
     out->rows = rows;
     out->cols = cols;
     out->cfg = *cfg;
     out->ggml_type = -1;
+    out->loss = out->out_err = NAN;
     int type, rc = qs_qconfig_check(cfg, rows, cols, &type, err);
     if (rc) return rc;
     int64_t n = rows * cols;
@@ -417,12 +572,16 @@ int qs_quant_run(const qs_qconfig *cfg, const float *w, int64_t rows, int64_t co
     case QS_METHOD_RTN: rc = run_rtn(out, w, n_threads, err); break;
     case QS_METHOD_NF4: case QS_METHOD_FP4: rc = run_bnb4(out, w, err); break;
     case QS_METHOD_GGML: rc = run_ggml(out, w, type, imatrix, n_threads, err); break;
+    case QS_METHOD_GPTQ: rc = run_gptq(out, w, calib, err); break;
+    case QS_METHOD_AWQ: rc = run_awq(out, w, calib, err); break;
     }
     if (rc) {
         qs_qresult_free(out);
         return rc;
     }
-    count_clipped(out, w, n_threads);
+    if (cfg->method->kind != QS_METHOD_GPTQ && cfg->method->kind != QS_METHOD_AWQ) count_clipped(out, w, n_threads);
+    if (calib && calib->X && calib->n_rows > 0 && calib->cols == cols)
+        out->out_err = qs_stats_output_error(w, out->deq, rows, cols, calib->X, calib->n_rows);
     return 0;
 }
 
@@ -432,6 +591,8 @@ void qs_qresult_free(qs_qresult *r)
     free(r->scales);
     free(r->zeros);
     free(r->clip_ratio);
+    free(r->g_idx);
+    free(r->col_scale);
     free(r->deq);
     qs_bnb4_free(&r->bnb);
     memset(r, 0, sizeof *r);

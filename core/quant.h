@@ -17,10 +17,13 @@
 #include "bnb4.h"
 #include "err.h"
 
-typedef enum qs_method_kind { QS_METHOD_RTN, QS_METHOD_NF4, QS_METHOD_FP4, QS_METHOD_GGML } qs_method_kind;
+typedef enum qs_method_kind {
+    QS_METHOD_RTN, QS_METHOD_NF4, QS_METHOD_FP4, QS_METHOD_GGML, QS_METHOD_GPTQ, QS_METHOD_AWQ
+} qs_method_kind;
 
 typedef enum qs_knob_id {
     QS_KNOB_BITS, QS_KNOB_GROUP, QS_KNOB_ASYM, QS_KNOB_CLIP, QS_KNOB_BLOCK, QS_KNOB_DOUBLE_QUANT,
+    QS_KNOB_DAMP, QS_KNOB_ACT_ORDER, QS_KNOB_STATIC_GROUPS, QS_KNOB_ALPHA, QS_KNOB_DUO,
     QS_KNOB_COUNT
 } qs_knob_id;
 
@@ -31,6 +34,7 @@ typedef struct qs_knob_info {
     int min, max;            /* integer knobs */
     const int *steps;        /* values +/- cycles through (NULL: every integer) */
     int n_steps;
+    double unit;             /* > 0: the knob holds value/unit as an integer (damp 0.01 = 10 × 0.001) */
 } qs_knob_info;
 
 typedef struct qs_method {
@@ -55,6 +59,10 @@ typedef struct qs_qconfig {
     bool asym, clip;
     int block;               /* NF4/FP4 block size */
     bool double_quant;       /* NF4/FP4 */
+    int damp;                /* GPTQ: percdamp in thousandths (10 = 0.01) */
+    bool act_order, static_groups; /* GPTQ */
+    int alpha;               /* AWQ: −1 search the grid, else α = alpha/20 */
+    bool duo;                /* AWQ: duo scaling */
 } qs_qconfig;
 
 void qs_qconfig_default(qs_qconfig *c, const qs_method *m);
@@ -65,7 +73,9 @@ int qs_qconfig_set(qs_qconfig *c, const char *knob, const char *value, qs_err *e
 bool qs_qconfig_step(qs_qconfig *c, qs_knob_id k, int dir);
 /* same method and knobs (compare configs with this, never memcmp: the struct has padding) */
 bool qs_qconfig_equal(const qs_qconfig *x, const qs_qconfig *y);
-/* "rtn w4 g128 sym", "nf4 b64 dq", "q4_K" */
+/* a knob's value as typed and shown: "0.01", "search", "row", "true" */
+void qs_knob_format(qs_knob_id k, int v, char *buf, size_t n);
+/* "rtn w4 g128 sym", "nf4 b64 dq", "q4_K", "gptq w4 g128 sym damp 0.01 act-order" */
 void qs_qconfig_describe(const qs_qconfig *c, char *buf, size_t n);
 /* Checks the config against a shape; for GGML types reports llama-quantize's block-size
  * fallback in *effective_type (-1 when there is none: an error). */
@@ -83,6 +93,10 @@ typedef struct qs_qresult {
     float *scales;           /* per group: RTN scale, NF4 absmax used, GGML sub-block step */
     float *zeros;            /* RTN asymmetric zero points; else NULL */
     float *clip_ratio;       /* RTN clip search: chosen ratio per group; else NULL */
+    int32_t *g_idx;          /* GPTQ: the group (within its row) of each column; else NULL */
+    float *col_scale;        /* AWQ: the channel scales s (the grid of column c is divided by s[c]) */
+    double loss;             /* GPTQ: Σ ½(w−q)²/d²; AWQ: the chosen α's output MSE; else NAN */
+    double out_err;          /* ‖X(W−Q)ᵀ‖²/‖XWᵀ‖² on the calibration rows; NAN without them */
     qs_bnb4 bnb;             /* NF4/FP4 side tensors */
     float *deq;              /* rows × cols */
     double bpw;
@@ -90,9 +104,11 @@ typedef struct qs_qresult {
     char report[256];
 } qs_qresult;
 
-struct qs_calib; /* calibration statistics (data-aware methods) */
+struct qs_calib; /* calibration statistics (core/calib.h): GPTQ needs its H, AWQ its rows */
 
-/* n_threads <= 0: all cores. imatrix: cols floats or NULL (GGML types use it as llama-quantize). */
+/* n_threads <= 0: all cores. imatrix: cols floats or NULL (GGML types use it as llama-quantize).
+ * calib: NULL, or the tensor's calibration view; with rows in it every method also reports the
+ * relative output error (out_err). */
 int qs_quant_run(const qs_qconfig *cfg, const float *w, int64_t rows, int64_t cols, const struct qs_calib *calib,
                  const float *imatrix, int n_threads, qs_qresult *out, qs_err *err);
 void qs_qresult_free(qs_qresult *r);

@@ -15,7 +15,7 @@
 #include "presets.h"
 #include "progress.h"
 
-static const char *const knob_json[QS_KNOB_COUNT] = {"bits", "group", "asym", "clip", "block", "double_quant"};
+/* JSON keys are the knobs' CLI names (qs_knob_get(k)->name) */
 
 void qs_recipe_init(qs_recipe *r, const qs_model *m)
 {
@@ -96,7 +96,9 @@ void qs_config_format(const qs_qconfig *cfg, bool keep, char *buf, size_t n)
     char sep = ':';
     for (int k = 0; k < QS_KNOB_COUNT && o < n; k++) {
         if (!(cfg->method->knobs & (1u << k)) || qs_qconfig_get(cfg, k) == qs_qconfig_get(&def, k)) continue;
-        o += (size_t)snprintf(buf + o, n - o, "%c%s=%d", sep, knob_json[k], qs_qconfig_get(cfg, k));
+        char v[32];
+        qs_knob_format((qs_knob_id)k, qs_qconfig_get(cfg, k), v, sizeof v);
+        o += (size_t)snprintf(buf + o, n - o, "%c%s=%s", sep, qs_knob_get(k)->name, v);
         sep = ',';
     }
 }
@@ -140,10 +142,11 @@ static int config_from_json(const cJSON *o, qs_qconfig *cfg, bool *keep, const c
     for (const cJSON *c = o->child; c; c = c->next) {
         if (!strcmp(c->string, "method")) continue;
         int k = 0;
-        while (k < QS_KNOB_COUNT && strcmp(knob_json[k], c->string)) k++;
+        while (k < QS_KNOB_COUNT && strcmp(qs_knob_get(k)->name, c->string)) k++;
         if (k == QS_KNOB_COUNT || *keep) return qs_err_set(err, QS_E_INPUT, "%s: unknown key '%s'", where, c->string);
         char v[32];
         if (cJSON_IsBool(c)) snprintf(v, sizeof v, "%s", cJSON_IsTrue(c) ? "true" : "false");
+        else if (cJSON_IsNumber(c) && qs_knob_get(k)->unit > 0) snprintf(v, sizeof v, "%.9g", c->valuedouble);
         else if (cJSON_IsNumber(c)) snprintf(v, sizeof v, "%d", c->valueint);
         else return qs_err_set(err, QS_E_INPUT, "%s: '%s' must be a number or true/false", where, c->string);
         if ((rc = qs_qconfig_set(cfg, c->string, v, err))) return qs_err_prefix(err, "%s", where);
@@ -158,8 +161,9 @@ static cJSON *config_to_json(const qs_qconfig *cfg, bool keep)
     if (keep) return o;
     for (int k = 0; k < QS_KNOB_COUNT; k++) {
         if (!(cfg->method->knobs & (1u << k))) continue;
-        if (qs_knob_get(k)->is_bool) cJSON_AddBoolToObject(o, knob_json[k], qs_qconfig_get(cfg, k));
-        else cJSON_AddNumberToObject(o, knob_json[k], qs_qconfig_get(cfg, k));
+        const qs_knob_info *ki = qs_knob_get(k);
+        if (ki->is_bool) cJSON_AddBoolToObject(o, ki->name, qs_qconfig_get(cfg, k));
+        else cJSON_AddNumberToObject(o, ki->name, qs_qconfig_get(cfg, k) * (ki->unit > 0 ? ki->unit : 1));
     }
     return o;
 }

@@ -1,6 +1,8 @@
 /* core/stats.c — statistics in double precision. */
 #include "stats.h"
 
+#include <cblas.h>
+
 #include "parallel.h"
 
 #include <math.h>
@@ -221,4 +223,21 @@ void qs_row_mse(const float *orig, const float *deq, int64_t rows, int64_t cols,
         }
         out[r] = (float)(se / (double)cols);
     }
+}
+
+double qs_stats_output_error(const float *w, const float *q, int64_t rows, int64_t cols, const float *x, int64_t n)
+{
+    float *d = malloc((size_t)(rows * cols) * sizeof *d), *y = malloc((size_t)(n * rows) * sizeof *y),
+          *e = malloc((size_t)(n * rows) * sizeof *e);
+    double num = 0, den = 0;
+    if (d && y && e) {
+        for (int64_t i = 0; i < rows * cols; i++) d[i] = q[i] - w[i];
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)rows, (int)cols, 1.0f, x, (int)cols, w,
+                    (int)cols, 0.0f, y, (int)rows);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)rows, (int)cols, 1.0f, x, (int)cols, d,
+                    (int)cols, 0.0f, e, (int)rows);
+        for (int64_t i = 0; i < n * rows; i++) num += (double)e[i] * e[i], den += (double)y[i] * y[i];
+    }
+    free(d), free(y), free(e);
+    return den > 0 ? num / den : NAN;
 }

@@ -53,6 +53,9 @@ typedef struct qs_metrics {
 
 /* original vs dequantized (sqnr: 10·log10(Σx²/Σe²), +inf when identical) */
 void qs_stats_compare(const float *orig, const float *deq, int64_t n, qs_metrics *m);
+/* relative output error ‖(Q−W)Xᵀ‖² / ‖WXᵀ‖² of weights W[rows][cols] and their quantized Q on
+ * inputs X[n][cols] (sgemm products, double sums; NAN when XWᵀ = 0) */
+double qs_stats_output_error(const float *w, const float *q, int64_t rows, int64_t cols, const float *x, int64_t n);
 /* mean squared error of each row */
 void qs_row_mse(const float *orig, const float *deq, int64_t rows, int64_t cols, float *out);
 

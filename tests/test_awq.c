@@ -10,7 +10,7 @@
 
 #include "core/awq.h"
 #include "core/gguf.h"
-#include "core/gptq.h"
+#include "core/stats.h"
 #include "tests/testutil.h"
 
 static const float *tensor(const qs_gguf *g, int cfg, const char *name, int64_t n)
@@ -84,14 +84,14 @@ static void check_config(const qs_gguf *g, int c, const float *W, const float *X
     /* RTN: AWQ's quantizer on W */
     qs_awq_pseudo_quantize(&p, W, rows, cols, b.tmp, NULL, NULL, NULL);
     cr_expect_eq(n_off(b.tmp, Qrtn, n), 0, "cfg%d Q_rtn", c);
-    double rel_rtn = qs_rel_output_error(W, b.tmp, rows, cols, X, ntok);
+    double rel_rtn = qs_stats_output_error(W, b.tmp, rows, cols, X, ntok);
     /* given the golden scales: Q_noclip, clip_max_val and Q */
     for (int64_t r = 0; r < rows; r++)
         for (int64_t k = 0; k < cols; k++) b.tmp2[r * cols + k] = W[r * cols + k] * gs[k];
     qs_awq_pseudo_quantize(&p, b.tmp2, rows, cols, b.tmp, NULL, NULL, NULL);
     for (int64_t i = 0; i < n; i++) b.tmp[i] = b.tmp[i] / gs[i % cols];
     cr_expect_eq(n_off(b.tmp, Qnc, n), 0, "cfg%d Q_noclip from the golden scales", c);
-    double rel_nc = qs_rel_output_error(W, b.tmp, rows, cols, X, ntok);
+    double rel_nc = qs_stats_output_error(W, b.tmp, rows, cols, X, ntok);
     cr_assert_eq(qs_awq_quantize(&p, W, rows, cols, X, ntok, NULL, gs, &b.o, NULL, &err), 0, "%s", err.msg);
     cr_expect_eq(n_off(b.o.clip_max, cm, rows * ng), 0, "cfg%d clip_max_val from the golden scales", c);
     cr_expect_eq(n_off(b.o.deq, Q, n), 0, "cfg%d Q from the golden scales", c);
@@ -102,7 +102,7 @@ static void check_config(const qs_gguf *g, int c, const float *W, const float *X
     cr_expect_lt(srel, 1e-6, "cfg%d scales %.3g relative off", c, srel);
     cr_expect_lt(lrel, 1e-4, "cfg%d loss history %.3g relative off", c, lrel);
     int64_t same = n - n_off(b.o.deq, Q, n);
-    double rel_clip = qs_rel_output_error(W, b.o.deq, rows, cols, X, ntok);
+    double rel_clip = qs_stats_output_error(W, b.o.deq, rows, cols, X, ntok);
     cr_expect_geq(same, n * 95 / 100, "cfg%d: %lld of %lld Q identical", c, (long long)same, (long long)n);
     struct { const char *key; double got; } e[] = {{"rel_output_error_rtn", rel_rtn},
                                                   {"rel_output_error_awq_noclip", rel_nc},

@@ -8,7 +8,11 @@
 #include <string.h>
 
 #include "core/gguf.h"
+#include "core/calib.h"
 #include "core/gptq.h"
+#include "core/quant.h"
+#include "core/recipe.h"
+#include "core/stats.h"
 #include "tests/testutil.h"
 
 static const float *tensor(const qs_gguf *g, const char *name, int64_t n)
@@ -57,7 +61,7 @@ static void check_file(const char *path)
             exact += memcmp(&o.deq[i], &Q[i], 4) == 0;
         }
         double loss = num(g, c, "loss"), rel = num(g, c, "rel_output_error");
-        double got_rel = qs_rel_output_error(W, o.deq, rows, cols, X, ntok);
+        double got_rel = qs_stats_output_error(W, o.deq, rows, cols, X, ntok);
         cr_log_info("%s cfg%d (w%d g%d %s%s%s): %.2f %% bit-identical, loss %.4f (ref %.4f), rel %.6f (ref %.6f)", path,
                     c, p.bits, p.group, p.sym ? "sym" : "asym", p.act_order ? " act-order" : "",
                     p.static_groups ? " static" : "", 100.0 * (double)exact / (double)n, o.loss, loss, got_rel, rel);
@@ -151,4 +155,91 @@ Test(gptq, rejects_bad_parameters)
     p.damp = 0.01f;
     cr_expect_lt(qs_gptq_quantize(&p, w, 2, 2, bad, &o, NULL, &err), 0);
     cr_expect(strstr(err.msg, "positive definite") != NULL, "%s", err.msg);
+}
+
+/* GPTQ and AWQ through the one quantizer interface: the same numbers as the direct call, grids
+ * that hold every reconstructed weight, the output error, clear refusals without calibration */
+Test(gptq, through_qs_quant_run)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/gptq", tu_golden_dir());
+    int nf = 0;
+    char **files = tu_list(dir, ".gguf", 0, &nf);
+    if (!nf) cr_skip_test("no golden files in %s", dir);
+    qs_err err = {0};
+    qs_gguf *g = qs_gguf_open(files[0], &err);
+    cr_assert_not_null(g, "%s", err.msg);
+    const qs_gguf_tensor *Wt = qs_gguf_find_tensor(g, "W"), *Xt = qs_gguf_find_tensor(g, "X");
+    int64_t cols = Wt->ne[0], rows = Wt->ne[1], ntok = Xt->ne[1];
+    const float *W = tensor(g, "W", rows * cols), *H = tensor(g, "H", cols * cols), *X = tensor(g, "X", ntok * cols);
+    float *xm = malloc((size_t)cols * sizeof *xm);
+    for (int64_t c = 0; c < cols; c++) {
+        double s = 0;
+        for (int64_t t = 0; t < ntok; t++) s += fabs(X[t * cols + c]);
+        xm[c] = (float)(s / (double)ntok);
+    }
+    qs_calib cal = {.cols = cols, .H = H, .x_mean = xm, .X = X, .n_rows = ntok};
+    const char *cfgs[] = {"gptq:bits=4,group=128,asym=true,damp=0.01", "gptq:bits=4,group=128,act_order=true,damp=0.01",
+                          "awq:bits=4,group=128", "awq:bits=3,group=64,alpha=0.35,duo=true,clip=false"};
+    for (size_t k = 0; k < sizeof cfgs / sizeof *cfgs; k++) {
+        qs_qconfig c;
+        bool keep;
+        cr_assert_eq(qs_config_parse(cfgs[k], &c, &keep, &err), 0, "%s: %s", cfgs[k], err.msg);
+        qs_qresult r;
+        cr_assert_eq(qs_quant_run(&c, W, rows, cols, &cal, NULL, 0, &r, &err), 0, "%s: %s", cfgs[k], err.msg);
+        cr_expect(isfinite(r.out_err) && r.out_err > 0 && r.out_err < 0.05, "%s: output error %g", cfgs[k], r.out_err);
+        cr_expect_float_eq(r.out_err, qs_stats_output_error(W, r.deq, rows, cols, X, ntok), 1e-12);
+        cr_expect(r.bpw > c.bits && r.bpw < c.bits + 1, "%s: bpw %g", cfgs[k], r.bpw);
+        /* every reconstructed weight is a level of its own grid */
+        float lv[256];
+        for (int64_t i = 0; i < rows * cols; i += 997) {
+            int n = qs_qresult_levels(&r, i / cols, i % cols, lv);
+            cr_assert_eq(n, 1 << c.bits);
+            bool on = false;
+            for (int q = 0; q < n; q++) on |= fabsf(lv[q] - r.deq[i]) <= 1e-6f * fmaxf(1, fabsf(r.deq[i]));
+            cr_assert(on, "%s: weight %lld (%g) is not on its grid", cfgs[k], (long long)i, r.deq[i]);
+        }
+        if (k == 0) {
+            /* the golden cfg0 (4 bits, g128, asym, no act-order): same loss as the direct call */
+            cr_expect_lt(fabs(r.loss / qs_gguf_kv_num(qs_gguf_get_kv(g, "cfg0.loss"), 0) - 1), 1e-5);
+            cr_expect_lt(fabs(r.out_err / qs_gguf_kv_num(qs_gguf_get_kv(g, "cfg0.rel_output_error"), 0) - 1), 1e-5);
+        }
+        qs_qresult_free(&r);
+    }
+    /* without calibration: a clear refusal */
+    qs_qconfig c;
+    bool keep;
+    qs_config_parse("gptq", &c, &keep, &err);
+    cr_expect_lt(qs_quant_run(&c, W, rows, cols, NULL, NULL, 0, &(qs_qresult){0}, &err), 0);
+    cr_expect(strstr(err.msg, "calibration") != NULL, "%s", err.msg);
+    qs_config_parse("awq", &c, &keep, &err);
+    cr_expect_lt(qs_quant_run(&c, W, rows, cols, NULL, NULL, 0, &(qs_qresult){0}, &err), 0);
+    cr_expect(strstr(err.msg, "calibration") != NULL, "%s", err.msg);
+    free(xm);
+    qs_gguf_close(g);
+    tu_free_list(files);
+}
+
+/* the fractional knobs: typed as fractions, held in units, refused off their grid */
+Test(gptq, fractional_knobs)
+{
+    qs_qconfig c;
+    bool keep;
+    qs_err err = {0};
+    cr_assert_eq(qs_config_parse("gptq:damp=0.05,act_order=true", &c, &keep, &err), 0, "%s", err.msg);
+    cr_expect_eq(c.damp, 50);
+    cr_expect(c.act_order);
+    cr_expect_lt(qs_qconfig_set(&c, "damp", "0.0123", &err), 0, "not a multiple of 0.001");
+    cr_expect_lt(qs_qconfig_set(&c, "damp", "1.5", &err), 0);
+    cr_expect(strstr(err.msg, "0.001") != NULL, "%s", err.msg);
+    cr_assert_eq(qs_config_parse("awq:alpha=0.35", &c, &keep, &err), 0, "%s", err.msg);
+    cr_expect_eq(c.alpha, 7);
+    cr_expect(c.asym && c.clip, "AWQ defaults: zero point and clip search");
+    cr_expect_eq(qs_qconfig_set(&c, "alpha", "search", &err), 0);
+    cr_expect_eq(c.alpha, -1);
+    cr_expect_lt(qs_qconfig_set(&c, "alpha", "1.0", &err), 0, "the grid stops at 0.95");
+    char d[96];
+    qs_config_parse("gptq:damp=0.1,static_groups=true", &c, &keep, &err);
+    qs_qconfig_describe(&c, d, sizeof d);
+    cr_expect_str_eq(d, "gptq w4 g128 sym damp 0.1 static");
 }

@@ -47,6 +47,7 @@ static void fill_explain(const qs_qresult *q, const float *w, app_result *r)
         switch (q->cfg.method->kind) {
         case QS_METHOD_RTN: r->ex_code[i] = q->cfg.asym ? q->data[i] : (int8_t)q->data[i]; break;
         case QS_METHOD_NF4: case QS_METHOD_FP4: r->ex_code[i] = i % 2 ? q->data[i / 2] & 15 : q->data[i / 2] >> 4; break;
+        case QS_METHOD_GPTQ: case QS_METHOD_AWQ: r->ex_code[i] = q->data[i]; break;
         default: r->ex_code[i] = -999;
         }
     }
