@@ -27,6 +27,7 @@ static uint64_t next_rand(uint64_t *s)
 
 typedef struct collector {
     qs_calib_set *set;
+    const char *prefix;
     double *xd;          /* [T][cols] scratch for the Σ x xᵀ update */
     size_t xd_cap;
     int failed;          /* out of memory inside the observer */
@@ -63,6 +64,9 @@ static void observe(void *ctx, const char *const *names, int n, const float *x, 
     collector *c = ctx;
     qs_calib_set *s = c->set;
     if (c->failed) return;
+    bool wanted = !c->prefix;
+    for (int i = 0; i < n && !wanted; i++) wanted = !strncmp(names[i], c->prefix, strlen(c->prefix));
+    if (!wanted) return;
     qs_calib_site *t = site_for(c, names, n, cols);
     if (!t || t->cols != cols) {
         c->failed = 1;
@@ -112,21 +116,25 @@ int qs_calib_collect(qs_llm *l, const qs_vocab *v, const char *text, size_t len,
     if (rc) return rc;
     qs_calib_set *s = calloc(1, sizeof *s);
     int32_t *chunk = malloc((size_t)o->n_ctx * sizeof *chunk);
-    collector c = {s, NULL, 0, 0};
-    if (!s || !chunk) rc = qs_err_set(err, QS_E_OOM, "out of memory");
+    /* the logits are not used, but computing them shows the output projection's input */
+    bool want_output = !o->prefix || strncmp(o->prefix, "blk.", 4);
+    float *logits = want_output ? malloc((size_t)o->n_ctx * (size_t)qs_llm_n_vocab(l) * sizeof *logits) : NULL;
+    collector c = {s, o->prefix, NULL, 0, 0};
+    if (!s || !chunk || (want_output && !logits)) rc = qs_err_set(err, QS_E_OOM, "out of memory");
     if (s) s->n_ctx = o->n_ctx, s->keep_rows = o->keep_rows, s->hessians = o->hessians, s->rng = o->seed;
     if (!rc) qs_llm_set_observer(l, observe, &c);
     for (int k = 0; !rc && k < nc; k++) {
         memcpy(chunk, toks + (int64_t)k * o->n_ctx, (size_t)o->n_ctx * sizeof *chunk);
         if (qs_vocab_add_bos(v)) chunk[0] = qs_vocab_bos(v);
         qs_llm_reset(l);
-        rc = qs_llm_eval(l, chunk, o->n_ctx, 0, NULL, err);
+        rc = qs_llm_eval(l, chunk, o->n_ctx, 0, logits, err);
         if (!rc && c.failed) rc = qs_err_set(err, QS_E_OOM, "out of memory for the calibration statistics");
         if (!rc) s->n_chunks = k + 1;
         if (!rc && !qs_progress_step(prog, k + 1, nc)) rc = qs_err_set(err, QS_E_CANCELLED, "cancelled");
     }
     qs_llm_set_observer(l, NULL, NULL);
     free(c.xd);
+    free(logits);
     free(chunk);
     free(toks);
     if (rc) {
@@ -189,7 +197,7 @@ int qs_calib_for_tensor(const qs_calib_set *s, const char *weight, bool with_h, 
 
 void qs_calib_free(qs_calib *c)
 {
-    free(c->owned_H), free(c->owned_mean);
+    free(c->owned_H), free(c->owned_mean), free(c->owned_X);
     memset(c, 0, sizeof *c);
 }
 

@@ -36,6 +36,7 @@ typedef struct qs_calib_opts {
     int keep_rows;       /* rows kept per site (0: none) */
     bool hessians;       /* accumulate Σ x xᵀ */
     uint64_t seed;
+    const char *prefix;  /* observe only inputs of weights whose names start with it (NULL: all) */
 } qs_calib_opts;
 
 typedef struct qs_calib_set {
@@ -54,7 +55,7 @@ typedef struct qs_calib {
     const float *x_mean; /* [cols] mean |x| */
     const float *X;      /* [n_rows][cols] kept input rows */
     int64_t n_rows;
-    float *owned_H, *owned_mean;
+    float *owned_H, *owned_mean, *owned_X; /* freed by qs_calib_free */
 } qs_calib;
 
 void qs_calib_opts_default(qs_calib_opts *o);

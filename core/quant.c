@@ -260,6 +260,22 @@ int qs_ggml_fallback_type(int type, int64_t ne0)
     return ne0 % qs_type_get(fb)->block_size == 0 ? fb : QS_TYPE_F16;
 }
 
+double qs_qconfig_bpw(const qs_qconfig *c, int64_t rows, int64_t cols, int effective_type)
+{
+    double G = c->group > 0 ? c->group : (double)cols;
+    switch (c->method->kind) {
+    case QS_METHOD_RTN: {
+        qs_rtn_params p = {c->bits, c->group, c->asym, c->clip};
+        return qs_rtn_bpw(&p, rows, cols);
+    }
+    case QS_METHOD_NF4: case QS_METHOD_FP4: return qs_bnb4_bpw(c->block, c->double_quant);
+    case QS_METHOD_GGML: return qs_type_bpw(effective_type >= 0 ? effective_type : c->method->ggml_type);
+    case QS_METHOD_GPTQ: return c->bits + (16.0 + c->bits) / G + 32.0 / (double)rows;
+    case QS_METHOD_AWQ: return c->bits + (16.0 + (c->asym ? c->bits : 0)) / G;
+    }
+    return 0;
+}
+
 int qs_qconfig_check(const qs_qconfig *c, int64_t rows, int64_t cols, int *effective_type, qs_err *err)
 {
     *effective_type = -1;
@@ -472,8 +488,7 @@ static int run_gptq(qs_qresult *r, const float *w, const qs_calib *calib, qs_err
     r->group_len = p.group > 0 ? p.group : r->cols;
     r->loss = o.loss;
     r->n_clipped = o.n_clipped;
-    /* the checkpoint's bits: codes, an f16 scale and a packed zero per group, g_idx per column */
-    r->bpw = c->bits + (16.0 + c->bits) / (double)r->group_len + 32.0 / (double)r->rows;
+    r->bpw = qs_qconfig_bpw(c, r->rows, r->cols, -1);
     snprintf(r->report, sizeof r->report, "GPTQ loss %.6g (sum of (w-q)^2/2d^2 over the layer)", o.loss);
     return 0;
 }
@@ -503,7 +518,7 @@ static int run_awq(qs_qresult *r, const float *w, const qs_calib *calib, qs_err 
         float x = w[i] * r->col_scale[i % r->cols], sc = r->scales[g], z = r->zeros[g];
         r->n_clipped += x < sc * (-z - 0.5f) || x > sc * ((float)maxq - z + 0.5f);
     }
-    r->bpw = c->bits + (16.0 + (c->asym ? c->bits : 0)) / (double)G;
+    r->bpw = qs_qconfig_bpw(c, r->rows, r->cols, -1);
     if (best >= 0)
         snprintf(r->report, sizeof r->report, "AWQ alpha %.2f searched (linear-only output MSE %.4g)%s", (double)o.best_ratio,
                  r->loss, c->clip ? ", clipped" : "");

@@ -77,6 +77,10 @@ bool qs_qconfig_equal(const qs_qconfig *x, const qs_qconfig *y);
 void qs_knob_format(qs_knob_id k, int v, char *buf, size_t n);
 /* "rtn w4 g128 sym", "nf4 b64 dq", "q4_K", "gptq w4 g128 sym damp 0.01 act-order" */
 void qs_qconfig_describe(const qs_qconfig *c, char *buf, size_t n);
+/* bits per weight of a config on a rows × cols tensor, with every scale and zero as stored (GGML:
+ * the effective type after llama-quantize's fallback, -1 for none; GPTQ/AWQ: their checkpoint
+ * layouts — f16 scales, packed zeros, GPTQ's g_idx) */
+double qs_qconfig_bpw(const qs_qconfig *c, int64_t rows, int64_t cols, int effective_type);
 /* Checks the config against a shape; for GGML types reports llama-quantize's block-size
  * fallback in *effective_type (-1 when there is none: an error). */
 int qs_qconfig_check(const qs_qconfig *c, int64_t rows, int64_t cols, int *effective_type, qs_err *err);

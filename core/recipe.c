@@ -11,6 +11,7 @@
 #include "fileio.h"
 #include "ggml_types.h"
 #include "gguf.h"
+#include "calib.h"
 #include "infer.h"
 #include "presets.h"
 #include "progress.h"
@@ -414,11 +415,7 @@ int qs_recipe_resolve(const qs_recipe *r, const qs_model *m, bool force, qs_reci
                 snprintf(msg, sizeof msg, "%s → %s", e->cfg.method->name, qs_type_name(type));
                 warn(out, "%s: %s (llama-quantize's block-size fallback)\n", name, msg);
             }
-            e->bpw = type >= 0 ? qs_type_bpw(type)
-                     : e->cfg.method->kind == QS_METHOD_RTN
-                         ? e->cfg.bits + (32.0 + (e->cfg.asym ? e->cfg.bits : 0)) /
-                                             (double)(e->cfg.group < 0 ? rows * cols : e->cfg.group == 0 ? cols : e->cfg.group)
-                         : qs_bnb4_bpw(e->cfg.block, e->cfg.double_quant);
+            e->bpw = qs_qconfig_bpw(&e->cfg, rows, cols, type);
             e->bytes = (int64_t)(e->bpw * (double)(rows * cols) / 8.0 + 0.5);
         } else {
             e->bpw = qs_tensor_bpw(t);
@@ -440,26 +437,144 @@ void qs_recipe_table_free(qs_recipe_table *t)
     memset(t, 0, sizeof *t);
 }
 
-int qs_recipe_apply(const qs_recipe_table *t, qs_llm *l, int n_threads, qs_progress *prog, qs_err *err)
+/* the entries quantized together with entry i: AWQ entries reading the same input with the same
+ * config (i alone otherwise); their indices into m */
+static int joint_members(const qs_recipe_table *t, int64_t i, const qs_calib_set *calib, const bool *done, int64_t *m)
 {
-    int64_t todo = 0, done = 0;
-    for (int64_t i = 0; i < t->n; i++) todo += !t->e[i].keep;
-    for (int64_t i = 0; i < t->n; i++) {
-        const qs_recipe_entry *e = &t->e[i];
-        if (e->keep) continue;
-        int64_t rows = qs_tensor_nrows(e->t), cols = e->t->ne[0];
-        float *w = malloc((size_t)(rows * cols) * sizeof *w);
-        if (!w) return qs_err_set(err, QS_E_OOM, "out of memory");
-        qs_qresult r;
-        int rc = qs_tensor_read_rows(e->t, 0, rows, w, err);
-        if (!rc) rc = qs_quant_run(&e->cfg, w, rows, cols, NULL, NULL, n_threads, &r, err);
-        if (!rc) {
-            rc = qs_llm_set_weights(l, e->t->name, r.deq, e->ggml_type >= 0 ? qs_llama_cpp_act_type(e->ggml_type, cols) : QS_TYPE_F32, err);
-            qs_qresult_free(&r);
+    const qs_recipe_entry *e = &t->e[i];
+    m[0] = i;
+    const qs_calib_site *s = e->cfg.method->kind == QS_METHOD_AWQ ? qs_calib_find(calib, e->t->gguf_name) : NULL;
+    int n = 1;
+    for (int64_t j = i + 1; s && j < t->n && n < 3; j++) {
+        const qs_recipe_entry *f = &t->e[j];
+        if (f->keep || done[j] || f->t->ne[0] != e->t->ne[0] || !qs_qconfig_equal(&f->cfg, &e->cfg)) continue;
+        for (int k = 0; k < s->n_names; k++)
+            if (!strcmp(s->names[k], f->t->gguf_name)) m[n++] = j;
+    }
+    return n;
+}
+
+/* quantizes entry i (and its joint members) and installs the result */
+static int apply_entry(const qs_recipe_table *t, int64_t i, qs_llm *l, const qs_calib_set *calib, bool *done,
+                       int n_threads, qs_err *err)
+{
+    int64_t m[3], rows = 0, cols = t->e[i].t->ne[0];
+    int n = joint_members(t, i, calib, done, m);
+    for (int k = 0; k < n; k++) rows += qs_tensor_nrows(t->e[m[k]].t);
+    const qs_recipe_entry *e = &t->e[i];
+    float *w = malloc((size_t)(rows * cols) * sizeof *w);
+    if (!w) return qs_err_set(err, QS_E_OOM, "out of memory");
+    int rc = 0;
+    int64_t off = 0;
+    for (int k = 0; !rc && k < n; k++) {
+        int64_t r = qs_tensor_nrows(t->e[m[k]].t);
+        rc = qs_tensor_read_rows(t->e[m[k]].t, 0, r, w + off * cols, err);
+        off += r;
+    }
+    qs_calib view = {0}, *cv = NULL;
+    if (!rc && e->cfg.method->needs_calib) {
+        if (!calib) rc = qs_err_set(err, QS_E_USAGE, "%s needs calibration data (--calib TEXT)", e->cfg.method->name);
+        else rc = qs_calib_for_tensor(calib, e->t->gguf_name, e->cfg.method->kind == QS_METHOD_GPTQ, &view, err);
+        cv = &view;
+    }
+    qs_qresult r;
+    if (!rc) rc = qs_quant_run(&e->cfg, w, rows, cols, cv, NULL, n_threads, &r, err);
+    if (!rc) {
+        off = 0;
+        for (int k = 0; !rc && k < n; k++) {
+            const qs_recipe_entry *f = &t->e[m[k]];
+            int act = f->ggml_type >= 0 ? qs_llama_cpp_act_type(f->ggml_type, cols) : QS_TYPE_F32;
+            rc = qs_llm_set_weights(l, f->t->name, r.deq + off * cols, act, err);
+            off += qs_tensor_nrows(f->t);
+            done[m[k]] = true;
         }
-        free(w);
-        if (rc) return qs_err_prefix(err, "%s", e->t->name);
-        if (!qs_progress_step(prog, ++done, todo)) return qs_err_set(err, QS_E_CANCELLED, "cancelled");
+        qs_qresult_free(&r);
+    }
+    qs_calib_free(&view);
+    free(w);
+    return rc ? qs_err_prefix(err, "%s", e->t->name) : 0;
+}
+
+static int64_t todo_count(const qs_recipe_table *t)
+{
+    int64_t n = 0;
+    for (int64_t i = 0; i < t->n; i++) n += !t->e[i].keep;
+    return n;
+}
+
+/* applies the entries of one stage (block b; b < 0: every entry) not done yet */
+static int apply_stage(const qs_recipe_table *t, int b, qs_llm *l, const qs_calib_set *calib, bool *done,
+                       int n_threads, qs_progress *prog, int64_t *n_done, int64_t todo, qs_err *err)
+{
+    for (int64_t i = 0; i < t->n; i++) {
+        if (t->e[i].keep || done[i] || (b >= 0 && t->e[i].t->block != b)) continue;
+        int rc = apply_entry(t, i, l, calib, done, n_threads, err);
+        if (rc) return rc;
+        *n_done = 0;
+        for (int64_t j = 0; j < t->n; j++) *n_done += done[j];
+        if (!qs_progress_step(prog, *n_done, todo)) return qs_err_set(err, QS_E_CANCELLED, "cancelled");
     }
     return 0;
+}
+
+int qs_recipe_apply(const qs_recipe_table *t, qs_llm *l, const qs_calib_set *calib, int n_threads, qs_progress *prog,
+                    qs_err *err)
+{
+    bool *done = calloc((size_t)(t->n ? t->n : 1), sizeof *done);
+    if (!done) return qs_err_set(err, QS_E_OOM, "out of memory");
+    int64_t n_done = 0;
+    int rc = apply_stage(t, -1, l, calib, done, n_threads, prog, &n_done, todo_count(t), err);
+    free(done);
+    return rc;
+}
+
+int qs_recipe_apply_calibrated(const qs_recipe_table *t, qs_llm *l, const qs_vocab *v, const char *text, size_t len,
+                               const qs_calib_opts *o, bool sequential, int n_threads, qs_progress *prog, qs_err *err)
+{
+    bool any_gptq = false, any_awq = false;
+    for (int64_t i = 0; i < t->n; i++)
+        if (!t->e[i].keep) {
+            any_gptq |= t->e[i].cfg.method->kind == QS_METHOD_GPTQ;
+            any_awq |= t->e[i].cfg.method->kind == QS_METHOD_AWQ;
+        }
+    bool *done = calloc((size_t)(t->n ? t->n : 1), sizeof *done);
+    if (!done) return qs_err_set(err, QS_E_OOM, "out of memory");
+    qs_calib_set *fp = NULL;
+    qs_calib_opts fo = *o;
+    fo.prefix = NULL;
+    fo.hessians = any_gptq && !sequential;
+    int64_t n_done = 0, todo = todo_count(t);
+    int rc = 0;
+    /* the original model's statistics, before anything is quantized */
+    if (any_awq || (any_gptq && !sequential)) rc = qs_calib_collect(l, v, text, len, &fo, NULL, &fp, err);
+    int L = 0;
+    for (int64_t i = 0; i < t->n; i++) L = t->e[i].t->block + 1 > L ? t->e[i].t->block + 1 : L;
+    for (int b = 0; !rc && any_gptq && sequential && b <= L; b++) {
+        /* stage L: the tensors outside the blocks (output), calibrated after every block */
+        bool gptq_here = false;
+        for (int64_t i = 0; i < t->n; i++)
+            gptq_here |= !t->e[i].keep && !done[i] && t->e[i].cfg.method->kind == QS_METHOD_GPTQ &&
+                         (b < L ? t->e[i].t->block == b : t->e[i].t->block < 0);
+        qs_calib_set *bs = NULL;
+        char prefix[32];
+        snprintf(prefix, sizeof prefix, "blk.%d.", b);
+        qs_calib_opts bo = *o;
+        bo.prefix = b < L ? prefix : NULL;
+        bo.hessians = true;
+        if (gptq_here) rc = qs_calib_collect(l, v, text, len, &bo, NULL, &bs, err);
+        /* GPTQ entries from this stage's set, the others (AWQ: original activations) from fp */
+        for (int64_t i = 0; !rc && i < t->n; i++) {
+            const qs_recipe_entry *e = &t->e[i];
+            if (e->keep || done[i] || (b < L ? e->t->block != b : e->t->block >= 0)) continue;
+            rc = apply_entry(t, i, l, e->cfg.method->kind == QS_METHOD_GPTQ ? bs : fp, done, n_threads, err);
+            n_done = 0;
+            for (int64_t j = 0; j < t->n; j++) n_done += done[j];
+            if (!rc && !qs_progress_step(prog, n_done, todo)) rc = qs_err_set(err, QS_E_CANCELLED, "cancelled");
+        }
+        qs_calib_set_free(bs);
+    }
+    if (!rc) rc = apply_stage(t, -1, l, fp, done, n_threads, prog, &n_done, todo, err);
+    qs_calib_set_free(fp);
+    free(done);
+    return rc;
 }

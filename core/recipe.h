@@ -79,7 +79,20 @@ void qs_recipe_table_free(qs_recipe_table *t);
 
 struct qs_llm;
 struct qs_progress;
-/* Quantizes every non-kept tensor with its config and installs the dequantized weights. */
-int qs_recipe_apply(const qs_recipe_table *t, struct qs_llm *l, int n_threads, struct qs_progress *prog, qs_err *err);
+struct qs_calib_set;
+struct qs_calib_opts;
+struct qs_vocab;
+/* Quantizes every non-kept tensor with its config and installs the dequantized weights.
+ * calib: the statistics gptq/awq entries need (NULL: such an entry is an error). AWQ entries
+ * that share an input (attn_q/k/v, ffn_gate/up) with the same config get one joint scale
+ * search, as AWQ's mappings do, so the scales could be folded into the norm before them. */
+int qs_recipe_apply(const qs_recipe_table *t, struct qs_llm *l, const struct qs_calib_set *calib, int n_threads,
+                    struct qs_progress *prog, qs_err *err);
+/* Calibrates on text and applies. AWQ sees the original model's activations (collected once,
+ * spec/awq.md §1); with sequential, GPTQ block b is calibrated on the outputs of the already
+ * quantized blocks before it (spec/gptq.md §1), else on the original activations too. */
+int qs_recipe_apply_calibrated(const qs_recipe_table *t, struct qs_llm *l, const struct qs_vocab *v, const char *text,
+                               size_t len, const struct qs_calib_opts *o, bool sequential, int n_threads,
+                               struct qs_progress *prog, qs_err *err);
 
 #endif

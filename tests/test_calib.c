@@ -133,7 +133,7 @@ Test(calib, statistics_against_naive_sums, .timeout = 300)
     qs_vocab *v;
     qs_calib_set *s = collect(mp, tp, 64, 4, 1024, &m, &l, &v); /* 256 rows: all kept, in order */
     cr_expect_eq(s->n_chunks, 4);
-    cr_expect_eq(s->n_sites, 4 * (int)m->hp.n_layer, "sites: q/k/v, o, gate/up, down per block");
+    cr_expect_eq(s->n_sites, 4 * (int)m->hp.n_layer + 1, "sites: q/k/v, o, gate/up, down per block, the output");
     for (int i = 0; i < s->n_sites; i++) {
         const qs_calib_site *c = &s->sites[i];
         cr_assert_eq(c->n_tokens, 256);

@@ -30,6 +30,8 @@ static const command commands[] = {
                                   "                                  continue a prompt (greedy with --temp 0)"},
     {"ppl", qs_cli_ppl, "ppl MODEL --text FILE [--ctx N] [--chunks N] [--kld-base OUT | --kld-against BASE]\n"
                         "                                  perplexity like llama-perplexity; KL divergence (also --kld FILE)"},
+    {"imatrix", qs_cli_imatrix, "imatrix MODEL --text FILE -o OUT.gguf [--ctx N] [--chunks N]\n"
+                                "                                  importance matrix in llama-imatrix's GGUF format"},
     {"recipe", qs_cli_recipe, "recipe MODEL [--preset NAME] [--default CONFIG] [--set PATTERN=CONFIG …] -o R.json | recipe show R.json [--model M]\n"
                               "                                  write or show a per-tensor quantization recipe"},
     {"export", qs_cli_export, "export MODEL (--recipe R.json | --type T | --preset P) -o OUT.gguf [--imatrix F] [--ftype NAME]\n"

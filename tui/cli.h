@@ -4,6 +4,9 @@
 #ifndef QS_CLI_H
 #define QS_CLI_H
 
+#include <stdbool.h>
+
+#include "core/calib.h"
 #include "core/err.h"
 
 enum { QS_EXIT_OK = 0, QS_EXIT_USAGE = 1, QS_EXIT_INPUT = 2 };
@@ -21,10 +24,33 @@ int qs_cli_recipe(int argc, char **argv);
 int qs_cli_export(int argc, char **argv);
 int qs_cli_vocab(int argc, char **argv);
 int qs_cli_train(int argc, char **argv);
+int qs_cli_imatrix(int argc, char **argv);
 struct qs_model;
 struct qs_llm;
-/* loads, resolves and applies a recipe file to l (errors printed); exit status */
-int qs_cli_apply_recipe(const char *path, const struct qs_model *m, struct qs_llm *l);
+struct qs_vocab;
+/* calibration for gptq/awq entries: --calib TEXT [--calib-chunks N] [--calib-ctx N]
+ * [--calib-rows N] [--one-shot] */
+typedef struct qs_cli_calib {
+    const char *text;
+    int chunks, ctx, rows;
+    bool one_shot;       /* GPTQ on the original activations instead of block by block */
+} qs_cli_calib;
+void qs_cli_calib_init(qs_cli_calib *c);
+/* consumes argv[*i] (and its value) when it is a calibration option: 1, else 0 (-1: no value) */
+int qs_cli_calib_arg(int argc, char **argv, int *i, qs_cli_calib *c);
+struct qs_recipe_table;
+struct qs_progress;
+struct qs_calib_opts qs_cli_calib_opts(const qs_cli_calib *c);
+/* collects calibration statistics on c's text (prefix, hessians: as qs_calib_opts); exit status */
+int qs_cli_collect(struct qs_llm *l, const struct qs_vocab *v, const qs_cli_calib *c, const char *prefix, bool hessians,
+                   struct qs_calib_set **out);
+/* calibrates on c's text and applies t (errors printed); exit status */
+int qs_cli_apply_calibrated(const char *path, const struct qs_recipe_table *t, struct qs_llm *l, const struct qs_vocab *v,
+                            const qs_cli_calib *c, struct qs_progress *prog);
+/* loads, resolves and applies a recipe file to l (errors printed); calib (may be NULL or have
+ * no text) calibrates gptq/awq entries on its text; exit status */
+int qs_cli_apply_recipe(const char *path, const struct qs_model *m, struct qs_llm *l, const struct qs_vocab *v,
+                        const qs_cli_calib *calib);
 
 /* monotonic seconds, for elapsed times and ETAs */
 double qs_cli_now(void);

@@ -73,14 +73,19 @@ typedef struct gen_opts {
     float temp, top_p;
     int top_k;
     unsigned long long seed;
+    qs_cli_calib calib;
 } gen_opts;
 
 static int parse_gen(int argc, char **argv, gen_opts *o)
 {
-    *o = (gen_opts){NULL, NULL, NULL, 64, 0.8f, 0.95f, 40, 42};
+    *o = (gen_opts){NULL, NULL, NULL, 64, 0.8f, 0.95f, 40, 42, {0}};
+    qs_cli_calib_init(&o->calib);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool next = i + 1 < argc;
+        int ca = qs_cli_calib_arg(argc, argv, &i, &o->calib);
+        if (ca < 0) return qs_cli_usage_error("generate: '%s' needs a value", a);
+        if (ca) continue;
         if ((!strcmp(a, "-p") || !strcmp(a, "--prompt")) && next) o->prompt = argv[++i];
         else if ((!strcmp(a, "-n") || !strcmp(a, "--n-predict")) && next) o->n = atoi(argv[++i]);
         else if (!strcmp(a, "--temp") && next) o->temp = strtof(argv[++i], NULL);
@@ -93,7 +98,7 @@ static int parse_gen(int argc, char **argv, gen_opts *o)
         else return qs_cli_usage_error("generate: unexpected argument '%s'", a);
     }
     if (!o->path || !o->prompt || o->n < 1)
-        return qs_cli_usage_error("usage: quantscope generate MODEL -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--seed S] [--recipe R.json]");
+        return qs_cli_usage_error("usage: quantscope generate MODEL -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--seed S] [--recipe R.json [--calib TEXT]]");
     return QS_EXIT_OK;
 }
 
@@ -116,7 +121,7 @@ int qs_cli_generate(int argc, char **argv)
     else if (n >= ctx)
         rc = qs_cli_usage_error("generate: the prompt (%lld tokens) fills the context of %d", (long long)n, ctx);
     else if (o.recipe)
-        rc = qs_cli_apply_recipe(o.recipe, m, l);
+        rc = qs_cli_apply_recipe(o.recipe, m, l, v, &o.calib);
     if (!rc) {
         int V = qs_llm_n_vocab(l), total = (int)n + o.n < ctx ? (int)n + o.n : ctx;
         int32_t *hist = realloc(ids, (size_t)total * sizeof *hist);
@@ -188,13 +193,18 @@ static void print_kld(const qs_kld_stats *s)
 typedef struct ppl_opts {
     const char *path, *text_path, *kld_base_out, *kld_in, *kld_against, *recipe;
     int ctx, chunks;
+    qs_cli_calib calib;
 } ppl_opts;
 
 static int parse_ppl(int argc, char **argv, ppl_opts *o)
 {
-    *o = (ppl_opts){NULL, NULL, NULL, NULL, NULL, NULL, 512, -1};
+    *o = (ppl_opts){NULL, NULL, NULL, NULL, NULL, NULL, 512, -1, {0}};
+    qs_cli_calib_init(&o->calib);
     for (int i = 1; i < argc; i++) {
         bool next = i + 1 < argc;
+        int ca = qs_cli_calib_arg(argc, argv, &i, &o->calib);
+        if (ca < 0) return qs_cli_usage_error("ppl: '%s' needs a value", argv[i]);
+        if (ca) continue;
         if ((!strcmp(argv[i], "--text") || !strcmp(argv[i], "-f")) && next) o->text_path = argv[++i];
         else if ((!strcmp(argv[i], "--ctx") || !strcmp(argv[i], "-c")) && next) o->ctx = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--chunks") && next) o->chunks = atoi(argv[++i]);
@@ -208,6 +218,7 @@ static int parse_ppl(int argc, char **argv, ppl_opts *o)
     }
     if (!o->path || (!o->text_path && !o->kld_in) || o->ctx < 4 || (o->kld_in && (o->kld_base_out || o->kld_against)))
         return qs_cli_usage_error("usage: quantscope ppl MODEL --text FILE [--ctx N] [--chunks N] [--recipe R.json] "
+                                  "[--calib TEXT [--calib-chunks N] [--calib-ctx N] [--one-shot]] "
                                   "[--kld-base OUT | --kld-against BASE_MODEL]  or  quantscope ppl MODEL --kld BASEFILE");
     return QS_EXIT_OK;
 }
@@ -252,7 +263,7 @@ int qs_cli_ppl(int argc, char **argv)
     rc = open_with_vocab(o.path, &m, &v);
     if (!rc && o.kld_in && qs_kld_base_read(o.kld_in, &b, &err)) rc = qs_cli_fail(o.kld_in, &err);
     if (!rc && !(l = qs_llm_new(m, o.kld_in ? b.n_ctx : o.ctx, &err))) rc = qs_cli_fail(o.path, &err);
-    if (!rc && o.recipe) rc = qs_cli_apply_recipe(o.recipe, m, l);
+    if (!rc && o.recipe) rc = qs_cli_apply_recipe(o.recipe, m, l, v, &o.calib);
     double t0 = qs_cli_now();
     qs_progress prog = {0, 0, 0, ppl_progress, &t0};
     if (!rc && (o.kld_base_out || o.kld_against)) {

@@ -5,7 +5,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/calib.h"
 #include "core/fileio.h"
+#include "core/infer.h"
+#include "core/tokenizer.h"
 #include "core/ggml_types.h"
 #include "core/imatrix.h"
 #include "core/model.h"
@@ -43,29 +46,44 @@ int qs_cli_methods(int argc, char **argv)
 typedef struct quant_opts {
     const char *path, *tensor, *method, *imatrix, *out;
     const char *knob_names[8], *knob_values[8];
+    char knob_buf[8][32];
     int n_knobs, threads;
     bool compare;
+    qs_cli_calib calib;
 } quant_opts;
 
 static int parse_quant_args(int argc, char **argv, quant_opts *o)
 {
-    static const char *const valued[] = {"--bits", "--group", "--block"};
+    static const char *const valued[] = {"--bits", "--group", "--block", "--damp", "--alpha"};
+    static const char *const flags[] = {"--asym", "--clip", "--double-quant", "--act-order", "--static-groups", "--duo"};
     memset(o, 0, sizeof *o);
+    qs_cli_calib_init(&o->calib);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has_next = i + 1 < argc;
+        int ca = qs_cli_calib_arg(argc, argv, &i, &o->calib);
+        if (ca < 0) return qs_cli_usage_error("quant: '%s' needs a value", a);
+        if (ca) continue;
+        const char *eq = strchr(a, '=');
+        bool is_flag = false;
+        for (size_t k = 0; k < sizeof flags / sizeof *flags; k++) is_flag |= !strcmp(a, flags[k]);
         if ((!strcmp(a, "--method") || !strcmp(a, "--type")) && has_next) o->method = argv[++i];
         else if (!strcmp(a, "--imatrix") && has_next) o->imatrix = argv[++i];
         else if (!strcmp(a, "--out") && has_next) o->out = argv[++i];
         else if (!strcmp(a, "--threads") && has_next) o->threads = atoi(argv[++i]);
         else if (!strcmp(a, "--compare")) o->compare = true;
-        else if (!strcmp(a, "--asym") || !strcmp(a, "--clip") || !strcmp(a, "--double-quant")) {
+        else if (is_flag || (a[0] == '-' && a[1] == '-' && eq)) {
+            /* --act-order, --clip=false: the knob's name with '_' for '-' */
             if (o->n_knobs == 8) return qs_cli_usage_error("quant: too many knobs");
-            o->knob_names[o->n_knobs] = !strcmp(a, "--double-quant") ? "double_quant" : a + 2;
-            o->knob_values[o->n_knobs++] = "true";
+            size_t n = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+            char *b = o->knob_buf[o->n_knobs];
+            snprintf(b, sizeof o->knob_buf[0], "%.*s", (int)n, a + 2);
+            for (char *p = b; *p; p++) *p = *p == '-' ? '_' : *p;
+            o->knob_names[o->n_knobs] = b;
+            o->knob_values[o->n_knobs++] = eq ? eq + 1 : "true";
         } else if (a[0] == '-' && a[1] == '-') {
             bool ok = false;
-            for (size_t k = 0; k < 3; k++)
+            for (size_t k = 0; k < sizeof valued / sizeof *valued; k++)
                 if (!strcmp(a, valued[k]) && has_next && o->n_knobs < 8) {
                     o->knob_names[o->n_knobs] = a + 2;
                     o->knob_values[o->n_knobs++] = argv[++i];
@@ -79,6 +97,8 @@ static int parse_quant_args(int argc, char **argv, quant_opts *o)
     if (!o->path || !o->tensor || (!o->method && !o->compare))
         return qs_cli_usage_error("usage: quantscope quant MODEL TENSOR (--method NAME | --type T | --compare) "
                                   "[--bits B] [--group G] [--asym] [--clip] [--block B] [--double-quant] "
+                                  "[--damp D] [--act-order] [--static-groups] [--alpha A|search] [--duo] [--KNOB=VALUE] "
+                                  "[--calib TEXT [--calib-chunks N] [--calib-ctx N] [--calib-rows N]] "
                                   "[--imatrix FILE] [--out FILE] [--threads N]");
     return QS_EXIT_OK;
 }
@@ -92,6 +112,8 @@ static void print_result(const qs_qresult *r, const qs_metrics *m)
            r->bpw * (double)(r->rows * r->cols) / 8.0);
     printf("MSE %.6g  RMSE %.6g  max err %.6g  SQNR %.2f dB  cosine %.6f  clipped %.3f%%\n", m->mse, m->rmse,
            m->max_abs, m->sqnr_db, m->cosine, 100.0 * (double)r->n_clipped / (double)(r->rows * r->cols));
+    if (isfinite(r->out_err))
+        printf("output:   relative output error %.6g (|X(W-Q)^T|^2 / |XW^T|^2 on the calibration rows)\n", r->out_err);
     if (r->report[0]) printf("note:     %s\n", r->report);
 }
 
@@ -174,7 +196,7 @@ static const float *imatrix_for(const qs_imatrix *im, const qs_tensor *t, const 
     return e->values;
 }
 
-static int quant_tensor(const quant_opts *o, const qs_tensor *t, const float *qw)
+static int quant_tensor(const quant_opts *o, const qs_tensor *t, const float *qw, const qs_calib *cal)
 {
     int64_t rows = qs_tensor_nrows(t), cols = t->ne[0];
     float *w = malloc((size_t)(rows * cols) * sizeof *w);
@@ -200,7 +222,7 @@ static int quant_tensor(const quant_opts *o, const qs_tensor *t, const float *qw
         for (int k = 0; k < o->n_knobs && rc == QS_EXIT_OK; k++)
             if (qs_qconfig_set(&c, o->knob_names[k], o->knob_values[k], &err)) rc = qs_cli_fail("quant", &err);
         qs_qresult r;
-        if (rc == QS_EXIT_OK && qs_quant_run(&c, w, rows, cols, NULL, qw, o->threads, &r, &err) != 0)
+        if (rc == QS_EXIT_OK && qs_quant_run(&c, w, rows, cols, cal, qw, o->threads, &r, &err) != 0)
             rc = qs_cli_fail(t->name, &err);
         else if (rc == QS_EXIT_OK) {
             qs_metrics mt;
@@ -211,6 +233,30 @@ static int quant_tensor(const quant_opts *o, const qs_tensor *t, const float *qw
         }
     }
     free(w);
+    return rc;
+}
+
+/* the tensor's calibration view from a run over --calib TEXT (only its input is kept) */
+static int calib_for(const quant_opts *o, const qs_model *m, const qs_tensor *t, qs_calib *out)
+{
+    qs_err err = {0};
+    qs_vocab *v = m->gguf ? qs_vocab_load(m->gguf, &err) : NULL;
+    qs_llm *l = v ? qs_llm_new(m, o->calib.ctx, &err) : NULL;
+    qs_calib_set *s = NULL;
+    int rc = !m->gguf ? qs_cli_fail(o->path, &(qs_err){QS_E_UNSUPPORTED, "calibration needs a GGUF model (its tokenizer)"})
+             : !l     ? qs_cli_fail(o->path, &err)
+                      : qs_cli_collect(l, v, &o->calib, t->gguf_name, true, &s);
+    if (!rc && qs_calib_for_tensor(s, t->gguf_name, true, out, &err)) rc = qs_cli_fail(t->name, &err);
+    if (!rc && out->X) {
+        /* the view points into the set: keep a copy of the rows */
+        float *x = malloc((size_t)(out->n_rows * out->cols) * sizeof *x);
+        if (x) memcpy(x, out->X, (size_t)(out->n_rows * out->cols) * sizeof *x);
+        out->X = out->owned_X = x;
+        if (!x) rc = qs_cli_fail(t->name, &(qs_err){QS_E_OOM, "out of memory"});
+    }
+    qs_calib_set_free(s);
+    qs_llm_free(l);
+    qs_vocab_free(v);
     return rc;
 }
 
@@ -233,7 +279,10 @@ int qs_cli_quant(int argc, char **argv)
         rc = QS_EXIT_INPUT;
     } else {
         const float *qw = imatrix_for(im, t, o.imatrix, &rc);
-        if (rc == QS_EXIT_OK) rc = quant_tensor(&o, t, qw);
+        qs_calib cal = {0};
+        if (rc == QS_EXIT_OK && o.calib.text) rc = calib_for(&o, m, t, &cal);
+        if (rc == QS_EXIT_OK) rc = quant_tensor(&o, t, qw, o.calib.text ? &cal : NULL);
+        qs_calib_free(&cal);
     }
     qs_model_close(m);
     qs_imatrix_free(im);

@@ -147,7 +147,14 @@ static void apply_progress(void *ctx, int64_t done, int64_t total)
     if (done == total) fputc('\n', stderr);
 }
 
-int qs_cli_apply_recipe(const char *path, const qs_model *m, qs_llm *l)
+static bool needs_calib(const qs_recipe_table *t)
+{
+    for (int64_t i = 0; i < t->n; i++)
+        if (!t->e[i].keep && t->e[i].cfg.method->needs_calib) return true;
+    return false;
+}
+
+int qs_cli_apply_recipe(const char *path, const qs_model *m, qs_llm *l, const qs_vocab *v, const qs_cli_calib *calib)
 {
     qs_recipe r;
     qs_recipe_table t;
@@ -157,7 +164,8 @@ int qs_cli_apply_recipe(const char *path, const qs_model *m, qs_llm *l)
     if (!rc) {
         if (t.warnings[0]) fprintf(stderr, "%s", t.warnings);
         qs_progress prog = {0, 0, 0, apply_progress, NULL};
-        if (qs_recipe_apply(&t, l, 0, &prog, &err)) rc = qs_cli_fail(path, &err);
+        if (needs_calib(&t)) rc = qs_cli_apply_calibrated(path, &t, l, v, calib, &prog);
+        else if (qs_recipe_apply(&t, l, NULL, 0, &prog, &err)) rc = qs_cli_fail(path, &err);
         qs_recipe_table_free(&t);
     }
     qs_recipe_free(&r);
