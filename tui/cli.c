@@ -32,6 +32,8 @@ static const command commands[] = {
                         "                                  perplexity like llama-perplexity; KL divergence (also --kld FILE)"},
     {"imatrix", qs_cli_imatrix, "imatrix MODEL --text FILE -o OUT.gguf [--ctx N] [--chunks N]\n"
                                 "                                  importance matrix in llama-imatrix's GGUF format"},
+    {"scan", qs_cli_scan, "scan MODEL --config CONFIG --text FILE --csv OUT.csv [--per block|tensor] [--chunks N] [--resume]\n"
+                          "                                  sensitivity: KLD and dPPL of quantizing each tensor alone, ranked"},
     {"recipe", qs_cli_recipe, "recipe MODEL [--preset NAME] [--default CONFIG] [--set PATTERN=CONFIG …] -o R.json | recipe show R.json [--model M]\n"
                               "                                  write or show a per-tensor quantization recipe"},
     {"export", qs_cli_export, "export MODEL (--recipe R.json | --type T | --preset P) -o OUT.gguf [--imatrix F] [--ftype NAME]\n"

@@ -25,6 +25,7 @@ int qs_cli_export(int argc, char **argv);
 int qs_cli_vocab(int argc, char **argv);
 int qs_cli_train(int argc, char **argv);
 int qs_cli_imatrix(int argc, char **argv);
+int qs_cli_scan(int argc, char **argv);
 struct qs_model;
 struct qs_llm;
 struct qs_vocab;
