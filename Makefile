@@ -83,8 +83,9 @@ UNIT := $(BUILD)/tests/unit
 $(UNIT): $(TEST_OBJS) $(LIBQS)
 	$(CC) $(CFLAGS) -o $@ $(TEST_OBJS) $(LIBQS) $(LDLIBS) -lcriterion
 
+# sample-data: the KJV splits (build/kjv) the calibration UI test calibrates on
 test: deps
-	@$(MAKE) --no-print-directory $(BIN) $(UNIT)
+	@$(MAKE) --no-print-directory $(BIN) $(UNIT) sample-data
 	QS_BIN=$(abspath $(BIN)) LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) ./$(UNIT) --jobs $$(nproc)
 
 # ---- benchmarks ----
@@ -128,9 +129,9 @@ deps:
 # (issue #4), else the reference model beside the checkout
 MODEL ?= $(firstword $(wildcard sample_models/kjv-small.gguf sample_models/kjv-tiny.gguf ../shared/models/stories260K.gguf))
 run: deps
-	@$(MAKE) --no-print-directory $(BIN)
+	@$(MAKE) --no-print-directory $(BIN) sample-data
 	@if [ -z "$(MODEL)" ]; then echo "make run: no model found; pass MODEL=path/to/model.gguf"; exit 1; fi
-	./$(BIN) $(MODEL)
+	./$(BIN) $(MODEL) --calib $(KJV)/calib.txt
 
 # ---- sample models (sample_models/README.md) ----
 # The KJV text from Debian's bible-kjv, verse numbers and blank lines stripped, headings kept;

@@ -21,10 +21,30 @@ static void run_script(const char *script)
     if (!realpath(model, absmodel)) cr_skip_test("%s missing", model);
     cr_assert_not_null(realpath(script, absscript));
     cr_assert_not_null(realpath("tests/ui", uidir));
+    /* a first line "# args: …" adds options; $ROOT is the checkout */
+    char args[1024] = "", root[PATH_MAX];
+    cr_assert_not_null(realpath(".", root));
+    FILE *sf = fopen(script, "r");
+    char first[512] = "";
+    if (sf && fgets(first, sizeof first, sf) && !strncmp(first, "# args:", 7)) {
+        size_t o = 0;
+        for (const char *p = first + 7; *p && *p != '\n' && o + 1 < sizeof args; p++) {
+            if (!strncmp(p, "$ROOT", 5)) o += (size_t)snprintf(args + o, sizeof args - o, "%s", root), p += 4;
+            else args[o++] = *p, args[o] = '\0';
+        }
+    }
+    if (sf) fclose(sf);
+    if (strstr(args, "build/kjv/calib.txt")) {
+        char cp[PATH_MAX + 32];
+        snprintf(cp, sizeof cp, "%s/build/kjv/calib.txt", root);
+        FILE *c = fopen(cp, "r");
+        if (!c) cr_skip_test("%s missing (make sample-data)", cp);
+        fclose(c);
+    }
     char *dir = tu_tmpdir(), cmd[16384];
     snprintf(cmd, sizeof cmd,
-             "cd %s && QUANTSCOPE_SCRIPT=%s LINES=30 COLUMNS=120 LC_ALL=C.UTF-8 TERM=xterm-256color timeout 60 %s %s",
-             dir, absscript, bin, absmodel);
+             "cd %s && QUANTSCOPE_SCRIPT=%s LINES=30 COLUMNS=120 LC_ALL=C.UTF-8 TERM=xterm-256color timeout 60 %s %s%s",
+             dir, absscript, bin, absmodel, args);
     int st = system(cmd);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the workbench failed on %s (status %d)", script, st);
     /* compare every dump the script names */
@@ -64,6 +84,7 @@ Test(tui, knobs, .timeout = 120) { run_script("tests/ui/knobs.script"); }
 Test(tui, resize_and_quit, .timeout = 120) { run_script("tests/ui/resize_quit.script"); }
 Test(tui, recipe_presets_and_undo, .timeout = 120) { run_script("tests/ui/recipe.script"); }
 Test(tui, mouse_clicks, .timeout = 120) { run_script("tests/ui/mouse.script"); }
+Test(tui, calibration_gptq_awq, .timeout = 120) { run_script("tests/ui/calib.script"); }
 
 Test(tui, layout_sizes)
 {

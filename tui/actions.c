@@ -8,6 +8,8 @@ const action qs_actions[] = {
     {ACT_EXPLAIN, "explain", {'x', KEY_F(4)}, "x F4", "General", "explain the current method with numbers from this tensor", "Explain"},
     {ACT_SAVE, "save", {'e', KEY_F(5)}, "e F5", "General", "save the recipe (JSON) beside the model name in the current directory", "Save"},
     {ACT_RECIPE, "recipe", {'r', KEY_F(6)}, "r F6", "General", "recipe view: every tensor, totals, llama-quantize presets (keys 1-0), NF4, RTN", "Recipe"},
+    {ACT_CALIBRATE, "calibrate", {'C'}, "C", "General", "run the calibration text through the model: gptq and awq need it, every method then shows its output error", NULL},
+    {ACT_CANCEL, "cancel", {27}, "Esc", "General", "cancel the running calibration", NULL},
     {ACT_UNDO, "undo", {'u'}, "u", "General", "undo the last configuration change", NULL},
     {ACT_REDO, "redo", {'U'}, "U", "General", "redo", NULL},
     {ACT_QUIT, "quit", {'q', 'Q', KEY_F(10)}, "q F10", "General", "quit (asks when the recipe has unsaved changes)", "Quit"},

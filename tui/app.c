@@ -1,6 +1,8 @@
 /* tui/app.c — state, the layer list, and key handling (reactions, no drawing). */
 #include "tui/app.h"
 
+#include "core/calib.h"
+
 #include <curses.h>
 
 #include <regex.h>
@@ -52,6 +54,7 @@ int app_init(app *a, qs_model *m, char *err, size_t errn)
 
 void app_free(app *a)
 {
+    qs_calib_set_free(a->calib);
     free(a->cfg);
     free(a->rel_err);
     free(a->rows);
@@ -486,6 +489,14 @@ int app_handle_key(app *a, int key)
     case ACT_UNDO: return undo_redo(a, false);
     case ACT_REDO: return undo_redo(a, true);
     case ACT_SAVE: return R_REDRAW | R_SAVE;
+    case ACT_CALIBRATE:
+        if (!a->calib_path[0]) {
+            snprintf(a->status, sizeof a->status, "no calibration text: start the workbench with --calib FILE");
+            return R_REDRAW;
+        }
+        a->status[0] = '\0'; /* the status line follows the calibration until the next message */
+        return R_REDRAW | R_CALIBRATE;
+    case ACT_CANCEL: return R_CANCEL | R_REDRAW;
     default: return R_NONE;
     }
 }

@@ -18,6 +18,7 @@ enum { APP_HIST_BINS = 160, APP_TILE_ROWS = 64, APP_TILE_COLS = 160 };
 
 enum reaction {
     R_NONE = 0, R_REDRAW = 1, R_RECOMPUTE = 2, R_QUIT = 4, R_RELAYOUT = 8, R_SAVE = 16, R_REGENERATE = 32,
+    R_CALIBRATE = 64, R_CANCEL = 128,
 };
 
 typedef enum app_mode { MODE_NORMAL, MODE_FILTER, MODE_HELP, MODE_EXPLAIN, MODE_CONFIRM_QUIT, MODE_RECIPE, MODE_BULK } app_mode;
@@ -36,6 +37,7 @@ typedef struct app_result {
     int64_t bytes, n_clipped;
     int ggml_type;                 /* after fallback, -1 for non-GGML methods */
     char report[256];
+    double out_err;                /* relative output error on calibration rows (NAN without them) */
     qs_dist dist;                  /* of the original weights */
     qs_hist_spec hist;
     int64_t hist_orig[APP_HIST_BINS], hist_deq[APP_HIST_BINS];
@@ -106,6 +108,12 @@ typedef struct app {
     bool busy;                     /* a job is queued or running */
     app_gen gen;                   /* guarded by lock */
     bool config_changed;           /* since the last generation request */
+    /* calibration (gptq/awq; the output error of every method): run by the worker on calib_path */
+    char calib_path[256];          /* "" when none was given */
+    struct qs_calib_set *calib;    /* set by the worker once, under lock; owned by the app */
+    int64_t calib_done, calib_total; /* guarded by lock */
+    bool calib_running;            /* guarded by lock */
+    char calib_status[256];        /* guarded by lock */
 } app;
 
 int app_init(app *a, qs_model *m, char *err, size_t errn);

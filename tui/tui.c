@@ -168,7 +168,14 @@ static void draw_all(app *a)
         gen_view_draw(l.gen, a);
     }
     pthread_mutex_unlock(&a->lock);
-    draw_text(l.status.y, 1, l.status.w - 2, a->status, a->mode == MODE_CONFIRM_QUIT ? theme(TH_WARN) : A_NORMAL);
+    char cs[256];
+    pthread_mutex_lock(&a->lock);
+    snprintf(cs, sizeof cs, "%s", a->calib_status);
+    bool busy = a->calib_running;
+    pthread_mutex_unlock(&a->lock);
+    /* the calibration's progress while it runs, else the last message (a running job wins) */
+    const char *st = busy || !a->status[0] ? cs : a->status;
+    draw_text(l.status.y, 1, l.status.w - 2, st, a->mode == MODE_CONFIRM_QUIT ? theme(TH_WARN) : busy ? theme(TH_DIM) : A_NORMAL);
     draw_fbar(l.fbar);
     refresh();
 }
@@ -254,6 +261,8 @@ static bool react(app *a, worker *w, int key)
     int re = app_handle_key(a, key);
     if (re & R_QUIT) return false;
     if (re & R_SAVE) save_recipe(a);
+    if (re & R_CALIBRATE) worker_submit_calibration(w, a->calib_path);
+    if (re & R_CANCEL) worker_cancel(w);
     if (re & R_RECOMPUTE) request(a, w);
     if (re & R_REGENERATE) regenerate(a, w);
     return true;
@@ -400,6 +409,7 @@ int qs_tui_run(const tui_opts *o)
         fprintf(stderr, "quantscope: %s\n", emsg);
         return QS_EXIT_INPUT;
     }
+    if (o->calib) snprintf(a.calib_path, sizeof a.calib_path, "%s", o->calib);
     int pfd[2];
     if (pipe(pfd) != 0) return QS_EXIT_INPUT;
     fcntl(pfd[0], F_SETFL, O_NONBLOCK);

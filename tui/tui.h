@@ -9,6 +9,7 @@ typedef struct tui_opts {
     const char *model_path;
     const char *script;      /* NULL: interactive */
     int no_color, no_mouse;
+    const char *calib;       /* calibration text for gptq/awq (C), or NULL */
 } tui_opts;
 
 /* exit status as the CLI's */

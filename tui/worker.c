@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/calib.h"
+#include "core/fileio.h"
 #include "core/ggml_types.h"
 #include "core/infer.h"
 #include "core/tokenizer.h"
@@ -19,6 +21,9 @@ struct worker {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool pending, running, quit;
+    bool calib_pending, tensor_seen;
+    char calib_path[256];
+    qs_progress calib_prog;
     int tensor;
     qs_qconfig cfg;
     float *cache;          /* the floats of the last tensor read */
@@ -81,12 +86,35 @@ static void fill_channels(const float *w, const float *deq, int64_t rows, int64_
     free(cs);
 }
 
+/* rows kept for the live output error of methods that do not need them (its cost is two
+ * products of this many rows) */
+enum { LIVE_OUT_ROWS = 256 };
+
+/* the tensor's calibration view: required by gptq/awq, optional (the output error) for the rest */
+static int calib_view(const app *a, const qs_tensor *x, const qs_qconfig *cfg, qs_calib *v, char *msg, size_t n)
+{
+    bool need = cfg->method->needs_calib;
+    qs_err err = {0};
+    if (!a->calib) {
+        if (need) snprintf(msg, n, "%s needs calibration data: press C to calibrate%s%.150s", cfg->method->name,
+                           a->calib_path[0] ? " on " : " (start with --calib FILE)", a->calib_path);
+        return need ? -1 : 0;
+    }
+    if (qs_calib_for_tensor(a->calib, x->gguf_name, cfg->method->kind == QS_METHOD_GPTQ, v, &err)) {
+        if (need) snprintf(msg, n, "%.200s", err.msg);
+        return need ? -1 : 0;
+    }
+    if (!need && v->n_rows > LIVE_OUT_ROWS) v->n_rows = LIVE_OUT_ROWS;
+    return 0;
+}
+
 void worker_compute(const app *a, int t, const qs_qconfig *cfg, float **cache, int *cache_t, app_result *r)
 {
     memset(r, 0, sizeof *r);
     r->tensor = t;
     r->cfg = *cfg;
     r->ggml_type = -1;
+    r->out_err = NAN;
     const qs_tensor *x = &a->model->tensors[t];
     int64_t rows = qs_tensor_nrows(x), cols = x->ne[0];
     r->rows = rows, r->cols = cols;
@@ -110,11 +138,17 @@ void worker_compute(const app *a, int t, const qs_qconfig *cfg, float **cache, i
     r->tile_cols = (int)(cols < APP_TILE_COLS ? cols : APP_TILE_COLS);
     qs_tilemap(w, rows, cols, r->tile_rows, r->tile_cols, QS_TILE_MAX_ABS, r->tiles_w);
     qs_qresult q;
-    if (qs_quant_run(cfg, w, rows, cols, NULL, NULL, 0, &q, &err)) {
+    qs_calib view = {0};
+    int rc = calib_view(a, x, cfg, &view, r->error, sizeof r->error);
+    if (rc) return;
+    rc = qs_quant_run(cfg, w, rows, cols, view.cols ? &view : NULL, NULL, 0, &q, &err);
+    qs_calib_free(&view);
+    if (rc) {
         snprintf(r->error, sizeof r->error, "%s", err.msg);
         return;
     }
     r->ok = true;
+    r->out_err = q.out_err;
     qs_stats_compare(w, q.deq, rows * cols, &r->m);
     r->bpw = q.bpw;
     r->bytes = (int64_t)(q.bpw * (double)(rows * cols) / 8.0 + 0.5);
@@ -155,7 +189,12 @@ static int update_quantized(worker *w, const qs_qconfig *cfgs, char *err, size_t
             free(f);
             return -1;
         }
-        if (qs_quant_run(&cfgs[t], f, rows, cols, NULL, NULL, 0, &q, &e) == 0) {
+        qs_calib view = {0};
+        char why[8];
+        bool have_view = cfgs[t].method->needs_calib && calib_view(w->a, x, &cfgs[t], &view, why, sizeof why) == 0;
+        int rc = qs_quant_run(&cfgs[t], f, rows, cols, have_view ? &view : NULL, NULL, 0, &q, &e);
+        qs_calib_free(&view);
+        if (rc == 0) {
             qs_llm_set_weights(w->quant, x->name, q.deq, q.ggml_type >= 0 ? qs_llama_cpp_act_type(q.ggml_type, cols) : QS_TYPE_F32, &e);
             qs_qresult_free(&q);
             n++;
@@ -199,20 +238,83 @@ static size_t pieces(const qs_vocab *v, const int32_t *ids, int n, int upto, cha
     return o;
 }
 
+/* the vocabulary and the two models (the original one also serves the calibration) */
+static int ensure_models(worker *w, qs_err *err)
+{
+    if (w->quant) return 0;
+    const qs_model *m = w->a->model;
+    int64_t n = m->n_tensors;
+    if (!w->applied) w->applied = calloc((size_t)(n ? n : 1), sizeof *w->applied);
+    if (!w->applied_set) w->applied_set = calloc((size_t)(n ? n : 1), sizeof *w->applied_set);
+    if (!w->applied || !w->applied_set) return qs_err_set(err, QS_E_OOM, "out of memory");
+    if (!m->gguf) return qs_err_set(err, QS_E_UNSUPPORTED, "the tokenizer is read from GGUF files only");
+    if (!w->vocab && !(w->vocab = qs_vocab_load(m->gguf, err))) return -1;
+    if (!w->base && !(w->base = qs_llm_new(m, GEN_CTX, err))) return -1;
+    if (!(w->quant = qs_llm_new(m, GEN_CTX, err))) return -1;
+    return 0;
+}
+
+static void calib_report(void *ctx, int64_t done, int64_t total)
+{
+    worker *w = ctx;
+    pthread_mutex_lock(&w->a->lock);
+    w->a->calib_done = done, w->a->calib_total = total;
+    snprintf(w->a->calib_status, sizeof w->a->calib_status, "calibrating: chunk %lld/%lld (Esc cancels)", (long long)done,
+             (long long)total);
+    pthread_mutex_unlock(&w->a->lock);
+    char one = 1;
+    if (write(w->fd, &one, 1) < 0) { /* the UI redraws on its next event anyway */ }
+}
+
+/* the calibration run; the set goes to the app, and the tensors waiting for it are redone */
+static void calib_compute(worker *w, const char *path)
+{
+    app *a = w->a;
+    qs_err err = {0};
+    qs_calib_set *s = NULL;
+    size_t len = 0;
+    char *text = NULL;
+    pthread_mutex_lock(&a->lock);
+    a->calib_running = true, a->calib_done = 0, a->calib_total = 0;
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    snprintf(a->calib_status, sizeof a->calib_status, "calibrating on %.120s… (Esc cancels)", base);
+    pthread_mutex_unlock(&a->lock);
+    int rc = ensure_models(w, &err);
+    if (!rc && !(text = qs_read_file(path, (size_t)1 << 30, &len, &err))) rc = -1;
+    qs_calib_opts o;
+    qs_calib_opts_default(&o);
+    if (!rc) rc = qs_calib_collect(w->base, w->vocab, text, len, &o, &w->calib_prog, &s, &err);
+    free(text);
+    pthread_mutex_lock(&a->lock);
+    a->calib_running = false;
+    if (!rc) {
+        qs_calib_set_free(a->calib);
+        a->calib = s;
+        snprintf(a->calib_status, sizeof a->calib_status, "calibrated: %d chunks of %d tokens of %.80s — gptq and awq are live, "
+                 "every method shows its output error", s->n_chunks, s->n_ctx, base);
+    } else {
+        snprintf(a->calib_status, sizeof a->calib_status, "calibration %.140s", err.code == QS_E_CANCELLED ? "cancelled" : err.msg);
+    }
+    pthread_mutex_unlock(&a->lock);
+    if (rc) return;
+    /* the generation model: tensors that waited for calibration are quantized anew */
+    for (int64_t t = 0; w->applied_set && t < a->model->n_tensors; t++)
+        if (w->applied_set[t] && w->applied[t].method->needs_calib) w->applied_set[t] = false;
+    pthread_mutex_lock(&w->mu);
+    w->pending |= w->tensor_seen;
+    w->gen_pending |= w->gen_cfg != NULL;
+    pthread_mutex_unlock(&w->mu);
+}
+
 static void gen_compute(worker *w, const qs_qconfig *cfgs, const char *prompt)
 {
     app *a = w->a;
     app_gen g = {0};
     qs_err err = {0};
-    if (!w->base) {
-        int64_t n = a->model->n_tensors;
-        w->applied = calloc((size_t)(n ? n : 1), sizeof *w->applied);
-        w->applied_set = calloc((size_t)(n ? n : 1), sizeof *w->applied_set);
-        if (!(w->vocab = qs_vocab_load(a->model->gguf, &err)) || !(w->base = qs_llm_new(a->model, GEN_CTX, &err)) ||
-            !(w->quant = qs_llm_new(a->model, GEN_CTX, &err))) {
-            snprintf(g.error, sizeof g.error, "generation unavailable: %.120s", err.msg);
-            goto publish;
-        }
+    if (ensure_models(w, &err)) {
+        snprintf(g.error, sizeof g.error, "generation unavailable: %.120s", err.msg);
+        goto publish;
     }
     g.n_quantized = update_quantized(w, cfgs, g.error, sizeof g.error);
     int32_t *ids, ob[GEN_TOKENS], oq[GEN_TOKENS];
@@ -250,8 +352,23 @@ static void *run(void *arg)
     app_result *r = malloc(sizeof *r);
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (!w->pending && !w->gen_pending && !w->quit) pthread_cond_wait(&w->cv, &w->mu);
+        while (!w->pending && !w->gen_pending && !w->calib_pending && !w->quit) pthread_cond_wait(&w->cv, &w->mu);
         if (w->quit) break;
+        if (!w->pending && w->calib_pending) { /* calibration (after tensor requests, before generation) */
+            char path[256];
+            snprintf(path, sizeof path, "%s", w->calib_path);
+            w->calib_pending = false;
+            w->running = true;
+            w->calib_prog = (qs_progress){0, 0, 0, calib_report, w};
+            pthread_mutex_unlock(&w->mu);
+            calib_compute(w, path);
+            pthread_mutex_lock(&w->mu);
+            w->running = false;
+            pthread_cond_broadcast(&w->cv);
+            char one = 1;
+            if (write(w->fd, &one, 1) < 0) { /* the UI redraws on its next event anyway */ }
+            continue;
+        }
         if (!w->pending) { /* a generation request (tensor requests go first) */
             int64_t nt = w->a->model->n_tensors;
             qs_qconfig *cfgs = malloc((size_t)(nt ? nt : 1) * sizeof *cfgs);
@@ -325,6 +442,7 @@ void worker_submit(worker *w, int tensor, const qs_qconfig *cfg)
     w->tensor = tensor;
     w->cfg = *cfg;
     w->pending = true;
+    w->tensor_seen = true;
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
 }
@@ -343,10 +461,24 @@ void worker_submit_generation(worker *w, const qs_qconfig *cfgs, const char *pro
     pthread_mutex_unlock(&w->mu);
 }
 
+void worker_submit_calibration(worker *w, const char *path)
+{
+    pthread_mutex_lock(&w->mu);
+    snprintf(w->calib_path, sizeof w->calib_path, "%s", path);
+    w->calib_pending = true;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+void worker_cancel(worker *w)
+{
+    __atomic_store_n(&w->calib_prog.cancel, 1, __ATOMIC_RELAXED);
+}
+
 bool worker_idle(worker *w)
 {
     pthread_mutex_lock(&w->mu);
-    bool idle = !w->pending && !w->gen_pending && !w->running;
+    bool idle = !w->pending && !w->gen_pending && !w->calib_pending && !w->running;
     pthread_mutex_unlock(&w->mu);
     return idle;
 }
@@ -354,7 +486,7 @@ bool worker_idle(worker *w)
 void worker_wait_idle(worker *w)
 {
     pthread_mutex_lock(&w->mu);
-    while (w->pending || w->gen_pending || w->running) pthread_cond_wait(&w->cv, &w->mu);
+    while (w->pending || w->gen_pending || w->calib_pending || w->running) pthread_cond_wait(&w->cv, &w->mu);
     pthread_mutex_unlock(&w->mu);
 }
 

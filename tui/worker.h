@@ -17,6 +17,11 @@ void worker_submit(worker *w, int tensor, const qs_qconfig *cfg);
 /* greedy continuations of prompt by the original model and by the model quantized with cfgs
  * (one config per tensor; only tensors whose config changed are requantized) into app->gen */
 void worker_submit_generation(worker *w, const qs_qconfig *cfgs, const char *prompt);
+/* runs path through the model (core/calib.h) and hands the statistics to the app; the selected
+ * tensor and the generation are then redone with them */
+void worker_submit_calibration(worker *w, const char *path);
+/* cancels a running calibration */
+void worker_cancel(worker *w);
 bool worker_idle(worker *w);
 void worker_wait_idle(worker *w);
 void worker_stop(worker *w);

@@ -46,7 +46,7 @@ static int formula(int y, rect r, const app_result *res)
                    c->bits, c->act_order ? " of descending diag(H)" : "", (1 << c->bits) - 1);
         draw_textf(y++, x, w, A_BOLD, "the error (w - q)/d, d = U[k][k] of chol(H^-1), is subtracted from the later columns: "
                    "W[:, k:] -= err * U[k, k:]");
-        draw_textf(y++, x, w, A_NORMAL, "group 0 (row 0): s = %.6g, z = %.0f; damp %g of mean diag(H)", res->ex_scale,
+        draw_textf(y++, x, w, A_NORMAL, "group 0 (row 0): step s = %.6g, zero z = %.0f; damp %g of mean diag(H)", res->ex_scale,
                    res->ex_zero, c->damp * 0.001);
         break;
     case QS_METHOD_AWQ:
@@ -54,7 +54,8 @@ static int formula(int y, rect r, const app_result *res)
                    c->duo ? " / mean|w[c]|^(1-alpha)" : "");
         draw_textf(y++, x, w, A_BOLD, "alpha minimises |X(W - W')^T|^2 over 0, 0.05 ... 0.95%s",
                    c->clip ? "; then each group of W·s is clipped at the shrink with the lowest output error" : "");
-        draw_textf(y++, x, w, A_NORMAL, "group 0 (row 0) of W·s: s = %.6g, z = %.0f", res->ex_scale, res->ex_zero);
+        draw_textf(y++, x, w, A_NORMAL, "group 0 (row 0) of W·s: step %.6g, zero %.0f (w' = (code - zero) · step / s[c])",
+                   res->ex_scale, res->ex_zero);
         break;
     }
     return y;

@@ -12,9 +12,7 @@ static void knob_value(const qs_qconfig *c, int k, char *buf, size_t n)
 {
     int v = qs_qconfig_get(c, k);
     if (qs_knob_get(k)->is_bool) snprintf(buf, n, "%s", v ? "yes" : "no");
-    else if (k == QS_KNOB_GROUP && v < 0) snprintf(buf, n, "tensor");
-    else if (k == QS_KNOB_GROUP && v == 0) snprintf(buf, n, "row");
-    else snprintf(buf, n, "%d", v);
+    else qs_knob_format((qs_knob_id)k, v, buf, n);
 }
 
 /* label, value, (previous value when the pane is wide enough), change */
@@ -78,5 +76,6 @@ void knobs_view_draw(rect r, const app *a, const app_result *res)
     metric_line(y++, r, "max err", m->max_abs, p->max_abs, hp, true);
     metric_line(y++, r, "cosine", m->cosine, p->cosine, hp, false);
     metric_line(y++, r, "clipped%", 100.0 * (double)res->n_clipped / (double)(res->rows * res->cols), 0, false, true);
+    if (isfinite(res->out_err) && y < r.y + r.h) metric_line(y++, r, "out err", res->out_err, 0, false, true);
     if (res->report[0] && y < r.y + r.h) draw_text(y + 1, r.x + 1, r.w - 2, res->report, theme(TH_DIM));
 }
