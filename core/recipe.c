@@ -126,6 +126,14 @@ int qs_recipe_add_rule(qs_recipe *r, const char *pattern, const char *config, qs
     return rc ? rc : push_rule(&r->rules, &r->n_rules, pattern, &c, keep, err);
 }
 
+int qs_recipe_set_override(qs_recipe *r, const char *tensor, const char *config, qs_err *err)
+{
+    qs_qconfig c;
+    bool keep;
+    int rc = qs_config_parse(config, &c, &keep, err);
+    return rc ? rc : push_rule(&r->overrides, &r->n_overrides, tensor, &c, keep, err);
+}
+
 int qs_recipe_set_default(qs_recipe *r, const char *config, qs_err *err)
 {
     return qs_config_parse(config, &r->def, &r->def_keep, err);

@@ -62,6 +62,8 @@ int qs_config_parse(const char *s, qs_qconfig *cfg, bool *keep, qs_err *err);
 void qs_config_format(const qs_qconfig *cfg, bool keep, char *buf, size_t n);
 int qs_recipe_add_rule(qs_recipe *r, const char *pattern, const char *config, qs_err *err);
 int qs_recipe_set_default(qs_recipe *r, const char *config, qs_err *err);
+/* the config of one tensor (exact name), beating every rule */
+int qs_recipe_set_override(qs_recipe *r, const char *tensor, const char *config, qs_err *err);
 /* One override per tensor with the type it has in a quantized file (F32 → keep). */
 int qs_recipe_from_model(qs_recipe *r, const qs_model *quantized, qs_err *err);
 /* One override per tensor with the type llama-quantize's preset ("Q4_K_M" …) gives it, for a

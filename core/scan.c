@@ -68,6 +68,17 @@ static int set_unit(qs_llm *l, const qs_model *m, const char *unit, bool per_blo
     return 0;
 }
 
+/* every tensor of the unit can take the config (llama-quantize's fallbacks count) */
+static bool unit_fits(const qs_model *m, const char *unit, bool per_block, const qs_qconfig *cfg)
+{
+    for (int64_t i = 0; i < m->n_tensors; i++) {
+        const qs_tensor *t = &m->tensors[i];
+        int type;
+        if (in_unit(t, unit, per_block) && qs_qconfig_check(cfg, qs_tensor_nrows(t), t->ne[0], &type, NULL)) return false;
+    }
+    return true;
+}
+
 static int cmp_kld(const void *a, const void *b)
 {
     const qs_scan_row *x = a, *y = b;
@@ -100,6 +111,7 @@ int qs_scan_run(qs_llm *l, const qs_model *m, const qs_vocab *v, const char *tex
         snprintf(r->unit, sizeof r->unit, "%s", units[u]);
         const qs_tensor *t = qs_model_find_tensor(m, units[u]);
         r->block = t ? t->block : atoi(units[u] + 4);
+        if (!unit_fits(m, units[u], o->per_block, &o->cfg)) continue; /* e.g. 172 columns for q4_0 */
         qs_kld_stats s;
         rc = set_unit(l, m, units[u], o->per_block, &o->cfg, &r->bpw, &r->params, err);
         if (!rc) rc = qs_kld_compare(l, &b, qs_vocab_add_bos(v) ? qs_vocab_bos(v) : -1, NULL, &s, err);

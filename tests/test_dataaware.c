@@ -273,3 +273,46 @@ Test(dataaware, cli_quant_and_ppl_with_calibration, .timeout = 300)
     done(&r);
     tu_rmtree(dir), free(dir);
 }
+
+Test(dataaware, cli_suggest_within_budget, .timeout = 300)
+{
+    if (!have_inputs()) cr_skip_test("%s or %s missing", model_p, text_p);
+    char *dir = tu_tmpdir(), a[4200], b[4200], rec[4200];
+    snprintf(a, sizeof a, "%s/q4_0.csv", dir);
+    snprintf(b, sizeof b, "%s/q8_0.csv", dir);
+    snprintf(rec, sizeof rec, "%s/r.json", dir);
+    run_result r = run("scan %s --config q4_0 --text %s --ctx 128 --chunks 2 --csv %s", model_p, text_p, a);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    done(&r);
+    r = run("scan %s --config q8_0 --text %s --ctx 128 --chunks 2 --csv %s", model_p, text_p, b);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    done(&r);
+    r = run("suggest %s --scans %s,%s --bpw 6 -o %s --pareto", model_p, a, b, rec);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    double got = 0;
+    const char *p = strstr(r.out, "suggested: ");
+    cr_assert_not_null(p, "%s", r.out);
+    sscanf(p, "suggested: %lf bpw", &got);
+    cr_expect(got <= 6.0 && got > 4.5, "%.4f bpw for a 6 bpw target", got);
+    cr_expect(strstr(r.out, "summed KLD (log scale)") != NULL, "the Pareto plot");
+    done(&r);
+    /* the recipe opens and resolves on the model: the quantized tensors average <= 6 bpw */
+    qs_err err = {0};
+    qs_model *m = qs_model_open(model_p, &err);
+    qs_recipe rc;
+    cr_assert_eq(qs_recipe_load(rec, &rc, &err), 0, "%s", err.msg);
+    qs_recipe_table t;
+    cr_assert_eq(qs_recipe_resolve(&rc, m, false, &t, &err), 0, "%s", err.msg);
+    double bits = 0, n = 0;
+    for (int64_t i = 0; i < t.n; i++)
+        if (!t.e[i].keep) bits += t.e[i].bpw * (double)qs_tensor_nelements(t.e[i].t), n += (double)qs_tensor_nelements(t.e[i].t);
+    cr_expect_leq(bits / n, 6.0 + 1e-9);
+    cr_expect_float_eq(bits / n, got, 1e-3);
+    qs_recipe_table_free(&t);
+    qs_recipe_free(&rc);
+    qs_model_close(m);
+    r = run("suggest %s --scans %s --bpw 1 -o %s", model_p, a, rec);
+    cr_expect_eq(r.status, 1, "a budget below every candidate: %s", r.err);
+    done(&r);
+    tu_rmtree(dir), free(dir);
+}

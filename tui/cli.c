@@ -34,6 +34,8 @@ static const command commands[] = {
                                 "                                  importance matrix in llama-imatrix's GGUF format"},
     {"scan", qs_cli_scan, "scan MODEL --config CONFIG --text FILE --csv OUT.csv [--per block|tensor] [--chunks N] [--resume]\n"
                           "                                  sensitivity: KLD and dPPL of quantizing each tensor alone, ranked"},
+    {"suggest", qs_cli_suggest, "suggest MODEL --scans A.csv,B.csv,… (--bpw B | --size MiB) -o R.json [--pareto]\n"
+                                "                                  mixed precision: per-tensor configs with the least summed KLD"},
     {"recipe", qs_cli_recipe, "recipe MODEL [--preset NAME] [--default CONFIG] [--set PATTERN=CONFIG …] -o R.json | recipe show R.json [--model M]\n"
                               "                                  write or show a per-tensor quantization recipe"},
     {"export", qs_cli_export, "export MODEL (--recipe R.json | --type T | --preset P) -o OUT.gguf [--imatrix F] [--ftype NAME]\n"

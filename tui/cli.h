@@ -26,6 +26,10 @@ int qs_cli_vocab(int argc, char **argv);
 int qs_cli_train(int argc, char **argv);
 int qs_cli_imatrix(int argc, char **argv);
 int qs_cli_scan(int argc, char **argv);
+int qs_cli_suggest(int argc, char **argv);
+struct qs_scan_row;
+/* a scan CSV (all rows of one config, which goes to config); exit status */
+int qs_cli_read_scan(const char *path, struct qs_scan_row **rows, int *n, char *config, size_t cn);
 struct qs_model;
 struct qs_llm;
 struct qs_vocab;

@@ -75,8 +75,8 @@ typedef struct reader {
     qs_scan_row *rows;
     int n, cap, field;
     qs_scan_row cur;
-    char config[256];
-    const char *want_config;
+    char config[256], want[256];
+    const char *want_config; /* "": the first row's */
     int bad;
 } reader;
 
@@ -105,6 +105,7 @@ static void row_cb(int c, void *data)
     (void)c;
     reader *r = data;
     bool header = !strcmp(r->cur.unit, "unit");
+    if (!header && !r->want_config[0]) snprintf(r->want, sizeof r->want, "%s", r->config), r->want_config = r->want;
     if (!header && (r->field != 11 || strcmp(r->config, r->want_config))) r->bad++;
     else if (!header) {
         if (r->n == r->cap) {
@@ -117,7 +118,7 @@ static void row_cb(int c, void *data)
     r->field = 0;
 }
 
-static int read_partial(const char *path, const char *config, reader *r)
+static int read_scan(const char *path, const char *config, reader *r)
 {
     qs_err err = {0};
     size_t len;
@@ -131,8 +132,26 @@ static int read_partial(const char *path, const char *config, reader *r)
     csv_fini(&p, field_cb, row_cb, r);
     csv_free(&p);
     free(buf);
-    if (used != len || r->bad)
-        return qs_cli_fail(path, &(qs_err){QS_E_INPUT, "not a partial scan of this config (remove it, or scan without --resume)"});
+    if (used != len || r->bad) {
+        qs_err e = {QS_E_INPUT, ""};
+        snprintf(e.msg, sizeof e.msg, "%s", config[0] ? "not a partial scan of this config (remove it, or scan without --resume)"
+                                                       : "not a scan CSV of one config (quantscope scan --csv)");
+        return qs_cli_fail(path, &e);
+    }
+    return QS_EXIT_OK;
+}
+
+int qs_cli_read_scan(const char *path, qs_scan_row **rows, int *n, char *config, size_t cn)
+{
+    reader r;
+    int rc = read_scan(path, "", &r);
+    if (!rc && !r.n) rc = qs_cli_fail(path, &(qs_err){QS_E_INPUT, "no rows"});
+    if (rc) {
+        free(r.rows);
+        return rc;
+    }
+    snprintf(config, cn, "%s", r.want);
+    *rows = r.rows, *n = r.n;
     return QS_EXIT_OK;
 }
 
@@ -171,7 +190,7 @@ int qs_cli_scan(int argc, char **argv)
     qs_config_format(&o.cfg, false, cfg, sizeof cfg);
     snprintf(part, sizeof part, "%s.partial", a.csv);
     reader done = {0};
-    if (a.resume && access(part, R_OK) == 0 && (rc = read_partial(part, cfg, &done))) return rc;
+    if (a.resume && access(part, R_OK) == 0 && (rc = read_scan(part, cfg, &done))) return rc;
     size_t len;
     char *text = qs_read_file(a.text, (size_t)1 << 30, &len, &err);
     if (!text) return free(done.rows), qs_cli_fail(a.text, &err);
@@ -192,6 +211,11 @@ int qs_cli_scan(int argc, char **argv)
     if (p.f) fclose(p.f);
     if (!rc) {
         print_ranking(rows, n, ppl_base);
+        char(*units)[256];
+        int nu = 0;
+        if (!qs_scan_units(m, a.per_block, &units, &nu, &err) && nu > n)
+            printf("%d units left out: %s cannot take their shapes\n", nu - n, cfg);
+        free(units);
         qs_afile af = {0};
         if (qs_afile_open(&af, a.csv, &err)) rc = qs_cli_fail(a.csv, &err);
         else {
