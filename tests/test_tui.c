@@ -85,6 +85,7 @@ Test(tui, resize_and_quit, .timeout = 120) { run_script("tests/ui/resize_quit.sc
 Test(tui, recipe_presets_and_undo, .timeout = 120) { run_script("tests/ui/recipe.script"); }
 Test(tui, mouse_clicks, .timeout = 120) { run_script("tests/ui/mouse.script"); }
 Test(tui, calibration_gptq_awq, .timeout = 120) { run_script("tests/ui/calib.script"); }
+Test(tui, sensitivity_scan, .timeout = 120) { run_script("tests/ui/scan.script"); }
 
 Test(tui, layout_sizes)
 {

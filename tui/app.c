@@ -2,6 +2,7 @@
 #include "tui/app.h"
 
 #include "core/calib.h"
+#include "core/scan.h"
 
 #include <curses.h>
 
@@ -55,6 +56,8 @@ int app_init(app *a, qs_model *m, char *err, size_t errn)
 void app_free(app *a)
 {
     qs_calib_set_free(a->calib);
+    free(a->scan);
+    free(a->scan_rank);
     free(a->cfg);
     free(a->rel_err);
     free(a->rows);
@@ -427,8 +430,65 @@ static int filter_key(app *a, int key)
     return R_REDRAW | R_RECOMPUTE;
 }
 
+/* ---- the scan view ---- */
+
+int app_scan_tensor(const app *a, int i)
+{
+    if (i < 0 || i >= a->n_scan) return -1;
+    const qs_tensor *t = qs_model_find_tensor(a->model, a->scan[i].unit);
+    return t ? (int)(t - a->model->tensors) : -1;
+}
+
+/* S: opens the scan view, scanning with the selected tensor's config unless that scan exists */
+static int start_scan(app *a)
+{
+    int t = app_selected_tensor(a);
+    a->mode = MODE_SCAN;
+    if (t < 0 || !app_tensor_quantizable(a, t)) {
+        snprintf(a->status, sizeof a->status, "select a quantizable tensor: the scan uses its config");
+        return R_REDRAW;
+    }
+    char cfg[64];
+    qs_config_format(&a->cfg[t], false, cfg, sizeof cfg);
+    if (a->cfg[t].method->needs_calib) {
+        snprintf(a->status, sizeof a->status, "the scan takes configs without calibration: pick e.g. q3_K or rtn");
+        return R_REDRAW;
+    }
+    snprintf(a->status, sizeof a->status, "sensitivity of %s: Enter selects a tensor, S rescans, Esc back", cfg);
+    if (a->scan_running || (a->n_scan && !strcmp(a->scan_cfg, cfg))) return R_REDRAW;
+    return R_REDRAW | R_SCAN;
+}
+
+static int scan_key(app *a, int key)
+{
+    switch (qs_action_for_key(key)) {
+    case ACT_UP: a->scan_sel -= a->scan_sel > 0; return R_REDRAW;
+    case ACT_DOWN: a->scan_sel += a->scan_sel + 1 < a->n_scan; return R_REDRAW;
+    case ACT_FIRST: a->scan_sel = 0; return R_REDRAW;
+    case ACT_LAST: a->scan_sel = a->n_scan ? a->n_scan - 1 : 0; return R_REDRAW;
+    case ACT_SCAN: {
+        a->scan_cfg[0] = '\0'; /* rescan */
+        return start_scan(a);
+    }
+    case ACT_OPEN: {
+        int t = app_scan_tensor(a, a->scan_sel);
+        a->mode = MODE_NORMAL;
+        for (int r = 0; t >= 0 && r < a->n_rows; r++)
+            if (a->rows[r] == t) a->sel = r;
+        return R_REDRAW | R_RECOMPUTE;
+    }
+    case ACT_CANCEL:
+        if (a->scan_running) return R_CANCEL | R_REDRAW;
+        a->mode = MODE_NORMAL;
+        return R_REDRAW;
+    case ACT_QUIT: a->mode = MODE_NORMAL; return R_REDRAW;
+    default: return R_NONE;
+    }
+}
+
 int app_handle_key(app *a, int key)
 {
+    if (a->mode == MODE_SCAN) return scan_key(a, key);
     if (a->mode == MODE_FILTER) return filter_key(a, key);
     if (a->mode == MODE_RECIPE) return recipe_key(a, key);
     if (a->mode == MODE_BULK) return bulk_key(a, key);
@@ -497,6 +557,7 @@ int app_handle_key(app *a, int key)
         a->status[0] = '\0'; /* the status line follows the calibration until the next message */
         return R_REDRAW | R_CALIBRATE;
     case ACT_CANCEL: return R_CANCEL | R_REDRAW;
+    case ACT_SCAN: return start_scan(a);
     default: return R_NONE;
     }
 }

@@ -18,10 +18,12 @@ enum { APP_HIST_BINS = 160, APP_TILE_ROWS = 64, APP_TILE_COLS = 160 };
 
 enum reaction {
     R_NONE = 0, R_REDRAW = 1, R_RECOMPUTE = 2, R_QUIT = 4, R_RELAYOUT = 8, R_SAVE = 16, R_REGENERATE = 32,
-    R_CALIBRATE = 64, R_CANCEL = 128,
+    R_CALIBRATE = 64, R_CANCEL = 128, R_SCAN = 256,
 };
 
-typedef enum app_mode { MODE_NORMAL, MODE_FILTER, MODE_HELP, MODE_EXPLAIN, MODE_CONFIRM_QUIT, MODE_RECIPE, MODE_BULK } app_mode;
+typedef enum app_mode {
+    MODE_NORMAL, MODE_FILTER, MODE_HELP, MODE_EXPLAIN, MODE_CONFIRM_QUIT, MODE_RECIPE, MODE_BULK, MODE_SCAN
+} app_mode;
 typedef enum app_pane { PANE_LAYERS, PANE_TENSOR, PANE_KNOBS, PANE_COUNT } app_pane;
 typedef enum app_tab { TAB_HISTOGRAM, TAB_HEATMAP, TAB_CHANNELS, TAB_COUNT } app_tab;
 
@@ -114,6 +116,12 @@ typedef struct app {
     int64_t calib_done, calib_total; /* guarded by lock */
     bool calib_running;            /* guarded by lock */
     char calib_status[256];        /* guarded by lock */
+    /* the sensitivity scan (S): every tensor alone with one config, ranked by KLD (guarded by lock) */
+    struct qs_scan_row *scan;      /* sorted, most sensitive first */
+    int n_scan, scan_sel, scan_top;
+    char scan_cfg[64];             /* the config scanned */
+    int *scan_rank;                /* per tensor: its rank (0 = most sensitive), -1 when not scanned */
+    bool scan_running;
 } app;
 
 int app_init(app *a, qs_model *m, char *err, size_t errn);
@@ -140,6 +148,8 @@ const char *app_preset_for_key(int key);
  * selects the row (a block header toggles; a click on the selected knob raises it); in the
  * recipe view it selects the tensor row. Returns reaction bits. */
 int app_click(app *a, const layout *l, int y, int x);
+/* the tensor index of scan row i, -1 if none */
+int app_scan_tensor(const app *a, int i);
 /* number of config knobs shown for the selected tensor (method + its knobs) */
 int app_knob_count(const app *a);
 /* knob i of the selected tensor: -1 for the method line, else a qs_knob_id */

@@ -148,6 +148,7 @@ static void draw_all(app *a)
     const app_result *res = a->res;
     draw_title(l.title, a);
     if (a->mode == MODE_HELP) help_view_draw((rect){1, 0, l.full.h - 3, l.full.w});
+    else if (a->mode == MODE_SCAN) scan_view_draw((rect){1, 0, l.full.h - 3, l.full.w}, a);
     else if (a->mode == MODE_EXPLAIN) explain_view_draw((rect){1, 0, l.full.h - 3, l.full.w}, a, res);
     else if (a->mode == MODE_RECIPE || a->mode == MODE_BULK) {
         qs_recipe_table t;
@@ -262,6 +263,11 @@ static bool react(app *a, worker *w, int key)
     if (re & R_QUIT) return false;
     if (re & R_SAVE) save_recipe(a);
     if (re & R_CALIBRATE) worker_submit_calibration(w, a->calib_path);
+    if (re & R_SCAN) {
+        int t = app_selected_tensor(a);
+        if (t >= 0) worker_submit_scan(w, &a->cfg[t], a->calib_path);
+        a->status[0] = '\0';
+    }
     if (re & R_CANCEL) worker_cancel(w);
     if (re & R_RECOMPUTE) request(a, w);
     if (re & R_REGENERATE) regenerate(a, w);

@@ -12,6 +12,8 @@
 #include "core/fileio.h"
 #include "core/ggml_types.h"
 #include "core/infer.h"
+#include "core/recipe.h"
+#include "core/scan.h"
 #include "core/tokenizer.h"
 
 struct worker {
@@ -21,9 +23,10 @@ struct worker {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool pending, running, quit;
-    bool calib_pending, tensor_seen;
+    bool calib_pending, tensor_seen, scan_pending;
     char calib_path[256];
-    qs_progress calib_prog;
+    qs_progress calib_prog;  /* of the running calibration or scan (Esc cancels) */
+    qs_qconfig scan_cfg;
     int tensor;
     qs_qconfig cfg;
     float *cache;          /* the floats of the last tensor read */
@@ -307,6 +310,63 @@ static void calib_compute(worker *w, const char *path)
     pthread_mutex_unlock(&w->mu);
 }
 
+static void scan_report(void *ctx, int64_t done, int64_t total)
+{
+    worker *w = ctx;
+    pthread_mutex_lock(&w->a->lock);
+    snprintf(w->a->calib_status, sizeof w->a->calib_status, "scan: tensor %lld/%lld (Esc cancels)", (long long)done,
+             (long long)total);
+    pthread_mutex_unlock(&w->a->lock);
+    char one = 1;
+    if (write(w->fd, &one, 1) < 0) { /* the UI redraws on its next event anyway */ }
+}
+
+enum { SCAN_CHUNKS = 4 };
+
+/* the sensitivity scan of every tensor with cfg, on SCAN_CHUNKS chunks of the calibration text */
+static void scan_compute(worker *w, const qs_qconfig *cfg, const char *path)
+{
+    app *a = w->a;
+    qs_err err = {0};
+    char cs[64];
+    qs_config_format(cfg, false, cs, sizeof cs);
+    pthread_mutex_lock(&a->lock);
+    a->scan_running = true;
+    snprintf(a->calib_status, sizeof a->calib_status, "scan of %s… (Esc cancels)", cs);
+    pthread_mutex_unlock(&a->lock);
+    size_t len = 0;
+    char *text = NULL;
+    int rc = !path[0] ? qs_err_set(&err, QS_E_USAGE, "needs a text: start the workbench with --calib FILE") : ensure_models(w, &err);
+    if (!rc && !(text = qs_read_file(path, (size_t)1 << 30, &len, &err))) rc = -1;
+    qs_scan_opts o = {*cfg, false, GEN_CTX, SCAN_CHUNKS};
+    qs_scan_row *rows = NULL;
+    int n = 0;
+    double ppl = 0;
+    if (!rc) rc = qs_scan_run(w->base, a->model, w->vocab, text, len, &o, NULL, 0, NULL, NULL, &w->calib_prog, &rows, &n, &ppl, &err);
+    free(text);
+    int *rank = rc ? NULL : malloc((size_t)(a->model->n_tensors ? a->model->n_tensors : 1) * sizeof *rank);
+    if (rank) {
+        for (int64_t t = 0; t < a->model->n_tensors; t++) rank[t] = -1;
+        for (int i = 0; i < n; i++) {
+            const qs_tensor *t = qs_model_find_tensor(a->model, rows[i].unit);
+            if (t) rank[t - a->model->tensors] = i;
+        }
+    }
+    pthread_mutex_lock(&a->lock);
+    a->scan_running = false;
+    if (!rc && rank) {
+        free(a->scan), free(a->scan_rank);
+        a->scan = rows, a->n_scan = n, a->scan_rank = rank, a->scan_sel = 0, a->scan_top = 0;
+        snprintf(a->scan_cfg, sizeof a->scan_cfg, "%s", cs);
+        snprintf(a->calib_status, sizeof a->calib_status, "scan of %s: %d tensors ranked by KLD (base PPL %.3f on %d chunks of the "
+                 "calibration text); the layer list is coloured by rank", cs, n, ppl, SCAN_CHUNKS);
+    } else {
+        free(rows), free(rank);
+        snprintf(a->calib_status, sizeof a->calib_status, "scan %.200s", err.code == QS_E_CANCELLED ? "cancelled" : err.msg);
+    }
+    pthread_mutex_unlock(&a->lock);
+}
+
 static void gen_compute(worker *w, const qs_qconfig *cfgs, const char *prompt)
 {
     app *a = w->a;
@@ -352,8 +412,25 @@ static void *run(void *arg)
     app_result *r = malloc(sizeof *r);
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (!w->pending && !w->gen_pending && !w->calib_pending && !w->quit) pthread_cond_wait(&w->cv, &w->mu);
+        while (!w->pending && !w->gen_pending && !w->calib_pending && !w->scan_pending && !w->quit)
+            pthread_cond_wait(&w->cv, &w->mu);
         if (w->quit) break;
+        if (!w->pending && !w->calib_pending && w->scan_pending) { /* the scan (after calibration) */
+            char path[256];
+            qs_qconfig cfg = w->scan_cfg;
+            snprintf(path, sizeof path, "%s", w->calib_path);
+            w->scan_pending = false;
+            w->running = true;
+            w->calib_prog = (qs_progress){0, 0, 0, scan_report, w};
+            pthread_mutex_unlock(&w->mu);
+            scan_compute(w, &cfg, path);
+            pthread_mutex_lock(&w->mu);
+            w->running = false;
+            pthread_cond_broadcast(&w->cv);
+            char one = 1;
+            if (write(w->fd, &one, 1) < 0) { /* the UI redraws on its next event anyway */ }
+            continue;
+        }
         if (!w->pending && w->calib_pending) { /* calibration (after tensor requests, before generation) */
             char path[256];
             snprintf(path, sizeof path, "%s", w->calib_path);
@@ -470,6 +547,16 @@ void worker_submit_calibration(worker *w, const char *path)
     pthread_mutex_unlock(&w->mu);
 }
 
+void worker_submit_scan(worker *w, const qs_qconfig *cfg, const char *path)
+{
+    pthread_mutex_lock(&w->mu);
+    snprintf(w->calib_path, sizeof w->calib_path, "%s", path);
+    w->scan_cfg = *cfg;
+    w->scan_pending = true;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
 void worker_cancel(worker *w)
 {
     __atomic_store_n(&w->calib_prog.cancel, 1, __ATOMIC_RELAXED);
@@ -478,7 +565,7 @@ void worker_cancel(worker *w)
 bool worker_idle(worker *w)
 {
     pthread_mutex_lock(&w->mu);
-    bool idle = !w->pending && !w->gen_pending && !w->calib_pending && !w->running;
+    bool idle = !w->pending && !w->gen_pending && !w->calib_pending && !w->scan_pending && !w->running;
     pthread_mutex_unlock(&w->mu);
     return idle;
 }
@@ -486,7 +573,7 @@ bool worker_idle(worker *w)
 void worker_wait_idle(worker *w)
 {
     pthread_mutex_lock(&w->mu);
-    while (w->pending || w->gen_pending || w->calib_pending || w->running) pthread_cond_wait(&w->cv, &w->mu);
+    while (w->pending || w->gen_pending || w->calib_pending || w->scan_pending || w->running) pthread_cond_wait(&w->cv, &w->mu);
     pthread_mutex_unlock(&w->mu);
 }
 

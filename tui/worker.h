@@ -20,7 +20,9 @@ void worker_submit_generation(worker *w, const qs_qconfig *cfgs, const char *pro
 /* runs path through the model (core/calib.h) and hands the statistics to the app; the selected
  * tensor and the generation are then redone with them */
 void worker_submit_calibration(worker *w, const char *path);
-/* cancels a running calibration */
+/* the sensitivity scan of every tensor with cfg on path (core/scan.h) into the app */
+void worker_submit_scan(worker *w, const qs_qconfig *cfg, const char *path);
+/* cancels a running calibration or scan */
 void worker_cancel(worker *w);
 bool worker_idle(worker *w);
 void worker_wait_idle(worker *w);

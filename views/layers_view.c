@@ -31,7 +31,11 @@ static void draw_row(const app *a, int row, int y, rect r, bool selected)
     draw_text(y, r.x + indent, nw, name, sel);
     draw_textf(y, r.x + indent + nw + 1, sw, sel ? sel : theme(TH_DIM), "%*s", sw, shape);
     draw_text(y, r.x + r.w - cw - 1, cw, cfg, sel);
-    draw_text(y, r.x + r.w - 1, 1, app_tensor_quantizable(a, t) ? "●" : " ", sel ? sel : theme(theme_error_role(a->rel_err[t])));
+    /* the mark: by scan rank when a scan ran (the most sensitive third red), else by the error */
+    role mark = theme_error_role(a->rel_err[t]);
+    if (a->scan_rank && a->scan_rank[t] >= 0)
+        mark = a->scan_rank[t] * 3 < a->n_scan ? TH_BAD : a->scan_rank[t] * 3 < 2 * a->n_scan ? TH_WARN : TH_GOOD;
+    draw_text(y, r.x + r.w - 1, 1, app_tensor_quantizable(a, t) ? "●" : " ", sel ? sel : theme(mark));
 }
 
 void layers_view_draw(rect r, const app *a)
