@@ -1,6 +1,8 @@
 /* core/bpe_train.c — byte-fallback BPE vocabulary training (SentencePiece style). */
 #include "bpe_train.h"
 
+#include "hash.h"
+
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,12 +24,7 @@ typedef struct wtable {
     size_t cap, n;
 } wtable;
 
-static uint64_t hash_bytes(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
-    return h;
-}
+static uint64_t hash_bytes(const char *s, size_t n) { return qs_fnv1a_bytes(QS_FNV1A_INIT, s, n); }
 
 static int wtable_add(wtable *t, const char *s, size_t n, int64_t count)
 {

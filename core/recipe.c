@@ -11,6 +11,7 @@
 #include "fileio.h"
 #include "ggml_types.h"
 #include "gguf.h"
+#include "hash.h"
 #include "calib.h"
 #include "infer.h"
 #include "presets.h"
@@ -53,9 +54,8 @@ void qs_model_table_hash(const qs_model *m, char out[32])
     for (int64_t i = 0; i < m->n_tensors; i++) {
         const qs_tensor *t = &m->tensors[i];
         const char *name = t->gguf_name[0] ? t->gguf_name : t->name;
-        uint64_t h = 1469598103934665603ull;
-        for (const char *p = name; *p; p++) h = (h ^ (uint8_t)*p) * 1099511628211ull;
-        for (int d = 0; d < 4; d++) h = (h ^ (uint64_t)t->ne[d]) * 1099511628211ull;
+        uint64_t h = qs_fnv1a_bytes(QS_FNV1A_INIT, name, strlen(name));
+        for (int d = 0; d < 4; d++) h = qs_fnv1a_u64(h, (uint64_t)t->ne[d]);
         sum += h;
     }
     snprintf(out, 32, "tensors:%016llx", (unsigned long long)sum);
