@@ -10,6 +10,7 @@
 #include "eval.h"
 #include "gguf.h"
 #include "ggml_types.h"
+#include "hash.h"
 
 void qs_calib_opts_default(qs_calib_opts *o)
 {
@@ -250,4 +251,145 @@ int qs_calib_write_imatrix(const qs_calib_set *s, const char *path, const char *
     free(data);
     free(e);
     return rc;
+}
+
+/* ---- the cache ---- */
+
+void qs_calib_key(const char table_hash[32], const char *text, size_t len, const qs_calib_opts *o, char out[40])
+{
+    uint64_t h = qs_fnv1a_bytes(QS_FNV1A_INIT, table_hash, strnlen(table_hash, 32));
+    h = qs_fnv1a_bytes(h, text, len);
+    int64_t v[5] = {o->n_chunks, o->n_ctx, o->keep_rows, o->hessians, (int64_t)o->seed};
+    for (int i = 0; i < 5; i++) h = qs_fnv1a_u64(h, (uint64_t)v[i]);
+    snprintf(out, 40, "calib-%016llx", (unsigned long long)h);
+}
+
+int qs_calib_save(const qs_calib_set *s, const char *path, const char *key, qs_err *err)
+{
+    qs_gguf_writer *w = qs_gguf_writer_new();
+    if (!w) return qs_err_set(err, QS_E_OOM, "out of memory");
+    qs_gguf_writer_set_str(w, "general.type", "quantscope.calib");
+    qs_gguf_writer_set_str(w, "calib.key", key);
+    qs_gguf_writer_set_u32(w, "calib.n_chunks", (uint32_t)s->n_chunks);
+    qs_gguf_writer_set_u32(w, "calib.n_ctx", (uint32_t)s->n_ctx);
+    qs_gguf_writer_set_u32(w, "calib.keep_rows", (uint32_t)s->keep_rows);
+    qs_gguf_writer_set_bool(w, "calib.hessians", s->hessians);
+    qs_gguf_writer_set_u32(w, "calib.n_sites", (uint32_t)s->n_sites);
+    int rc = 0;
+    for (int i = 0; !rc && i < s->n_sites; i++) {
+        const qs_calib_site *t = &s->sites[i];
+        char k[64];
+        const char *names[3] = {t->names[0], t->names[1], t->names[2]};
+        snprintf(k, sizeof k, "calib.site.%d.names", i);
+        qs_gguf_writer_set_arr_str(w, k, names, (uint64_t)t->n_names);
+        snprintf(k, sizeof k, "calib.site.%d.n_tokens", i);
+        qs_gguf_writer_set_u32(w, k, (uint32_t)t->n_tokens);
+        struct { const char *what; int type; const void *data; int64_t ne0, ne1; } ts[] = {
+            {"abs", QS_TYPE_F64, t->abs_sum, t->cols, 1}, {"sq", QS_TYPE_F64, t->sq_sum, t->cols, 1},
+            {"max", QS_TYPE_F32, t->max_abs, t->cols, 1}, {"xtx", QS_TYPE_F64, t->xtx, t->cols, t->cols},
+            {"rows", QS_TYPE_F32, t->rows, t->cols, t->n_keep}};
+        for (size_t j = 0; !rc && j < sizeof ts / sizeof *ts; j++) {
+            if (!ts[j].data || !ts[j].ne1) continue;
+            snprintf(k, sizeof k, "s%d.%s", i, ts[j].what);
+            rc = qs_gguf_writer_add_tensor(w, k, ts[j].type, 2, (const int64_t[4]){ts[j].ne0, ts[j].ne1, 1, 1}, ts[j].data, err);
+        }
+    }
+    if (!rc) rc = qs_gguf_writer_write(w, path, err);
+    qs_gguf_writer_free(w);
+    return rc;
+}
+
+/* tensor s<i>.<what> of exactly ne0 × ne1 values of type, copied into a new buffer (NULL: absent) */
+static int load_tensor(const qs_gguf *g, int i, const char *what, int type, int64_t ne0, int64_t ne1, void **out, qs_err *err)
+{
+    char k[64];
+    snprintf(k, sizeof k, "s%d.%s", i, what);
+    const qs_gguf_tensor *t = qs_gguf_find_tensor(g, k);
+    *out = NULL;
+    if (!t) return 0;
+    size_t es = type == QS_TYPE_F64 ? 8 : 4;
+    if (t->type != type || t->ne[0] != ne0 || t->ne[1] != ne1 || t->nbytes != (uint64_t)(ne0 * ne1) * es)
+        return qs_err_set(err, QS_E_INPUT, "%s: wrong type or shape", k);
+    if (!(*out = malloc(t->nbytes ? t->nbytes : 1))) return qs_err_set(err, QS_E_OOM, "out of memory");
+    memcpy(*out, t->data, t->nbytes);
+    return 0;
+}
+
+static int load_site(const qs_gguf *g, int i, qs_calib_set *s, qs_err *err)
+{
+    qs_calib_site *t = &s->sites[i];
+    char k[64];
+    snprintf(k, sizeof k, "calib.site.%d.names", i);
+    const qs_gguf_kv *kv = qs_gguf_get_kv(g, k);
+    if (!kv || kv->type != QS_GGUF_ARRAY || kv->arr_type != QS_GGUF_STRING || kv->n < 1 || kv->n > 3)
+        return qs_err_set(err, QS_E_INPUT, "%s: 1 to 3 weight names expected", k);
+    t->n_names = (int)kv->n;
+    for (int j = 0; j < t->n_names; j++) {
+        size_t len;
+        const char *nm = qs_gguf_kv_arr_str(kv, (uint64_t)j, &len);
+        if (!nm || len >= sizeof t->names[j]) return qs_err_set(err, QS_E_INPUT, "%s: a name too long", k);
+        memcpy(t->names[j], nm, len), t->names[j][len] = '\0';
+    }
+    uint32_t nt;
+    snprintf(k, sizeof k, "calib.site.%d.n_tokens", i);
+    if (qs_gguf_get_u32(g, k, &nt, err)) return -QS_E_INPUT;
+    t->n_tokens = nt;
+    snprintf(k, sizeof k, "s%d.abs", i);
+    const qs_gguf_tensor *a = qs_gguf_find_tensor(g, k);
+    if (!a || a->ne[0] < 1 || a->ne[0] > 1 << 20) return qs_err_set(err, QS_E_INPUT, "%s missing or too large", k);
+    t->cols = a->ne[0];
+    const qs_gguf_tensor *r = (snprintf(k, sizeof k, "s%d.rows", i), qs_gguf_find_tensor(g, k));
+    t->n_keep = r ? r->ne[1] : 0;
+    if (t->n_keep > s->keep_rows || t->n_keep > t->n_tokens) return qs_err_set(err, QS_E_INPUT, "%s: too many rows", k);
+    int rc = load_tensor(g, i, "abs", QS_TYPE_F64, t->cols, 1, (void **)&t->abs_sum, err);
+    if (!rc) rc = load_tensor(g, i, "sq", QS_TYPE_F64, t->cols, 1, (void **)&t->sq_sum, err);
+    if (!rc) rc = load_tensor(g, i, "max", QS_TYPE_F32, t->cols, 1, (void **)&t->max_abs, err);
+    if (!rc && s->hessians) rc = load_tensor(g, i, "xtx", QS_TYPE_F64, t->cols, t->cols, (void **)&t->xtx, err);
+    if (!rc && t->n_keep) rc = load_tensor(g, i, "rows", QS_TYPE_F32, t->cols, t->n_keep, (void **)&t->rows, err);
+    if (!rc && (!t->abs_sum || !t->sq_sum || !t->max_abs || (s->hessians && !t->xtx)))
+        rc = qs_err_set(err, QS_E_INPUT, "site %d: statistics missing", i);
+    if (!rc && t->n_keep < s->keep_rows) {
+        /* the reservoir may still grow after a load: room for keep_rows */
+        float *nr = realloc(t->rows, (size_t)s->keep_rows * (size_t)t->cols * sizeof *nr);
+        if (!nr) return qs_err_set(err, QS_E_OOM, "out of memory");
+        t->rows = nr;
+    }
+    return rc;
+}
+
+qs_calib_set *qs_calib_load(const char *path, const char *key, qs_err *err)
+{
+    qs_gguf *g = qs_gguf_open(path, err);
+    if (!g) return NULL;
+    const char *k = NULL, *type = NULL;
+    size_t kl = 0, tl = 0;
+    uint32_t nc = 0, ctx = 0, keep = 0, ns = 0;
+    bool hess = false;
+    int rc = qs_gguf_get_str(g, "general.type", &type, &tl, err) || qs_gguf_get_str(g, "calib.key", &k, &kl, err) ||
+                     qs_gguf_get_u32(g, "calib.n_chunks", &nc, err) || qs_gguf_get_u32(g, "calib.n_ctx", &ctx, err) ||
+                     qs_gguf_get_u32(g, "calib.keep_rows", &keep, err) || qs_gguf_get_bool(g, "calib.hessians", &hess, err) ||
+                     qs_gguf_get_u32(g, "calib.n_sites", &ns, err)
+                 ? -QS_E_INPUT
+                 : 0;
+    if (!rc && (tl != 16 || memcmp(type, "quantscope.calib", 16))) rc = qs_err_set(err, QS_E_INPUT, "not a calibration cache");
+    if (!rc && (kl != strlen(key) || memcmp(k, key, kl))) rc = qs_err_set(err, QS_E_INPUT, "made for another model, text or options");
+    if (!rc && (ns > 4096 || keep > 1 << 20)) rc = qs_err_set(err, QS_E_INPUT, "implausible sizes");
+    qs_calib_set *s = rc ? NULL : calloc(1, sizeof *s);
+    if (!rc && !s) rc = qs_err_set(err, QS_E_OOM, "out of memory");
+    if (!rc) {
+        s->n_chunks = (int)nc, s->n_ctx = (int)ctx, s->keep_rows = (int)keep, s->hessians = hess;
+        s->sites = calloc(ns ? ns : 1, sizeof *s->sites);
+        s->cap_sites = (int)ns;
+        if (!s->sites) rc = qs_err_set(err, QS_E_OOM, "out of memory");
+    }
+    for (uint32_t i = 0; !rc && i < ns; i++) {
+        s->n_sites = (int)i + 1;
+        rc = load_site(g, (int)i, s, err);
+    }
+    qs_gguf_close(g);
+    if (rc) {
+        qs_calib_set_free(s);
+        return NULL;
+    }
+    return s;
 }

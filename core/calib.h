@@ -66,6 +66,14 @@ const qs_calib_site *qs_calib_find(const qs_calib_set *s, const char *weight);
 /* with_h: build H (needs a set collected with hessians) */
 int qs_calib_for_tensor(const qs_calib_set *s, const char *weight, bool with_h, qs_calib *out, qs_err *err);
 void qs_calib_free(qs_calib *c);
+/* The cache (so the workbench calibrates a model on a text once): the key names the model's
+ * tensor table, the text's bytes and the options; save writes the set as GGUF (F64 sums, F32 rows;
+ * temp file, fsync, rename); load validates every record and the key (a mismatch, a missing file
+ * or a corrupt one is an error, and the caller calibrates anew). */
+void qs_calib_key(const char table_hash[32], const char *text, size_t len, const qs_calib_opts *o, char out[40]);
+int qs_calib_save(const qs_calib_set *s, const char *path, const char *key, qs_err *err);
+qs_calib_set *qs_calib_load(const char *path, const char *key, qs_err *err);
+
 /* The imatrix of the set (spec/imatrix.md §2): one entry per blk.* weight, names sorted
  * byte-wise, written as GGUF (temp file, fsync, rename). */
 int qs_calib_write_imatrix(const qs_calib_set *s, const char *path, const char *dataset, qs_err *err);

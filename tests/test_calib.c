@@ -13,6 +13,7 @@
 #include "core/imatrix.h"
 #include "core/infer.h"
 #include "core/model.h"
+#include "core/recipe.h"
 #include "core/tokenizer.h"
 #include "tests/testutil.h"
 
@@ -162,5 +163,70 @@ Test(calib, statistics_against_naive_sums, .timeout = 300)
     cr_expect_float_eq(c.x_mean[3], (float)(q->abs_sum[3] / 256), 1e-6);
     qs_calib_free(&c);
     cr_expect_lt(qs_calib_for_tensor(s, "blk.0.nothing", true, &c, &err), 0);
+    qs_calib_set_free(s), qs_llm_free(l), qs_vocab_free(v), qs_model_close(m);
+}
+
+/* the cache: save and load give the same statistics; another key, a cut file or a changed
+ * shape is a clear error */
+Test(calib, cache_round_trip_and_refusals, .timeout = 300)
+{
+    char mp[4096], tp[4096];
+    snprintf(mp, sizeof mp, "%s/stories260K.gguf", tu_models_dir());
+    snprintf(tp, sizeof tp, "%s/../data/tinystories-excerpt.txt", tu_models_dir());
+    FILE *f = fopen(mp, "rb");
+    if (!f) cr_skip_test("%s missing", mp);
+    fclose(f);
+    qs_model *m;
+    qs_llm *l;
+    qs_vocab *v;
+    qs_calib_set *s = collect(mp, tp, 64, 6, 200, &m, &l, &v); /* 384 rows seen, 200 kept */
+    char *dir = tu_tmpdir(), path[4200], key[40];
+    snprintf(path, sizeof path, "%s/c.gguf", dir);
+    qs_calib_opts o;
+    qs_calib_opts_default(&o);
+    char th[32];
+    qs_model_table_hash(m, th);
+    qs_calib_key(th, "text", 4, &o, key);
+    qs_err err = {0};
+    cr_assert_eq(qs_calib_save(s, path, key, &err), 0, "%s", err.msg);
+    qs_calib_set *t = qs_calib_load(path, key, &err);
+    cr_assert_not_null(t, "%s", err.msg);
+    cr_assert_eq(t->n_sites, s->n_sites);
+    cr_expect_eq(t->n_chunks, 6);
+    for (int i = 0; i < s->n_sites; i++) {
+        const qs_calib_site *a = &s->sites[i], *b = &t->sites[i];
+        cr_assert_eq(a->cols, b->cols);
+        cr_expect_eq(a->n_names, b->n_names);
+        cr_expect_str_eq(a->names[0], b->names[0]);
+        cr_expect_eq(a->n_tokens, b->n_tokens);
+        cr_expect_eq(a->n_keep, b->n_keep);
+        int64_t n = a->cols;
+        cr_expect_eq(memcmp(a->xtx, b->xtx, (size_t)(n * n) * 8), 0, "%s: Σ x xᵀ", a->names[0]);
+        cr_expect_eq(memcmp(a->abs_sum, b->abs_sum, (size_t)n * 8), 0);
+        cr_expect_eq(memcmp(a->sq_sum, b->sq_sum, (size_t)n * 8), 0);
+        cr_expect_eq(memcmp(a->max_abs, b->max_abs, (size_t)n * 4), 0);
+        cr_expect_eq(memcmp(a->rows, b->rows, (size_t)(n * a->n_keep) * 4), 0);
+    }
+    qs_calib_set_free(t);
+    /* another key */
+    char other[40];
+    o.n_chunks++;
+    qs_calib_key(th, "text", 4, &o, other);
+    cr_expect_neq(strcmp(other, key), 0);
+    cr_expect_null(qs_calib_load(path, other, &err));
+    cr_expect(strstr(err.msg, "another model") != NULL, "%s", err.msg);
+    /* every cut of the file is refused, none crashes */
+    size_t len;
+    uint8_t *bytes = tu_read(path, &len);
+    char cut[4300];
+    snprintf(cut, sizeof cut, "%s/cut.gguf", dir);
+    for (size_t n = 0; n < len; n += len / 97 + 1) {
+        FILE *c = fopen(cut, "wb");
+        fwrite(bytes, 1, n, c);
+        fclose(c);
+        cr_expect_null(qs_calib_load(cut, key, &err), "a file cut at %zu bytes", n);
+    }
+    free(bytes);
+    tu_rmtree(dir), free(dir);
     qs_calib_set_free(s), qs_llm_free(l), qs_vocab_free(v), qs_model_close(m);
 }

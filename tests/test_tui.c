@@ -43,8 +43,8 @@ static void run_script(const char *script)
     }
     char *dir = tu_tmpdir(), cmd[16384];
     snprintf(cmd, sizeof cmd,
-             "cd %s && QUANTSCOPE_SCRIPT=%s LINES=30 COLUMNS=120 LC_ALL=C.UTF-8 TERM=xterm-256color timeout 60 %s %s%s",
-             dir, absscript, bin, absmodel, args);
+             "cd %s && XDG_CACHE_HOME=%s/cache QUANTSCOPE_SCRIPT=%s LINES=30 COLUMNS=120 LC_ALL=C.UTF-8 TERM=xterm-256color timeout 60 %s %s%s",
+             dir, dir, absscript, bin, absmodel, args);
     int st = system(cmd);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the workbench failed on %s (status %d)", script, st);
     /* compare every dump the script names */

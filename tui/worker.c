@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/calib.h"
@@ -269,7 +270,30 @@ static void calib_report(void *ctx, int64_t done, int64_t total)
     if (write(w->fd, &one, 1) < 0) { /* the UI redraws on its next event anyway */ }
 }
 
-/* the calibration run; the set goes to the app, and the tensors waiting for it are redone */
+/* where the calibration cache lives: $XDG_CACHE_HOME/quantscope or ~/.cache/quantscope (made on
+ * demand); false when neither is known */
+static bool cache_path(const app *a, const char *text, size_t len, const qs_calib_opts *o, char *out, size_t n, bool make)
+{
+    const char *x = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    char dir[512];
+    if (x && x[0]) snprintf(dir, sizeof dir, "%.400s/quantscope", x);
+    else if (home && home[0]) snprintf(dir, sizeof dir, "%.400s/.cache/quantscope", home);
+    else return false;
+    if (make) {
+        char parent[512];
+        snprintf(parent, sizeof parent, "%s", dir);
+        *strrchr(parent, '/') = '\0';
+        mkdir(parent, 0755), mkdir(dir, 0755);
+    }
+    char th[32], key[40];
+    qs_model_table_hash(a->model, th);
+    qs_calib_key(th, text, len, o, key);
+    snprintf(out, n, "%s/%s.gguf", dir, key);
+    return true;
+}
+
+/* the calibration run (or its cached result); the set goes to the app, and the tensors waiting
+ * for it are redone */
 static void calib_compute(worker *w, const char *path)
 {
     app *a = w->a;
@@ -287,15 +311,28 @@ static void calib_compute(worker *w, const char *path)
     if (!rc && !(text = qs_read_file(path, (size_t)1 << 30, &len, &err))) rc = -1;
     qs_calib_opts o;
     qs_calib_opts_default(&o);
-    if (!rc) rc = qs_calib_collect(w->base, w->vocab, text, len, &o, &w->calib_prog, &s, &err);
+    char cp[600], key[40] = "";
+    bool cached = false, saved = false;
+    if (!rc && cache_path(a, text, len, &o, cp, sizeof cp, false)) {
+        snprintf(key, sizeof key, "%s", strrchr(cp, '/') + 1);
+        *strstr(key, ".gguf") = '\0';
+        qs_err ce = {0};
+        cached = (s = qs_calib_load(cp, key, &ce)) != NULL;
+    }
+    if (!rc && !cached) rc = qs_calib_collect(w->base, w->vocab, text, len, &o, &w->calib_prog, &s, &err);
+    if (!rc && !cached && key[0] && cache_path(a, text, len, &o, cp, sizeof cp, true)) {
+        qs_err ce = {0};
+        saved = qs_calib_save(s, cp, key, &ce) == 0;
+    }
     free(text);
     pthread_mutex_lock(&a->lock);
     a->calib_running = false;
     if (!rc) {
         qs_calib_set_free(a->calib);
         a->calib = s;
-        snprintf(a->calib_status, sizeof a->calib_status, "calibrated: %d chunks of %d tokens of %.80s — gptq and awq are live, "
-                 "every method shows its output error", s->n_chunks, s->n_ctx, base);
+        snprintf(a->calib_status, sizeof a->calib_status, "calibrated%s: %d chunks of %d tokens of %.80s — gptq and awq are live, "
+                 "every method shows its output error", cached ? " (from the cache)" : saved ? " (cached)" : "", s->n_chunks,
+                 s->n_ctx, base);
     } else {
         snprintf(a->calib_status, sizeof a->calib_status, "calibration %.140s", err.code == QS_E_CANCELLED ? "cancelled" : err.msg);
     }
