@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "parallel.h"
+
 void qs_awq_default(qs_awq_params *p)
 {
     *p = (qs_awq_params){.bits = 4, .group = 128, .zero_point = true, .duo = false, .alpha = -1, .clip = true};
@@ -62,32 +64,63 @@ void qs_awq_scales(const float *x_mean, const float *w_mean, int64_t cols, int r
 
 static int64_t group_len(const qs_awq_params *p, int64_t cols) { return p->group > 0 ? p->group : cols; }
 
+/* round half to even for |x| < 2^22, as rintf in the default rounding mode (adding and removing
+ * 1.5·2^23 leaves no fraction bits): no libm call in the inner loops */
+/* min / max / clamp of finite values without libm calls (fminf and fmaxf are calls unless NaN
+ * semantics are relaxed; every value here is finite) */
+static inline float minf(float a, float b) { return a < b ? a : b; }
+static inline float maxf(float a, float b) { return a > b ? a : b; }
+
+static inline float round_even(float x)
+{
+    const float magic = 12582912.0f;
+    return fabsf(x) < 4194304.0f ? (x + magic) - magic : rintf(x);
+}
+
+typedef struct pq_job {
+    const qs_awq_params *p;
+    const float *w;
+    int64_t cols, G;
+    float *out, *gscales, *gzeros;
+    uint8_t *codes;
+} pq_job;
+
+static void pq_rows(void *ctx, int64_t r0, int64_t r1)
+{
+    const pq_job *j = ctx;
+    const qs_awq_params *p = j->p;
+    int64_t G = j->G, cols = j->cols, ng = cols / G;
+    int maxq = (1 << p->bits) - 1, half = 1 << (p->bits - 1);
+    for (int64_t r = r0; r < r1; r++)
+        for (int64_t g = 0; g < ng; g++) {
+            const float *x = j->w + r * cols + g * G;
+            float mx = -INFINITY, mn = INFINITY, amax = 0, scale, zero = 0;
+            for (int64_t e = 0; e < G; e++) mx = maxf(mx, x[e]), mn = minf(mn, x[e]), amax = maxf(amax, fabsf(x[e]));
+            if (p->zero_point) {
+                scale = maxf(mx - mn, 1e-5f) / (float)maxq;
+                zero = minf((float)maxq, maxf(0, -round_even(mn / scale)));
+            } else {
+                scale = maxf(amax, 1e-5f) / (float)(half - 1);
+            }
+            float *o = j->out + r * cols + g * G;
+            uint8_t *c = j->codes ? j->codes + r * cols + g * G : NULL;
+            for (int64_t e = 0; e < G; e++) {
+                float q;
+                if (p->zero_point) q = minf((float)maxq, maxf(0, round_even(x[e] / scale) + zero));
+                else q = minf((float)(half - 1), maxf((float)-half, round_even(x[e] / scale)));
+                o[e] = p->zero_point ? (q - zero) * scale : q * scale;
+                if (c) c[e] = (uint8_t)(p->zero_point ? q : q + (float)half);
+            }
+            if (j->gscales) j->gscales[r * ng + g] = scale;
+            if (j->gzeros) j->gzeros[r * ng + g] = p->zero_point ? zero : (float)half;
+        }
+}
+
 void qs_awq_pseudo_quantize(const qs_awq_params *p, const float *w, int64_t rows, int64_t cols, float *out,
                             uint8_t *codes, float *gscales, float *gzeros)
 {
-    int64_t G = group_len(p, cols), ng = cols / G;
-    int maxq = (1 << p->bits) - 1, half = 1 << (p->bits - 1);
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t g = 0; g < ng; g++) {
-            const float *x = w + r * cols + g * G;
-            float mx = -INFINITY, mn = INFINITY, amax = 0, scale, zero = 0;
-            for (int64_t e = 0; e < G; e++) mx = fmaxf(mx, x[e]), mn = fminf(mn, x[e]), amax = fmaxf(amax, fabsf(x[e]));
-            if (p->zero_point) {
-                scale = fmaxf(mx - mn, 1e-5f) / (float)maxq;
-                zero = fminf((float)maxq, fmaxf(0, -rintf(mn / scale)));
-            } else {
-                scale = fmaxf(amax, 1e-5f) / (float)(half - 1);
-            }
-            for (int64_t e = 0; e < G; e++) {
-                float q;
-                if (p->zero_point) q = fminf((float)maxq, fmaxf(0, rintf(x[e] / scale) + zero));
-                else q = fminf((float)(half - 1), fmaxf((float)-half, rintf(x[e] / scale)));
-                out[r * cols + g * G + e] = p->zero_point ? (q - zero) * scale : q * scale;
-                if (codes) codes[r * cols + g * G + e] = (uint8_t)(p->zero_point ? q : q + (float)half);
-            }
-            if (gscales) gscales[r * ng + g] = scale;
-            if (gzeros) gzeros[r * ng + g] = p->zero_point ? zero : (float)half;
-        }
+    pq_job j = {p, w, cols, group_len(p, cols), out, gscales, gzeros, codes};
+    qs_parallel_for(rows, 64, 0, pq_rows, &j);
 }
 
 /* Σ (a − b)² over n floats (binary32 differences and squares, double sum) */
@@ -116,8 +149,9 @@ int qs_awq_clip_search(const qs_awq_params *p, const float *Ws, int64_t rows, in
           *wc = malloc((size_t)(rows * G) * sizeof *wc), *wq = malloc((size_t)(rows * G) * sizeof *wq),
           *org = malloc((size_t)(nt * rows) * sizeof *org), *cur = malloc((size_t)(nt * rows) * sizeof *cur),
           *omax = malloc((size_t)rows * sizeof *omax), *minerr = malloc((size_t)rows * sizeof *minerr);
+    double *acc = malloc((size_t)rows * sizeof *acc);
     int rc = 0;
-    if (!xt || !wg || !wc || !wq || !org || !cur || !omax || !minerr) {
+    if (!xt || !wg || !wc || !wq || !org || !cur || !omax || !minerr || !acc) {
         rc = qs_err_set(err, QS_E_OOM, "out of memory for the AWQ clip search");
         goto done;
     }
@@ -128,7 +162,7 @@ int qs_awq_clip_search(const qs_awq_params *p, const float *Ws, int64_t rows, in
         for (int64_t r = 0; r < rows; r++) {
             memcpy(wg + r * G, Ws + r * cols + g * G, (size_t)G * sizeof *wg);
             float m = 0;
-            for (int64_t e = 0; e < G; e++) m = fmaxf(m, fabsf(wg[r * G + e]));
+            for (int64_t e = 0; e < G; e++) m = maxf(m, fabsf(wg[r * G + e]));
             omax[r] = m, minerr[r] = 1e9f, best_max[r * ng + g] = m;
         }
         xwt(xt, nt, wg, rows, G, org);
@@ -136,23 +170,25 @@ int qs_awq_clip_search(const qs_awq_params *p, const float *Ws, int64_t rows, in
             float shrink = (float)(1.0 - (double)is / QS_AWQ_GRID);
             for (int64_t r = 0; r < rows; r++) {
                 float mv = omax[r] * shrink;
-                for (int64_t e = 0; e < G; e++) wc[r * G + e] = fminf(mv, fmaxf(-mv, wg[r * G + e]));
+                for (int64_t e = 0; e < G; e++) wc[r * G + e] = minf(mv, maxf(-mv, wg[r * G + e]));
             }
             qs_awq_pseudo_quantize(&gp, wc, rows, G, wq, NULL, NULL, NULL);
             xwt(xt, nt, wq, rows, G, cur);
-            for (int64_t r = 0; r < rows; r++) {
-                double s = 0;
-                for (int64_t t = 0; t < nt; t++) {
+            /* err[r] = mean over tokens of (cur − org)², summed token by token (rows contiguous) */
+            for (int64_t r = 0; r < rows; r++) acc[r] = 0;
+            for (int64_t t = 0; t < nt; t++)
+                for (int64_t r = 0; r < rows; r++) {
                     float d = cur[t * rows + r] - org[t * rows + r];
-                    s += d * d;
+                    acc[r] += d * d;
                 }
-                float e = (float)(s / (double)nt);
+            for (int64_t r = 0; r < rows; r++) {
+                float e = (float)(acc[r] / (double)nt);
                 if (e < minerr[r]) minerr[r] = e, best_max[r * ng + g] = omax[r] * shrink;
             }
         }
     }
 done:
-    free(xt), free(wg), free(wc), free(wq), free(org), free(cur), free(omax), free(minerr);
+    free(xt), free(wg), free(wc), free(wq), free(org), free(cur), free(omax), free(minerr), free(acc);
     return rc;
 }
 
@@ -166,15 +202,40 @@ static int check(const qs_awq_params *p, int64_t rows, int64_t cols, int64_t n, 
     return 0;
 }
 
+typedef struct scale_job {
+    const float *w, *s;
+    int64_t cols;
+    float *out;
+    bool divide;
+} scale_job;
+
+static void scale_rows(void *ctx, int64_t r0, int64_t r1)
+{
+    const scale_job *j = ctx;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *w = j->w + r * j->cols;
+        float *o = j->out + r * j->cols;
+        if (j->divide)
+            for (int64_t c = 0; c < j->cols; c++) o[c] = w[c] / j->s[c];
+        else
+            for (int64_t c = 0; c < j->cols; c++) o[c] = w[c] * j->s[c];
+    }
+}
+
+/* out = w·s or w/s per column (binary32, one operation per value) */
+static void scale_columns(const float *w, const float *s, int64_t rows, int64_t cols, bool divide, float *out)
+{
+    scale_job j = {w, s, cols, out, divide};
+    qs_parallel_for(rows, 64, 0, scale_rows, &j);
+}
+
 /* W' = Q(W·s)/s into wq (ws: scratch for W·s) */
 static void scaled_quantize(const qs_awq_params *p, const float *w, const float *s, int64_t rows, int64_t cols, float *ws,
                             float *wq)
 {
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < cols; c++) ws[r * cols + c] = w[r * cols + c] * s[c];
+    scale_columns(w, s, rows, cols, false, ws);
     qs_awq_pseudo_quantize(p, ws, rows, cols, wq, NULL, NULL, NULL);
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < cols; c++) wq[r * cols + c] = wq[r * cols + c] / s[c];
+    scale_columns(wq, s, rows, cols, true, wq);
 }
 
 /* the α grid: loss per point, the first strict minimum's scales into s */
@@ -233,11 +294,9 @@ int qs_awq_quantize(const qs_awq_params *p, const float *w, int64_t rows, int64_
     if (fixed_s) memcpy(out->s, fixed_s, (size_t)cols * sizeof *out->s);
     else if (p->alpha >= 0) qs_awq_scales(xm, wm, cols, p->alpha, out->s), out->best_ratio = (float)p->alpha / QS_AWQ_GRID;
     else if ((rc = search(p, w, rows, cols, X, n, xm, wm, out->s, out, prog, err))) goto done;
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < cols; c++) ws[r * cols + c] = w[r * cols + c] * out->s[c];
+    scale_columns(w, out->s, rows, cols, false, ws);
     if (p->clip) {
-        for (int64_t t = 0; t < n; t++)
-            for (int64_t c = 0; c < cols; c++) xs[t * cols + c] = X[t * cols + c] / out->s[c];
+        scale_columns(X, out->s, n, cols, true, xs);
         if ((rc = qs_awq_clip_search(p, ws, rows, cols, xs, n, bm, err))) goto done;
         for (int64_t r = 0; r < rows; r++)
             for (int64_t c = 0; c < cols; c++) {
@@ -247,8 +306,7 @@ int qs_awq_quantize(const qs_awq_params *p, const float *w, int64_t rows, int64_
         if (out->clip_max) memcpy(out->clip_max, bm, (size_t)(rows * ng) * sizeof *bm);
     }
     qs_awq_pseudo_quantize(p, ws, rows, cols, out->deq, out->codes, out->gscales, out->gzeros);
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < cols; c++) out->deq[r * cols + c] = out->deq[r * cols + c] / out->s[c];
+    scale_columns(out->deq, out->s, rows, cols, true, out->deq);
     qs_progress_step(prog, QS_AWQ_GRID + 1, QS_AWQ_GRID + 1);
 done:
     free(xm), free(wm), free(ws), free(xs), free(bm);
