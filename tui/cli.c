@@ -66,6 +66,17 @@ double qs_cli_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+qs_cli_prog qs_cli_prog_start(const char *what) { return (qs_cli_prog){what, qs_cli_now()}; }
+
+void qs_cli_progress(void *ctx, int64_t done, int64_t total)
+{
+    const qs_cli_prog *p = ctx;
+    double el = qs_cli_now() - p->t0;
+    fprintf(stderr, "\r%s %lld/%lld, %.1f s, ETA %.1f s   ", p->what, (long long)done, (long long)total, el,
+            done ? el / (double)done * (double)(total - done) : 0.0);
+    if (done == total) fputc('\n', stderr);
+}
+
 int qs_cli_fail(const char *what, const qs_err *err)
 {
     fprintf(stderr, "quantscope: %s: %s\n", what, err->msg);

@@ -5,6 +5,7 @@
 #define QS_CLI_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "core/calib.h"
 #include "core/err.h"
@@ -59,6 +60,14 @@ int qs_cli_apply_recipe(const char *path, const struct qs_model *m, struct qs_ll
 
 /* monotonic seconds, for elapsed times and ETAs */
 double qs_cli_now(void);
+/* the one-line progress display on stderr: "WHAT done/total, elapsed, ETA"; a qs_progress report
+ * callback whose ctx is a qs_cli_prog (qs_cli_prog_start sets the clock) */
+typedef struct qs_cli_prog {
+    const char *what;    /* "perplexity: chunk" */
+    double t0;
+} qs_cli_prog;
+qs_cli_prog qs_cli_prog_start(const char *what);
+void qs_cli_progress(void *ctx, int64_t done, int64_t total);
 /* Prints "quantscope: WHAT: msg" and returns the exit status for err's code. */
 int qs_cli_fail(const char *what, const qs_err *err);
 int qs_cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

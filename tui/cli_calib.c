@@ -61,14 +61,6 @@ int qs_cli_apply_calibrated(const char *path, const qs_recipe_table *t, qs_llm *
 }
 
 
-static void calib_progress(void *ctx, int64_t done, int64_t total)
-{
-    double t0 = *(double *)ctx, el = qs_cli_now() - t0;
-    fprintf(stderr, "\rcalibrating: chunk %lld/%lld, %.1f s, ETA %.1f s   ", (long long)done, (long long)total, el,
-            done ? el / (double)done * (double)(total - done) : 0.0);
-    if (done == total) fputc('\n', stderr);
-}
-
 int qs_cli_collect(qs_llm *l, const qs_vocab *v, const qs_cli_calib *c, const char *prefix, bool hessians,
                    qs_calib_set **out)
 {
@@ -78,8 +70,8 @@ int qs_cli_collect(qs_llm *l, const qs_vocab *v, const qs_cli_calib *c, const ch
     if (!text) return qs_cli_fail(c->text, &err);
     qs_calib_opts o = qs_cli_calib_opts(c);
     o.prefix = prefix, o.hessians = hessians;
-    double t0 = qs_cli_now();
-    qs_progress prog = {0, 0, 0, calib_progress, &t0};
+    qs_cli_prog cp = qs_cli_prog_start("calibrating: chunk");
+    qs_progress prog = {0, 0, 0, qs_cli_progress, &cp};
     int rc = qs_calib_collect(l, v, text, len, &o, &prog, out, &err) ? qs_cli_fail(c->text, &err) : QS_EXIT_OK;
     free(text);
     return rc;

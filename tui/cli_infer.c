@@ -152,14 +152,6 @@ int qs_cli_generate(int argc, char **argv)
     return rc;
 }
 
-static void ppl_progress(void *ctx, int64_t done, int64_t total)
-{
-    double t0 = *(double *)ctx, el = qs_cli_now() - t0;
-    fprintf(stderr, "\rperplexity: chunk %lld/%lld, %.1f s, ETA %.1f s   ", (long long)done, (long long)total, el,
-            done ? el / (double)done * (double)(total - done) : 0.0);
-    if (done == total) fputc('\n', stderr);
-}
-
 static void print_kld(const qs_kld_stats *s)
 {
     printf("====== Perplexity statistics ======\n");
@@ -264,8 +256,8 @@ int qs_cli_ppl(int argc, char **argv)
     if (!rc && o.kld_in && qs_kld_base_read(o.kld_in, &b, &err)) rc = qs_cli_fail(o.kld_in, &err);
     if (!rc && !(l = qs_llm_new(m, o.kld_in ? b.n_ctx : o.ctx, &err))) rc = qs_cli_fail(o.path, &err);
     if (!rc && o.recipe) rc = qs_cli_apply_recipe(o.recipe, m, l, v, &o.calib);
-    double t0 = qs_cli_now();
-    qs_progress prog = {0, 0, 0, ppl_progress, &t0};
+    qs_cli_prog cp = qs_cli_prog_start("perplexity: chunk");
+    qs_progress prog = {0, 0, 0, qs_cli_progress, &cp};
     if (!rc && (o.kld_base_out || o.kld_against)) {
         if (o.kld_against) rc = base_records(&o, l, v, text, len, &prog, &b);
         else if (!(rc = base_records(&o, l, v, text, len, &prog, &b)) && qs_kld_base_write(o.kld_base_out, &b, &err))
@@ -274,7 +266,7 @@ int qs_cli_ppl(int argc, char **argv)
     }
     if (!rc && (o.kld_in || o.kld_against)) {
         qs_kld_stats s;
-        t0 = qs_cli_now();
+        cp.t0 = qs_cli_now();
         if (qs_kld_compare(l, &b, qs_vocab_add_bos(v) ? qs_vocab_bos(v) : -1, &prog, &s, &err)) rc = qs_cli_fail(o.path, &err);
         else print_kld(&s);
     } else if (!rc && !o.kld_base_out) {

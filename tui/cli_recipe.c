@@ -140,13 +140,6 @@ int qs_cli_recipe(int argc, char **argv)
     return rc;
 }
 
-static void apply_progress(void *ctx, int64_t done, int64_t total)
-{
-    (void)ctx;
-    fprintf(stderr, "\rapplying recipe: tensor %lld/%lld   ", (long long)done, (long long)total);
-    if (done == total) fputc('\n', stderr);
-}
-
 static bool needs_calib(const qs_recipe_table *t)
 {
     for (int64_t i = 0; i < t->n; i++)
@@ -163,7 +156,8 @@ int qs_cli_apply_recipe(const char *path, const qs_model *m, qs_llm *l, const qs
     int rc = qs_recipe_resolve(&r, m, false, &t, &err) ? qs_cli_fail(path, &err) : QS_EXIT_OK;
     if (!rc) {
         if (t.warnings[0]) fprintf(stderr, "%s", t.warnings);
-        qs_progress prog = {0, 0, 0, apply_progress, NULL};
+        qs_cli_prog cp = qs_cli_prog_start("applying recipe: tensor");
+        qs_progress prog = {0, 0, 0, qs_cli_progress, &cp};
         if (needs_calib(&t)) rc = qs_cli_apply_calibrated(path, &t, l, v, calib, &prog);
         else if (qs_recipe_apply(&t, l, NULL, 0, &prog, &err)) rc = qs_cli_fail(path, &err);
         qs_recipe_table_free(&t);

@@ -168,14 +168,6 @@ static void print_ranking(const qs_scan_row *rows, int n, double ppl_base)
     }
 }
 
-static void scan_progress(void *ctx, int64_t done, int64_t total)
-{
-    double t0 = *(double *)ctx, el = qs_cli_now() - t0;
-    fprintf(stderr, "\rscan: unit %lld/%lld, %.1f s, ETA %.1f s   ", (long long)done, (long long)total, el,
-            done ? el / (double)done * (double)(total - done) : 0.0);
-    if (done == total) fputc('\n', stderr);
-}
-
 int qs_cli_scan(int argc, char **argv)
 {
     scan_args a;
@@ -204,7 +196,8 @@ int qs_cli_scan(int argc, char **argv)
     qs_scan_row *rows = NULL;
     int n = 0;
     double ppl_base = 0, t0 = qs_cli_now();
-    qs_progress prog = {0, 0, 0, scan_progress, &t0};
+    qs_cli_prog cp = qs_cli_prog_start("scan: unit");
+    qs_progress prog = {0, 0, 0, qs_cli_progress, &cp};
     if (!rc && done.n) fprintf(stderr, "resuming: %d units already measured in %s\n", done.n, part);
     if (!rc && qs_scan_run(l, m, v, text, len, &o, done.rows, done.n, on_row, &p, &prog, &rows, &n, &ppl_base, &err))
         rc = qs_cli_fail(a.path, &err);

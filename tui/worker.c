@@ -27,6 +27,7 @@ struct worker {
     bool calib_pending, tensor_seen, scan_pending;
     char calib_path[256];
     qs_progress calib_prog;  /* of the running calibration or scan (Esc cancels) */
+    const char *job_label;   /* its progress line: "calibrating: chunk" … */
     qs_qconfig scan_cfg;
     int tensor;
     qs_qconfig cfg;
@@ -242,6 +243,13 @@ static size_t pieces(const qs_vocab *v, const int32_t *ids, int n, int upto, cha
     return o;
 }
 
+/* one byte on the pipe: the UI redraws (if the write fails it redraws on its next event anyway) */
+static void notify(worker *w)
+{
+    char one = 1;
+    if (write(w->fd, &one, 1) < 0) { /* nothing to do */ }
+}
+
 /* the vocabulary and the two models (the original one also serves the calibration) */
 static int ensure_models(worker *w, qs_err *err)
 {
@@ -258,16 +266,15 @@ static int ensure_models(worker *w, qs_err *err)
     return 0;
 }
 
-static void calib_report(void *ctx, int64_t done, int64_t total)
+/* progress of the running calibration or scan, into the status line */
+static void job_report(void *ctx, int64_t done, int64_t total)
 {
     worker *w = ctx;
     pthread_mutex_lock(&w->a->lock);
-    w->a->calib_done = done, w->a->calib_total = total;
-    snprintf(w->a->calib_status, sizeof w->a->calib_status, "calibrating: chunk %lld/%lld (Esc cancels)", (long long)done,
+    snprintf(w->a->calib_status, sizeof w->a->calib_status, "%s %lld/%lld (Esc cancels)", w->job_label, (long long)done,
              (long long)total);
     pthread_mutex_unlock(&w->a->lock);
-    char one = 1;
-    if (write(w->fd, &one, 1) < 0) { /* the UI redraws on its next event anyway */ }
+    notify(w);
 }
 
 /* where the calibration cache lives: $XDG_CACHE_HOME/quantscope or ~/.cache/quantscope (made on
@@ -345,17 +352,6 @@ static void calib_compute(worker *w, const char *path)
     w->pending |= w->tensor_seen;
     w->gen_pending |= w->gen_cfg != NULL;
     pthread_mutex_unlock(&w->mu);
-}
-
-static void scan_report(void *ctx, int64_t done, int64_t total)
-{
-    worker *w = ctx;
-    pthread_mutex_lock(&w->a->lock);
-    snprintf(w->a->calib_status, sizeof w->a->calib_status, "scan: tensor %lld/%lld (Esc cancels)", (long long)done,
-             (long long)total);
-    pthread_mutex_unlock(&w->a->lock);
-    char one = 1;
-    if (write(w->fd, &one, 1) < 0) { /* the UI redraws on its next event anyway */ }
 }
 
 enum { SCAN_CHUNKS = 4 };
@@ -443,6 +439,14 @@ publish:
     pthread_mutex_unlock(&a->lock);
 }
 
+/* the end of any job (with mu held): idle again, waiters woken, the UI told */
+static void job_done(worker *w)
+{
+    w->running = false;
+    pthread_cond_broadcast(&w->cv);
+    notify(w);
+}
+
 static void *run(void *arg)
 {
     worker *w = arg;
@@ -452,35 +456,21 @@ static void *run(void *arg)
         while (!w->pending && !w->gen_pending && !w->calib_pending && !w->scan_pending && !w->quit)
             pthread_cond_wait(&w->cv, &w->mu);
         if (w->quit) break;
-        if (!w->pending && !w->calib_pending && w->scan_pending) { /* the scan (after calibration) */
+        if (!w->pending && (w->calib_pending || w->scan_pending)) { /* calibration, then a scan, before generation */
+            bool calib = w->calib_pending;
             char path[256];
             qs_qconfig cfg = w->scan_cfg;
             snprintf(path, sizeof path, "%s", w->calib_path);
-            w->scan_pending = false;
+            if (calib) w->calib_pending = false;
+            else w->scan_pending = false;
             w->running = true;
-            w->calib_prog = (qs_progress){0, 0, 0, scan_report, w};
+            w->job_label = calib ? "calibrating: chunk" : "scan: tensor";
+            w->calib_prog = (qs_progress){0, 0, 0, job_report, w};
             pthread_mutex_unlock(&w->mu);
-            scan_compute(w, &cfg, path);
+            if (calib) calib_compute(w, path);
+            else scan_compute(w, &cfg, path);
             pthread_mutex_lock(&w->mu);
-            w->running = false;
-            pthread_cond_broadcast(&w->cv);
-            char one = 1;
-            if (write(w->fd, &one, 1) < 0) { /* the UI redraws on its next event anyway */ }
-            continue;
-        }
-        if (!w->pending && w->calib_pending) { /* calibration (after tensor requests, before generation) */
-            char path[256];
-            snprintf(path, sizeof path, "%s", w->calib_path);
-            w->calib_pending = false;
-            w->running = true;
-            w->calib_prog = (qs_progress){0, 0, 0, calib_report, w};
-            pthread_mutex_unlock(&w->mu);
-            calib_compute(w, path);
-            pthread_mutex_lock(&w->mu);
-            w->running = false;
-            pthread_cond_broadcast(&w->cv);
-            char one = 1;
-            if (write(w->fd, &one, 1) < 0) { /* the UI redraws on its next event anyway */ }
+            job_done(w);
             continue;
         }
         if (!w->pending) { /* a generation request (tensor requests go first) */
@@ -495,10 +485,7 @@ static void *run(void *arg)
             if (cfgs) gen_compute(w, cfgs, prompt);
             free(cfgs);
             pthread_mutex_lock(&w->mu);
-            w->running = false;
-            pthread_cond_broadcast(&w->cv);
-            char one = 1;
-            if (write(w->fd, &one, 1) < 0) { /* the UI redraws on its next event anyway */ }
+            job_done(w);
             continue;
         }
         int t = w->tensor;
@@ -517,10 +504,7 @@ static void *run(void *arg)
         pthread_mutex_unlock(&w->a->lock);
         r = old;
         pthread_mutex_lock(&w->mu);
-        w->running = false;
-        pthread_cond_broadcast(&w->cv);
-        char one = 1;
-        if (write(w->fd, &one, 1) < 0) { /* the UI will still redraw on its next event */ }
+        job_done(w);
     }
     pthread_mutex_unlock(&w->mu);
     free(r);
