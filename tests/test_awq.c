@@ -13,27 +13,6 @@
 #include "core/stats.h"
 #include "tests/testutil.h"
 
-static const float *tensor(const qs_gguf *g, int cfg, const char *name, int64_t n)
-{
-    char k[64];
-    if (cfg >= 0) snprintf(k, sizeof k, "cfg%d.%s", cfg, name);
-    else snprintf(k, sizeof k, "%s", name);
-    const qs_gguf_tensor *t = qs_gguf_find_tensor(g, k);
-    cr_assert_not_null(t, "golden tensor %s missing", k);
-    cr_assert_eq(t->nbytes, (uint64_t)n * 4, "%s: %llu bytes", k, (unsigned long long)t->nbytes);
-    return (const float *)t->data;
-}
-
-static double num(const qs_gguf *g, int cfg, const char *key)
-{
-    char k[64];
-    if (cfg >= 0) snprintf(k, sizeof k, "cfg%d.%s", cfg, key);
-    else snprintf(k, sizeof k, "golden.%s", key);
-    const qs_gguf_kv *kv = qs_gguf_get_kv(g, k);
-    cr_assert_not_null(kv, "golden key %s missing", k);
-    return qs_gguf_kv_num(kv, 0);
-}
-
 /* values within 1e-6·max(1, |want|); returns how many are not */
 static int64_t n_off(const float *got, const float *want, int64_t n)
 {
@@ -73,11 +52,11 @@ static void check_config(const qs_gguf *g, int c, const float *W, const float *X
 {
     qs_awq_params p;
     qs_awq_default(&p);
-    p.bits = (int)num(g, c, "w_bit"), p.group = (int)num(g, c, "group"), p.duo = num(g, c, "duo") != 0;
+    p.bits = (int)tu_golden_num(g, c, "w_bit"), p.group = (int)tu_golden_num(g, c, "group"), p.duo = tu_golden_num(g, c, "duo") != 0;
     int64_t n = rows * cols, ng = cols / p.group;
-    const float *gs = tensor(g, c, "scales", cols), *lh = tensor(g, c, "loss_history", QS_AWQ_GRID),
-                *cm = tensor(g, c, "clip_max_val", rows * ng), *Qrtn = tensor(g, c, "Q_rtn", n),
-                *Qnc = tensor(g, c, "Q_noclip", n), *Q = tensor(g, c, "Q", n);
+    const float *gs = tu_golden_floats(g, c, "scales", cols), *lh = tu_golden_floats(g, c, "loss_history", QS_AWQ_GRID),
+                *cm = tu_golden_floats(g, c, "clip_max_val", rows * ng), *Qrtn = tu_golden_floats(g, c, "Q_rtn", n),
+                *Qnc = tu_golden_floats(g, c, "Q_noclip", n), *Q = tu_golden_floats(g, c, "Q", n);
     qs_err err = {0};
     bufs b;
     bufs_new(&b, rows, cols, ng);
@@ -97,7 +76,7 @@ static void check_config(const qs_gguf *g, int c, const float *W, const float *X
     cr_expect_eq(n_off(b.o.deq, Q, n), 0, "cfg%d Q from the golden scales", c);
     /* our own search */
     cr_assert_eq(qs_awq_quantize(&p, W, rows, cols, X, ntok, NULL, NULL, &b.o, NULL, &err), 0, "%s", err.msg);
-    cr_expect_eq(b.o.best_ratio, (float)num(g, c, "best_ratio"), "cfg%d best ratio %g", c, (double)b.o.best_ratio);
+    cr_expect_eq(b.o.best_ratio, (float)tu_golden_num(g, c, "best_ratio"), "cfg%d best ratio %g", c, (double)b.o.best_ratio);
     double srel = max_rel(b.o.s, gs, cols), lrel = max_rel(b.o.loss_history, lh, QS_AWQ_GRID);
     cr_expect_lt(srel, 1e-6, "cfg%d scales %.3g relative off", c, srel);
     cr_expect_lt(lrel, 1e-4, "cfg%d loss history %.3g relative off", c, lrel);
@@ -108,7 +87,7 @@ static void check_config(const qs_gguf *g, int c, const float *W, const float *X
                                                   {"rel_output_error_awq_noclip", rel_nc},
                                                   {"rel_output_error_awq_clip", rel_clip}};
     for (int k = 0; k < 3; k++) {
-        double want = num(g, c, e[k].key);
+        double want = tu_golden_num(g, c, e[k].key);
         cr_expect_lt(fabs(e[k].got / want - 1), 1e-3, "cfg%d %s %.6f, reference %.6f", c, e[k].key, e[k].got, want);
     }
     cr_log_info("cfg%d (w%d g%d%s): ratio %.2f, scales %.2g / losses %.2g rel. off, Q %.2f %% identical, rel. errors "
@@ -125,8 +104,8 @@ static void check_file(const char *path)
     const qs_gguf_tensor *Wt = qs_gguf_find_tensor(g, "W"), *Xt = qs_gguf_find_tensor(g, "X");
     cr_assert(Wt && Xt, "%s: W and X", path);
     int64_t cols = Wt->ne[0], rows = Wt->ne[1], ntok = Xt->ne[1];
-    const float *W = tensor(g, -1, "W", rows * cols), *X = tensor(g, -1, "X", ntok * cols);
-    int ncfg = (int)num(g, -1, "nconfigs");
+    const float *W = tu_golden_floats(g, -1, "W", rows * cols), *X = tu_golden_floats(g, -1, "X", ntok * cols);
+    int ncfg = (int)tu_golden_num(g, -1, "nconfigs");
     for (int c = 0; c < ncfg; c++) check_config(g, c, W, X, rows, cols, ntok);
     qs_gguf_close(g);
 }

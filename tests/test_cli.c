@@ -9,38 +9,9 @@
 #include "core/model.h"
 #include "tests/testutil.h"
 
-typedef struct run_result {
-    int status;
-    char *out, *err;
-} run_result;
-
-static run_result run(const char *args)
-{
-    const char *bin = getenv("QS_BIN");
-    if (!bin) cr_skip_test("QS_BIN not set (make test sets it)");
-    char *dir = tu_tmpdir(), cmd[8192];
-    snprintf(cmd, sizeof cmd, "%s %s >%s/out 2>%s/err", bin, args, dir, dir);
-    int st = system(cmd);
-    run_result r = {WIFEXITED(st) ? WEXITSTATUS(st) : -1, NULL, NULL};
-    size_t n;
-    snprintf(cmd, sizeof cmd, "%s/out", dir);
-    uint8_t *o = tu_read(cmd, &n);
-    r.out = realloc(o, n + 1);
-    r.out[n] = '\0';
-    snprintf(cmd, sizeof cmd, "%s/err", dir);
-    uint8_t *e = tu_read(cmd, &n);
-    r.err = realloc(e, n + 1);
-    r.err[n] = '\0';
-    tu_rmtree(dir);
-    free(dir);
-    return r;
-}
-
-static void done(run_result *r)
-{
-    free(r->out);
-    free(r->err);
-}
+typedef tu_run_result run_result;
+#define run tu_run
+#define done tu_run_free
 
 static const char *model_path(void)
 {

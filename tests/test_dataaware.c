@@ -139,37 +139,20 @@ Test(dataaware, calibrated_recipe_perplexity, .timeout = 300)
 }
 
 /* ---- CLI ---- */
-typedef struct run_result {
-    int status;
-    char *out, *err;
-} run_result;
+typedef tu_run_result run_result;
 
 static run_result run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static run_result run(const char *fmt, ...)
 {
-    const char *bin = getenv("QS_BIN");
-    if (!bin) cr_skip_test("QS_BIN not set (make test sets it)");
-    char args[8192], cmd[12288], p[4200];
+    char args[8192];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
-    char *dir = tu_tmpdir();
-    snprintf(cmd, sizeof cmd, "%s %s >%s/out 2>%s/err", bin, args, dir, dir);
-    int st = system(cmd);
-    run_result r = {WIFEXITED(st) ? WEXITSTATUS(st) : -1, NULL, NULL};
-    size_t n;
-    snprintf(p, sizeof p, "%s/out", dir);
-    uint8_t *o = tu_read(p, &n);
-    r.out = realloc(o, n + 1), r.out[n] = '\0';
-    snprintf(p, sizeof p, "%s/err", dir);
-    uint8_t *x = tu_read(p, &n);
-    r.err = realloc(x, n + 1), r.err[n] = '\0';
-    tu_rmtree(dir), free(dir);
-    return r;
+    return tu_run(args);
 }
 
-static void done(run_result *r) { free(r->out), free(r->err); }
+static void done(run_result *r) { tu_run_free(r); }
 
 Test(dataaware, cli_imatrix, .timeout = 120)
 {

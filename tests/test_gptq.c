@@ -15,24 +15,6 @@
 #include "core/stats.h"
 #include "tests/testutil.h"
 
-static const float *tensor(const qs_gguf *g, const char *name, int64_t n)
-{
-    const qs_gguf_tensor *t = qs_gguf_find_tensor(g, name);
-    cr_assert_not_null(t, "golden tensor %s missing", name);
-    cr_assert_eq(t->nbytes, (uint64_t)n * 4, "%s: %llu bytes", name, (unsigned long long)t->nbytes);
-    return (const float *)t->data;
-}
-
-static double num(const qs_gguf *g, int cfg, const char *key)
-{
-    char k[64];
-    if (cfg >= 0) snprintf(k, sizeof k, "cfg%d.%s", cfg, key);
-    else snprintf(k, sizeof k, "golden.%s", key);
-    const qs_gguf_kv *kv = qs_gguf_get_kv(g, k);
-    cr_assert_not_null(kv, "golden key %s missing", k);
-    return qs_gguf_kv_num(kv, 0);
-}
-
 static void check_file(const char *path)
 {
     qs_err err = {0};
@@ -41,26 +23,24 @@ static void check_file(const char *path)
     const qs_gguf_tensor *Wt = qs_gguf_find_tensor(g, "W"), *Xt = qs_gguf_find_tensor(g, "X");
     cr_assert(Wt && Xt, "%s: W and X", path);
     int64_t cols = Wt->ne[0], rows = Wt->ne[1], ntok = Xt->ne[1];
-    const float *W = tensor(g, "W", rows * cols), *H = tensor(g, "H", cols * cols), *X = tensor(g, "X", ntok * cols);
-    int ncfg = (int)num(g, -1, "nconfigs");
+    const float *W = tu_golden_floats(g, -1, "W", rows * cols), *H = tu_golden_floats(g, -1, "H", cols * cols), *X = tu_golden_floats(g, -1, "X", ntok * cols);
+    int ncfg = (int)tu_golden_num(g, -1, "nconfigs");
     int64_t n = rows * cols;
     for (int c = 0; c < ncfg; c++) {
-        qs_gptq_params p = {(int)num(g, c, "bits"), (int)num(g, c, "groupsize"), num(g, c, "sym") != 0,
-                            num(g, c, "actorder") != 0, num(g, c, "static_groups") != 0,
-                            (float)num(g, -1, "percdamp"), (int)num(g, -1, "blocksize")};
+        qs_gptq_params p = {(int)tu_golden_num(g, c, "bits"), (int)tu_golden_num(g, c, "groupsize"), tu_golden_num(g, c, "sym") != 0,
+                            tu_golden_num(g, c, "actorder") != 0, tu_golden_num(g, c, "static_groups") != 0,
+                            (float)tu_golden_num(g, -1, "percdamp"), (int)tu_golden_num(g, -1, "blocksize")};
         int64_t ng = qs_gptq_n_groups(&p, cols);
         qs_gptq_out o = {malloc((size_t)n), malloc((size_t)n * 4), malloc((size_t)(rows * ng) * 4),
                          malloc((size_t)(rows * ng) * 4), malloc((size_t)cols * 4), 0, 0};
         cr_assert_eq(qs_gptq_quantize(&p, W, rows, cols, H, &o, NULL, &err), 0, "cfg%d: %s", c, err.msg);
-        char name[32];
-        snprintf(name, sizeof name, "cfg%d.Q", c);
-        const float *Q = tensor(g, name, n);
+        const float *Q = tu_golden_floats(g, c, "Q", n);
         int64_t bad = 0, exact = 0;
         for (int64_t i = 0; i < n; i++) {
             bad += fabsf(o.deq[i] - Q[i]) > 1e-6f * fmaxf(1, fabsf(Q[i]));
             exact += memcmp(&o.deq[i], &Q[i], 4) == 0;
         }
-        double loss = num(g, c, "loss"), rel = num(g, c, "rel_output_error");
+        double loss = tu_golden_num(g, c, "loss"), rel = tu_golden_num(g, c, "rel_output_error");
         double got_rel = qs_stats_output_error(W, o.deq, rows, cols, X, ntok);
         cr_log_info("%s cfg%d (w%d g%d %s%s%s): %.2f %% bit-identical, loss %.4f (ref %.4f), rel %.6f (ref %.6f)", path,
                     c, p.bits, p.group, p.sym ? "sym" : "asym", p.act_order ? " act-order" : "",
@@ -171,7 +151,7 @@ Test(gptq, through_qs_quant_run)
     cr_assert_not_null(g, "%s", err.msg);
     const qs_gguf_tensor *Wt = qs_gguf_find_tensor(g, "W"), *Xt = qs_gguf_find_tensor(g, "X");
     int64_t cols = Wt->ne[0], rows = Wt->ne[1], ntok = Xt->ne[1];
-    const float *W = tensor(g, "W", rows * cols), *H = tensor(g, "H", cols * cols), *X = tensor(g, "X", ntok * cols);
+    const float *W = tu_golden_floats(g, -1, "W", rows * cols), *H = tu_golden_floats(g, -1, "H", cols * cols), *X = tu_golden_floats(g, -1, "X", ntok * cols);
     float *xm = malloc((size_t)cols * sizeof *xm);
     for (int64_t c = 0; c < cols; c++) {
         double s = 0;
@@ -201,8 +181,8 @@ Test(gptq, through_qs_quant_run)
         }
         if (k == 0) {
             /* the golden cfg0 (4 bits, g128, asym, no act-order): same loss as the direct call */
-            cr_expect_lt(fabs(r.loss / qs_gguf_kv_num(qs_gguf_get_kv(g, "cfg0.loss"), 0) - 1), 1e-5);
-            cr_expect_lt(fabs(r.out_err / qs_gguf_kv_num(qs_gguf_get_kv(g, "cfg0.rel_output_error"), 0) - 1), 1e-5);
+            cr_expect_lt(fabs(r.loss / tu_golden_num(g, 0, "loss") - 1), 1e-5);
+            cr_expect_lt(fabs(r.out_err / tu_golden_num(g, 0, "rel_output_error") - 1), 1e-5);
         }
         qs_qresult_free(&r);
     }

@@ -1,5 +1,10 @@
 #include "testutil.h"
 
+#include <criterion/criterion.h>
+#include <sys/wait.h>
+
+#include "core/gguf.h"
+
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,4 +137,56 @@ void tu_pad(tu_buf *b, size_t align)
 {
     static const uint8_t z[64];
     while (b->n % align) tu_put(b, z, 1);
+}
+
+tu_run_result tu_run(const char *args)
+{
+    const char *bin = getenv("QS_BIN");
+    if (!bin) cr_skip_test("QS_BIN not set (make test sets it)");
+    char *dir = tu_tmpdir(), cmd[16384], p[4200];
+    snprintf(cmd, sizeof cmd, "%s %s >%s/out 2>%s/err", bin, args, dir, dir);
+    int st = system(cmd);
+    tu_run_result r = {WIFEXITED(st) ? WEXITSTATUS(st) : -1, NULL, NULL};
+    size_t n;
+    snprintf(p, sizeof p, "%s/out", dir);
+    uint8_t *o = tu_read(p, &n);
+    r.out = realloc(o, n + 1), r.out[n] = '\0';
+    snprintf(p, sizeof p, "%s/err", dir);
+    uint8_t *e = tu_read(p, &n);
+    r.err = realloc(e, n + 1), r.err[n] = '\0';
+    tu_rmtree(dir);
+    free(dir);
+    return r;
+}
+
+void tu_run_free(tu_run_result *r)
+{
+    free(r->out);
+    free(r->err);
+}
+
+static void golden_key(int cfg, const char *key, char *out, size_t n)
+{
+    if (cfg >= 0) snprintf(out, n, "cfg%d.%s", cfg, key);
+    else snprintf(out, n, "%s", key);
+}
+
+const float *tu_golden_floats(const qs_gguf *g, int cfg, const char *name, int64_t n)
+{
+    char k[96];
+    golden_key(cfg, name, k, sizeof k);
+    const qs_gguf_tensor *t = qs_gguf_find_tensor(g, k);
+    cr_assert_not_null(t, "golden tensor %s missing", k);
+    cr_assert_eq(t->nbytes, (uint64_t)n * 4, "%s: %llu bytes", k, (unsigned long long)t->nbytes);
+    return (const float *)t->data;
+}
+
+double tu_golden_num(const qs_gguf *g, int cfg, const char *key)
+{
+    char k[96];
+    if (cfg >= 0) golden_key(cfg, key, k, sizeof k);
+    else snprintf(k, sizeof k, "golden.%s", key);
+    const qs_gguf_kv *kv = qs_gguf_get_kv(g, k);
+    cr_assert_not_null(kv, "golden key %s missing", k);
+    return qs_gguf_kv_num(kv, 0);
 }

@@ -19,6 +19,21 @@ uint8_t *tu_read(const char *path, size_t *size);
 char *tu_tmpdir(void);
 void tu_rmtree(const char *dir);
 
+/* Runs `$QS_BIN ARGS` through the shell (skips the test when QS_BIN is unset): exit status,
+ * stdout and stderr (NUL-terminated; free with tu_run_free). */
+typedef struct tu_run_result {
+    int status;
+    char *out, *err;
+} tu_run_result;
+tu_run_result tu_run(const char *args);
+void tu_run_free(tu_run_result *r);
+
+/* golden files (GGUF): a tensor of exactly n floats, the number under "cfgI.KEY" (cfg < 0:
+ * "golden.KEY"); both fail the test when absent */
+struct qs_gguf;
+const float *tu_golden_floats(const struct qs_gguf *g, int cfg, const char *name, int64_t n);
+double tu_golden_num(const struct qs_gguf *g, int cfg, const char *key);
+
 /* A growable byte buffer for hand-built files. */
 typedef struct tu_buf {
     uint8_t *p;
