@@ -1,6 +1,12 @@
 /* core/suggest.c — the mixed-precision solver. */
 #include "suggest.h"
 
+#include <stdio.h>
+
+#include "model.h"
+#include "recipe.h"
+#include "scan.h"
+
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -134,4 +140,97 @@ void qs_mp_solution_free(qs_mp_solution *s)
 {
     free(s->choice);
     memset(s, 0, sizeof *s);
+}
+
+int qs_mp_pareto(const qs_mp_problem *p, int n, double *bits, double *cost)
+{
+    double lo, hi;
+    qs_mp_range(p, &lo, &hi);
+    int k = 0;
+    for (int s = 0; s < n; s++) {
+        qs_mp_solution sol;
+        if (qs_mp_solve(p, lo + (hi - lo) * s / (n > 1 ? n - 1 : 1), &sol, NULL)) continue;
+        bits[k] = sol.bits, cost[k] = sol.cost, k++;
+        qs_mp_solution_free(&sol);
+    }
+    return k;
+}
+
+int qs_mp_table_build(const qs_model *m, int k, const char (*cfgs)[256], const qs_scan_row *const *rows, const int *nrows,
+                      qs_mp_table *c, qs_err *err)
+{
+    memset(c, 0, sizeof *c);
+    if (k < 1 || k > QS_MP_MAX_CAND) return qs_err_set(err, QS_E_USAGE, "1 to %d candidate scans", QS_MP_MAX_CAND);
+    c->k = k;
+    for (int j = 0; j < k; j++) snprintf(c->cfg[j], sizeof c->cfg[j], "%s", cfgs[j]);
+    for (int j = 0; j < k; j++)
+        for (int r = 0; r < nrows[j]; r++)
+            if (!qs_model_find_tensor(m, rows[j][r].unit))
+                return qs_err_set(err, QS_E_INPUT, "%s is no tensor of the model (a --per block scan?)", rows[j][r].unit);
+    int64_t nt = m->n_tensors;
+    c->t = calloc((size_t)(nt ? nt : 1), sizeof *c->t), c->params = calloc((size_t)(nt ? nt : 1), sizeof *c->params);
+    c->bpw = calloc((size_t)(nt * k + 1), sizeof *c->bpw), c->cost = calloc((size_t)(nt * k + 1), sizeof *c->cost);
+    if (!c->t || !c->params || !c->bpw || !c->cost) {
+        qs_mp_table_free(c);
+        return qs_err_set(err, QS_E_OOM, "out of memory");
+    }
+    for (int64_t i = 0; i < nt; i++) {
+        const qs_tensor *t = &m->tensors[i];
+        int found = 0;
+        for (int j = 0; j < k; j++) {
+            c->cost[c->n * k + j] = NAN;
+            for (int r = 0; r < nrows[j]; r++)
+                if (!strcmp(rows[j][r].unit, t->name)) {
+                    c->bpw[c->n * k + j] = rows[j][r].bpw, c->cost[c->n * k + j] = rows[j][r].kld, found++;
+                    c->params[c->n] = rows[j][r].params;
+                }
+        }
+        if (found) c->t[c->n++] = t;
+        else c->other_bits += (double)t->nbytes * 8;
+    }
+    if (!c->n) {
+        qs_mp_table_free(c);
+        return qs_err_set(err, QS_E_INPUT, "the scans measured no tensor");
+    }
+    return 0;
+}
+
+void qs_mp_table_free(qs_mp_table *t)
+{
+    free(t->t), free(t->params), free(t->bpw), free(t->cost);
+    memset(t, 0, sizeof *t);
+}
+
+qs_mp_problem qs_mp_table_problem(const qs_mp_table *t) { return (qs_mp_problem){t->n, t->k, t->params, t->bpw, t->cost}; }
+
+double qs_mp_table_params(const qs_mp_table *t)
+{
+    double p = 0;
+    for (int i = 0; i < t->n; i++) p += (double)t->params[i];
+    return p;
+}
+
+const char *const qs_mp_presets[] = {"Q2_K", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M",
+                                     "Q5_K_S", "Q5_K_M", "Q6_K",   "Q8_0",   NULL};
+
+bool qs_mp_preset_point(const qs_model *m, const qs_mp_table *c, const char *preset, double *bpw, double *cost)
+{
+    qs_recipe r;
+    qs_recipe_init(&r, m);
+    bool ok = qs_recipe_from_preset(&r, m, preset, false, NULL) == 0;
+    double bits = 0, sum = 0;
+    for (int i = 0; ok && i < c->n; i++) {
+        const char *name = c->t[i]->gguf_name[0] ? c->t[i]->gguf_name : c->t[i]->name;
+        int j = -1;
+        for (int o = 0; o < r.n_overrides && j < 0; o++) {
+            if (strcmp(r.overrides[o].pattern, name)) continue;
+            for (int q = 0; q < c->k; q++)
+                if (!r.overrides[o].keep && !strcmp(c->cfg[q], r.overrides[o].cfg.method->name)) j = q;
+        }
+        if (j < 0 || !isfinite(c->cost[i * c->k + j])) ok = false;
+        else bits += (double)c->params[i] * c->bpw[i * c->k + j], sum += c->cost[i * c->k + j];
+    }
+    qs_recipe_free(&r);
+    *bpw = bits / qs_mp_table_params(c), *cost = sum;
+    return ok;
 }

@@ -86,6 +86,7 @@ Test(tui, recipe_presets_and_undo, .timeout = 120) { run_script("tests/ui/recipe
 Test(tui, mouse_clicks, .timeout = 120) { run_script("tests/ui/mouse.script"); }
 Test(tui, calibration_gptq_awq, .timeout = 120) { run_script("tests/ui/calib.script"); }
 Test(tui, sensitivity_scan, .timeout = 120) { run_script("tests/ui/scan.script"); }
+Test(tui, pareto_plot, .timeout = 180) { run_script("tests/ui/pareto.script"); }
 
 Test(tui, layout_sizes)
 {
@@ -157,3 +158,23 @@ Test(tui, tmux_smoke, .timeout = 120)
     free(log);
 }
 Test(tui, generation_diverges, .timeout = 120) { run_script("tests/ui/generation.script"); }
+
+/* the scatter plot's placement: ends of both axes, log scale, labels over plain points */
+Test(tui, scatter_plot_cells)
+{
+    double x[4] = {2, 8, 5, 8}, y[4] = {1, 0.001, 0.0316, 0.001};
+    char mark[4] = {'*', '*', '*', 'A'}, grid[5 * 11];
+    double rg[4];
+    cr_assert_eq(plot_scatter(x, y, mark, 4, true, 10, 5, grid, rg), 4);
+    cr_expect_float_eq(rg[0], 2, 1e-12);
+    cr_expect_float_eq(rg[1], 8, 1e-12);
+    cr_expect_float_eq(rg[2], -3, 1e-12);
+    cr_expect_float_eq(rg[3], 0, 1e-12);
+    cr_expect_eq(grid[0 * 11 + 0], '*', "(2, 1) top left");
+    cr_expect_eq(grid[4 * 11 + 9], 'A', "(8, 0.001) bottom right: the label wins over '*'");
+    /* 0.0316 = 10^-1.5: half way down (row 2 of 0…4), x 5 half way across (column 4.5 → 5) */
+    cr_expect_eq(grid[2 * 11 + 5], '*');
+    cr_expect_eq(grid[2 * 11 + 10], '\0', "rows are NUL-terminated");
+    double z[1] = {0};
+    cr_expect_eq(plot_scatter(x, z, mark, 1, true, 10, 5, grid, rg), 0, "log scale leaves y <= 0 out");
+}

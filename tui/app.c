@@ -489,6 +489,11 @@ static int scan_key(app *a, int key)
 int app_handle_key(app *a, int key)
 {
     if (a->mode == MODE_SCAN) return scan_key(a, key);
+    if (a->mode == MODE_PARETO) {
+        if (qs_action_for_key(key) == ACT_CANCEL && a->pareto_running) return R_CANCEL | R_REDRAW;
+        a->mode = MODE_NORMAL;
+        return R_REDRAW;
+    }
     if (a->mode == MODE_FILTER) return filter_key(a, key);
     if (a->mode == MODE_RECIPE) return recipe_key(a, key);
     if (a->mode == MODE_BULK) return bulk_key(a, key);
@@ -558,6 +563,12 @@ int app_handle_key(app *a, int key)
         return R_REDRAW | R_CALIBRATE;
     case ACT_CANCEL: return R_CANCEL | R_REDRAW;
     case ACT_SCAN: return start_scan(a);
+    case ACT_PARETO:
+        a->mode = MODE_PARETO;
+        snprintf(a->status, sizeof a->status, "Pareto plot (Esc back)");
+        if (a->n_pareto || a->pareto_running) return R_REDRAW;
+        a->status[0] = '\0';
+        return R_REDRAW | R_PARETO;
     default: return R_NONE;
     }
 }

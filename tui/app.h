@@ -18,11 +18,11 @@ enum { APP_HIST_BINS = 160, APP_TILE_ROWS = 64, APP_TILE_COLS = 160 };
 
 enum reaction {
     R_NONE = 0, R_REDRAW = 1, R_RECOMPUTE = 2, R_QUIT = 4, R_RELAYOUT = 8, R_SAVE = 16, R_REGENERATE = 32,
-    R_CALIBRATE = 64, R_CANCEL = 128, R_SCAN = 256,
+    R_CALIBRATE = 64, R_CANCEL = 128, R_SCAN = 256, R_PARETO = 512,
 };
 
 typedef enum app_mode {
-    MODE_NORMAL, MODE_FILTER, MODE_HELP, MODE_EXPLAIN, MODE_CONFIRM_QUIT, MODE_RECIPE, MODE_BULK, MODE_SCAN
+    MODE_NORMAL, MODE_FILTER, MODE_HELP, MODE_EXPLAIN, MODE_CONFIRM_QUIT, MODE_RECIPE, MODE_BULK, MODE_SCAN, MODE_PARETO
 } app_mode;
 typedef enum app_pane { PANE_LAYERS, PANE_TENSOR, PANE_KNOBS, PANE_COUNT } app_pane;
 typedef enum app_tab { TAB_HISTOGRAM, TAB_HEATMAP, TAB_CHANNELS, TAB_COUNT } app_tab;
@@ -122,6 +122,12 @@ typedef struct app {
     char scan_cfg[64];             /* the config scanned */
     int *scan_rank;                /* per tensor: its rank (0 = most sensitive), -1 when not scanned */
     bool scan_running;
+    /* the Pareto view (P): summed KLD against bpw of suggested mixes ('*') and of llama-quantize's
+     * presets (letters, named in pareto_name), from scans of the K-quant candidates (guarded by lock) */
+    double pareto_x[48], pareto_y[48];
+    char pareto_mark[48], pareto_name[48][8];
+    int n_pareto;
+    bool pareto_running;
 } app;
 
 int app_init(app *a, qs_model *m, char *err, size_t errn);

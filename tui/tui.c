@@ -149,6 +149,7 @@ static void draw_all(app *a)
     draw_title(l.title, a);
     if (a->mode == MODE_HELP) help_view_draw((rect){1, 0, l.full.h - 3, l.full.w});
     else if (a->mode == MODE_SCAN) scan_view_draw((rect){1, 0, l.full.h - 3, l.full.w}, a);
+    else if (a->mode == MODE_PARETO) pareto_view_draw((rect){1, 0, l.full.h - 3, l.full.w}, a);
     else if (a->mode == MODE_EXPLAIN) explain_view_draw((rect){1, 0, l.full.h - 3, l.full.w}, a, res);
     else if (a->mode == MODE_RECIPE || a->mode == MODE_BULK) {
         qs_recipe_table t;
@@ -268,6 +269,7 @@ static bool react(app *a, worker *w, int key)
         if (t >= 0) worker_submit_scan(w, &a->cfg[t], a->calib_path);
         a->status[0] = '\0';
     }
+    if (re & R_PARETO) worker_submit_pareto(w, a->calib_path);
     if (re & R_CANCEL) worker_cancel(w);
     if (re & R_RECOMPUTE) request(a, w);
     if (re & R_REGENERATE) regenerate(a, w);

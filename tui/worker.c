@@ -15,6 +15,7 @@
 #include "core/infer.h"
 #include "core/recipe.h"
 #include "core/scan.h"
+#include "core/suggest.h"
 #include "core/tokenizer.h"
 
 struct worker {
@@ -28,6 +29,8 @@ struct worker {
     char calib_path[256];
     qs_progress calib_prog;  /* of the running calibration or scan (Esc cancels) */
     const char *job_label;   /* its progress line: "calibrating: chunk" … */
+    char label[96];          /* a job label made at run time */
+    bool pareto_pending;
     qs_qconfig scan_cfg;
     int tensor;
     qs_qconfig cfg;
@@ -400,6 +403,64 @@ static void scan_compute(worker *w, const qs_qconfig *cfg, const char *path)
     pthread_mutex_unlock(&a->lock);
 }
 
+/* the Pareto view: per-tensor scans of the K-quant candidates, the suggested mixes from the
+ * cheapest to the dearest, and where llama-quantize's presets would sit */
+static void pareto_compute(worker *w, const char *path)
+{
+    static const char *const cands[] = {"q2_K", "q3_K", "q4_K", "q5_K", "q6_K", "q8_0"};
+    enum { K = sizeof cands / sizeof *cands, NP = 25 };
+    app *a = w->a;
+    qs_err err = {0};
+    pthread_mutex_lock(&a->lock);
+    a->pareto_running = true;
+    snprintf(a->calib_status, sizeof a->calib_status, "Pareto: scanning %d candidates… (Esc cancels)", K);
+    pthread_mutex_unlock(&a->lock);
+    size_t len = 0;
+    char *text = NULL, cfgs[K][256];
+    qs_scan_row *rows[K] = {0};
+    int nrows[K] = {0};
+    int rc = !path[0] ? qs_err_set(&err, QS_E_USAGE, "needs a text: start the workbench with --calib FILE") : ensure_models(w, &err);
+    if (!rc && !(text = qs_read_file(path, (size_t)1 << 30, &len, &err))) rc = -1;
+    for (int j = 0; !rc && j < K; j++) {
+        qs_scan_opts o = {.per_block = false, .n_ctx = GEN_CTX, .n_chunks = SCAN_CHUNKS};
+        bool keep;
+        qs_config_parse(cands[j], &o.cfg, &keep, NULL);
+        snprintf(cfgs[j], sizeof cfgs[j], "%s", cands[j]);
+        snprintf(w->label, sizeof w->label, "Pareto: %s (%d/%d), tensor", cands[j], j + 1, K);
+        rc = qs_scan_run(w->base, a->model, w->vocab, text, len, &o, NULL, 0, NULL, NULL, &w->calib_prog, &rows[j], &nrows[j],
+                         NULL, &err);
+    }
+    free(text);
+    qs_mp_table t = {0};
+    double x[48], y[48];
+    char mark[48], names[48][8] = {{0}};
+    int n = 0, n_tensors = 0;
+    if (!rc) rc = qs_mp_table_build(a->model, K, (const char(*)[256])cfgs, (const qs_scan_row *const *)rows, nrows, &t, &err);
+    if (!rc) {
+        qs_mp_problem pb = qs_mp_table_problem(&t);
+        n_tensors = t.n;
+        n = qs_mp_pareto(&pb, NP, x, y);
+        for (int i = 0; i < n; i++) x[i] /= qs_mp_table_params(&t), mark[i] = '*';
+        for (int i = 0; qs_mp_presets[i] && n < 48; i++)
+            if (qs_mp_preset_point(a->model, &t, qs_mp_presets[i], &x[n], &y[n]))
+                snprintf(names[n], sizeof names[n], "%s", qs_mp_presets[i]), mark[n++] = (char)('A' + i);
+        qs_mp_table_free(&t);
+    }
+    for (int j = 0; j < K; j++) free(rows[j]);
+    pthread_mutex_lock(&a->lock);
+    a->pareto_running = false;
+    if (!rc) {
+        memcpy(a->pareto_x, x, sizeof x), memcpy(a->pareto_y, y, sizeof y), memcpy(a->pareto_mark, mark, sizeof mark);
+        memcpy(a->pareto_name, names, sizeof names);
+        a->n_pareto = n;
+        snprintf(a->calib_status, sizeof a->calib_status, "Pareto: %d tensors scanned with %d K-quants on %d chunks of the "
+                 "calibration text", n_tensors, K, SCAN_CHUNKS);
+    } else {
+        snprintf(a->calib_status, sizeof a->calib_status, "Pareto %.200s", err.code == QS_E_CANCELLED ? "cancelled" : err.msg);
+    }
+    pthread_mutex_unlock(&a->lock);
+}
+
 static void gen_compute(worker *w, const qs_qconfig *cfgs, const char *prompt)
 {
     app *a = w->a;
@@ -453,9 +514,22 @@ static void *run(void *arg)
     app_result *r = malloc(sizeof *r);
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (!w->pending && !w->gen_pending && !w->calib_pending && !w->scan_pending && !w->quit)
+        while (!w->pending && !w->gen_pending && !w->calib_pending && !w->scan_pending && !w->pareto_pending && !w->quit)
             pthread_cond_wait(&w->cv, &w->mu);
         if (w->quit) break;
+        if (!w->pending && !w->calib_pending && !w->scan_pending && w->pareto_pending) {
+            char path[256];
+            snprintf(path, sizeof path, "%s", w->calib_path);
+            w->pareto_pending = false;
+            w->running = true;
+            w->job_label = w->label;
+            w->calib_prog = (qs_progress){0, 0, 0, job_report, w};
+            pthread_mutex_unlock(&w->mu);
+            pareto_compute(w, path);
+            pthread_mutex_lock(&w->mu);
+            job_done(w);
+            continue;
+        }
         if (!w->pending && (w->calib_pending || w->scan_pending)) { /* calibration, then a scan, before generation */
             bool calib = w->calib_pending;
             char path[256];
@@ -578,6 +652,15 @@ void worker_submit_scan(worker *w, const qs_qconfig *cfg, const char *path)
     pthread_mutex_unlock(&w->mu);
 }
 
+void worker_submit_pareto(worker *w, const char *path)
+{
+    pthread_mutex_lock(&w->mu);
+    snprintf(w->calib_path, sizeof w->calib_path, "%s", path);
+    w->pareto_pending = true;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
 void worker_cancel(worker *w)
 {
     __atomic_store_n(&w->calib_prog.cancel, 1, __ATOMIC_RELAXED);
@@ -586,7 +669,7 @@ void worker_cancel(worker *w)
 bool worker_idle(worker *w)
 {
     pthread_mutex_lock(&w->mu);
-    bool idle = !w->pending && !w->gen_pending && !w->calib_pending && !w->scan_pending && !w->running;
+    bool idle = !w->pending && !w->gen_pending && !w->calib_pending && !w->scan_pending && !w->pareto_pending && !w->running;
     pthread_mutex_unlock(&w->mu);
     return idle;
 }
@@ -594,7 +677,8 @@ bool worker_idle(worker *w)
 void worker_wait_idle(worker *w)
 {
     pthread_mutex_lock(&w->mu);
-    while (w->pending || w->gen_pending || w->calib_pending || w->scan_pending || w->running) pthread_cond_wait(&w->cv, &w->mu);
+    while (w->pending || w->gen_pending || w->calib_pending || w->scan_pending || w->pareto_pending || w->running)
+        pthread_cond_wait(&w->cv, &w->mu);
     pthread_mutex_unlock(&w->mu);
 }
 

@@ -22,6 +22,8 @@ void worker_submit_generation(worker *w, const qs_qconfig *cfgs, const char *pro
 void worker_submit_calibration(worker *w, const char *path);
 /* the sensitivity scan of every tensor with cfg on path (core/scan.h) into the app */
 void worker_submit_scan(worker *w, const qs_qconfig *cfg, const char *path);
+/* scans of the K-quant candidates and the Pareto points of their mixes into the app */
+void worker_submit_pareto(worker *w, const char *path);
 /* cancels a running calibration or scan */
 void worker_cancel(worker *w);
 bool worker_idle(worker *w);

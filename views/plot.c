@@ -65,3 +65,31 @@ const char *plot_fmt(double v, char *buf, size_t n)
     } else snprintf(buf, n, "%.4g", v);
     return buf;
 }
+
+int plot_scatter(const double *x, const double *y, const char *mark, int n, bool logy, int w, int h, char *grid,
+                 double range[4])
+{
+    double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+    for (int i = 0; i < n; i++) {
+        if (logy && !(y[i] > 0)) continue;
+        double v = logy ? log10(y[i]) : y[i];
+        x0 = fmin(x0, x[i]), x1 = fmax(x1, x[i]), y0 = fmin(y0, v), y1 = fmax(y1, v);
+    }
+    if (!(x1 > x0)) x1 = x0 + 1;
+    if (!(y1 > y0)) y1 = y0 + 1;
+    for (int r = 0; r < h; r++) {
+        memset(grid + r * (w + 1), ' ', (size_t)w);
+        grid[r * (w + 1) + w] = '\0';
+    }
+    int placed = 0;
+    for (int i = 0; i < n; i++) {
+        if ((logy && !(y[i] > 0)) || !isfinite(x[i])) continue;
+        double v = logy ? log10(y[i]) : y[i];
+        int c = (int)lround((x[i] - x0) / (x1 - x0) * (w - 1)), r = (int)lround((y1 - v) / (y1 - y0) * (h - 1));
+        char *cell = grid + r * (w + 1) + c;
+        if (*cell == ' ' || *cell == '*') *cell = mark[i];
+        placed++;
+    }
+    range[0] = x0, range[1] = x1, range[2] = y0, range[3] = y1;
+    return placed;
+}

@@ -32,4 +32,11 @@ int plot_heat_level(float v, float vmax, int levels);
 /* short engineering format: 1.23e-05 → "1.23e-5", 0.5 → "0.5" (into buf) */
 const char *plot_fmt(double v, char *buf, size_t n);
 
+/* A scatter plot as text: h rows of w cells (grid holds h·(w+1) chars, each row NUL-terminated),
+ * x linear, y as log10 when logy (points with y <= 0 are then left out); a point's mark replaces
+ * a blank or a '*' (so labelled points win over plain ones). range: x0, x1, y0, y1 as plotted
+ * (y in log10 when logy). Returns how many points were placed. */
+int plot_scatter(const double *x, const double *y, const char *mark, int n, bool logy, int w, int h, char *grid,
+                 double range[4]);
+
 #endif

@@ -13,6 +13,7 @@ void help_view_draw(rect r);
 void gen_view_draw(rect r, const app *a);
 void explain_view_draw(rect r, const app *a, const app_result *res);
 void scan_view_draw(rect r, const app *a);
+void pareto_view_draw(rect r, const app *a);
 struct qs_recipe_table;
 void recipe_view_draw(rect r, const app *a, const struct qs_recipe_table *t, const app_recipe_totals *tot);
 
