@@ -312,3 +312,17 @@ done:
     free(xm), free(wm), free(ws), free(xs), free(bm);
     return rc;
 }
+
+void qs_awq_fold(float *prev, int64_t prev_rows, int64_t prev_cols, float *const *linears, const int64_t *rows, int n,
+                 int64_t cols, const float *s)
+{
+    if (prev_rows == 1)
+        for (int64_t c = 0; c < cols; c++) prev[c] = prev[c] / s[c];
+    else
+        for (int64_t c = 0; c < cols; c++)
+            for (int64_t k = 0; k < prev_cols; k++) {
+                float *x = prev + (prev_rows - cols + c) * prev_cols + k;
+                *x = *x / s[c];
+            }
+    for (int i = 0; i < n; i++) scale_columns(linears[i], s, rows[i], cols, false, linears[i]);
+}

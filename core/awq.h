@@ -57,4 +57,11 @@ int qs_awq_clip_search(const qs_awq_params *p, const float *Ws, int64_t rows, in
 int qs_awq_quantize(const qs_awq_params *p, const float *w, int64_t rows, int64_t cols, const float *X, int64_t n,
                     const float *x_mean, const float *fixed_s, qs_awq_out *out, qs_progress *prog, qs_err *err);
 
+/* Folds channel scales s[cols] into a mapping so the full-precision function is unchanged
+ * (spec/awq.md §3): the previous op's output channel c is divided by s[c] — an RMSNorm weight
+ * (prev_rows = 1) or the last cols output rows of a linear prev[prev_rows][prev_cols] — and
+ * column c of every linear fed by it is multiplied by s[c] (linears[i] is rows[i] × cols). */
+void qs_awq_fold(float *prev, int64_t prev_rows, int64_t prev_cols, float *const *linears, const int64_t *rows, int n,
+                 int64_t cols, const float *s);
+
 #endif

@@ -462,6 +462,17 @@ static int joint_members(const qs_recipe_table *t, int64_t i, const qs_calib_set
     return n;
 }
 
+/* AWQ scales need a previous op to fold into (spec/awq.md §2): attn_output's is attn_v, and only
+ * when its output rows match attn_output's columns (no grouped-query attention) */
+static bool awq_scalable(const qs_recipe_table *t, const qs_recipe_entry *e)
+{
+    if (e->t->role != QS_ROLE_ATTN_O) return true;
+    for (int64_t i = 0; i < t->n; i++)
+        if (t->e[i].t->role == QS_ROLE_ATTN_V && t->e[i].t->block == e->t->block)
+            return qs_tensor_nrows(t->e[i].t) == e->t->ne[0];
+    return false;
+}
+
 /* quantizes entry i (and its joint members) and installs the result */
 static int apply_entry(const qs_recipe_table *t, int64_t i, qs_llm *l, const qs_calib_set *calib, bool *done,
                        int n_threads, qs_err *err)
@@ -485,8 +496,10 @@ static int apply_entry(const qs_recipe_table *t, int64_t i, qs_llm *l, const qs_
         else rc = qs_calib_for_tensor(calib, e->t->gguf_name, e->cfg.method->kind == QS_METHOD_GPTQ, &view, err);
         cv = &view;
     }
+    qs_qconfig cfg = e->cfg;
+    if (cfg.method->kind == QS_METHOD_AWQ && !awq_scalable(t, e)) cfg.alpha = 0, cfg.duo = false; /* s ≡ 1 */
     qs_qresult r;
-    if (!rc) rc = qs_quant_run(&e->cfg, w, rows, cols, cv, NULL, n_threads, &r, err);
+    if (!rc) rc = qs_quant_run(&cfg, w, rows, cols, cv, NULL, n_threads, &r, err);
     if (!rc) {
         off = 0;
         for (int k = 0; !rc && k < n; k++) {

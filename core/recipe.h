@@ -87,7 +87,9 @@ struct qs_vocab;
 /* Quantizes every non-kept tensor with its config and installs the dequantized weights.
  * calib: the statistics gptq/awq entries need (NULL: such an entry is an error). AWQ entries
  * that share an input (attn_q/k/v, ffn_gate/up) with the same config get one joint scale
- * search, as AWQ's mappings do, so the scales could be folded into the norm before them. */
+ * search, as AWQ's mappings do, so the scales could be folded into the norm before them;
+ * attn_output gets AWQ's quantizer and clip without scales when attn_v cannot carry them
+ * (grouped-query attention: v has fewer rows than o has columns). */
 int qs_recipe_apply(const qs_recipe_table *t, struct qs_llm *l, const struct qs_calib_set *calib, int n_threads,
                     struct qs_progress *prog, qs_err *err);
 /* Calibrates on text and applies. AWQ sees the original model's activations (collected once,

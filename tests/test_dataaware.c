@@ -10,8 +10,10 @@
 #include <stdarg.h>
 #include <sys/wait.h>
 
+#include "core/awq.h"
 #include "core/calib.h"
 #include "core/eval.h"
+#include "core/ggml_types.h"
 #include "core/imatrix.h"
 #include "core/infer.h"
 #include "core/model.h"
@@ -298,4 +300,86 @@ Test(dataaware, cli_suggest_within_budget, .timeout = 300)
     cr_expect_eq(r.status, 1, "a budget below every candidate: %s", r.err);
     done(&r);
     tu_rmtree(dir), free(dir);
+}
+
+/* AWQ's folding keeps the full-precision model: scales folded into attn_norm → q/k/v,
+ * ffn_norm → gate/up and up → down give the same logits (spec/awq.md §3) */
+typedef struct wbuf {
+    const qs_tensor *t;
+    float *w;
+} wbuf;
+
+/* the tensor's current (possibly already folded) floats */
+static wbuf *weights_of(const qs_model *m, wbuf *tab, int *n, unsigned block, const char *what)
+{
+    char name[64];
+    snprintf(name, sizeof name, "blk.%u.%s.weight", block, what);
+    for (int i = 0; i < *n; i++)
+        if (!strcmp(tab[i].t->name, name)) return &tab[i];
+    const qs_tensor *t = qs_model_find_tensor(m, name);
+    cr_assert_not_null(t, "%s", name);
+    qs_err err = {0};
+    tab[*n] = (wbuf){t, malloc((size_t)qs_tensor_nelements(t) * sizeof(float))};
+    cr_assert_eq(qs_tensor_read_rows(t, 0, qs_tensor_nrows(t), tab[*n].w, &err), 0);
+    return &tab[(*n)++];
+}
+
+Test(dataaware, awq_folding_keeps_the_logits, .timeout = 120)
+{
+    env e;
+    env_open(&e);
+    qs_err err = {0};
+    static const char *const maps[3][4] = {{"attn_norm", "attn_q", "attn_k", "attn_v"},
+                                           {"ffn_norm", "ffn_gate", "ffn_up", NULL},
+                                           {"ffn_up", "ffn_down", NULL, NULL}};
+    wbuf tab[64];
+    int nt = 0;
+    uint32_t st = 99;
+    for (uint32_t b = 0; b < e.m->hp.n_layer; b++)
+        for (int mp = 0; mp < 3; mp++) {
+            wbuf *prev = weights_of(e.m, tab, &nt, b, maps[mp][0]);
+            float *lw[3];
+            int64_t rows[3];
+            int n = 0;
+            for (int k = 1; k < 4 && maps[mp][k]; k++, n++) {
+                wbuf *x = weights_of(e.m, tab, &nt, b, maps[mp][k]);
+                lw[n] = x->w, rows[n] = qs_tensor_nrows(x->t);
+            }
+            int64_t cols = tab[nt - 1].t->ne[0];
+            float *s = malloc((size_t)cols * sizeof *s);
+            for (int64_t c = 0; c < cols; c++) st = st * 1664525u + 1013904223u, s[c] = 0.25f + (float)(st >> 8) / 16777216.0f * 3.5f;
+            qs_awq_fold(prev->w, qs_tensor_nrows(prev->t), prev->t->ne[0], lw, rows, n, cols, s);
+            free(s);
+        }
+    qs_llm *f = qs_llm_new(e.m, 128, &err);
+    cr_assert_not_null(f, "%s", err.msg);
+    for (int i = 0; i < nt; i++) {
+        cr_assert_eq(qs_llm_set_weights(f, tab[i].t->name, tab[i].w, QS_TYPE_F32, &err), 0,
+                     "%s", err.msg);
+        free(tab[i].w);
+    }
+    int32_t ids[32];
+    for (int i = 0; i < 32; i++) ids[i] = i == 0 ? 1 : 3 + (i * 37) % 400;
+    int V = qs_llm_n_vocab(e.l);
+    float *a = malloc((size_t)32 * V * sizeof *a), *b = malloc((size_t)32 * V * sizeof *b);
+    cr_assert_eq(qs_llm_eval(e.l, ids, 32, 0, a, &err), 0, "%s", err.msg);
+    cr_assert_eq(qs_llm_eval(f, ids, 32, 0, b, &err), 0, "%s", err.msg);
+    double worst = 0, mx = 0;
+    for (int64_t i = 0; i < (int64_t)32 * V; i++) worst = fmax(worst, fabs((double)a[i] - b[i])), mx = fmax(mx, fabs(a[i]));
+    cr_log_info("scales 0.25…3.75 folded into every norm → q/k/v, gate/up and up → down: max logit difference %.3g "
+                "(max |logit| %.3g)", worst, mx);
+    cr_expect_lt(worst, 1e-4 * mx, "the folded model differs: %g", worst);
+    /* and an unfolded change is seen: the test can fail */
+    tab[0].t = qs_model_find_tensor(e.m, "blk.0.attn_norm.weight");
+    float *nw = malloc((size_t)qs_tensor_nelements(tab[0].t) * sizeof *nw);
+    qs_tensor_read_rows(tab[0].t, 0, 1, nw, &err);
+    nw[3] *= 2;
+    qs_llm_set_weights(f, tab[0].t->name, nw, QS_TYPE_F32, &err);
+    qs_llm_eval(f, ids, 32, 0, b, &err);
+    double d2 = 0;
+    for (int64_t i = 0; i < (int64_t)32 * V; i++) d2 = fmax(d2, fabs((double)a[i] - b[i]));
+    cr_expect_gt(d2, 1e-3 * mx, "one channel changed without its fold must show (%g)", d2);
+    free(nw), free(a), free(b);
+    qs_llm_free(f);
+    env_close(&e);
 }
