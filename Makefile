@@ -101,7 +101,8 @@ bench: $(BENCH_SRCS:%.c=$(BUILD)/%)
 FUZZ_SECONDS ?= 60
 FUZZ_SRCS    := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS    := $(FUZZ_SRCS:tests/fuzz/%.c=build-fuzz/%)
-FUZZ_FLAGS   := -std=c11 -D_GNU_SOURCE -g -O1 -ffp-contract=off -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+# -mavx2: the AVX2 quantizer searches (entered after a CPU check) build in the same clang command
+FUZZ_FLAGS   := -std=c11 -D_GNU_SOURCE -g -O1 -ffp-contract=off -mavx2 -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 build-fuzz/%: tests/fuzz/%.c $(CORE_SRCS)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_FLAGS) -o $@ $< $(filter-out core/backend.c,$(CORE_SRCS)) core/backend.c -lcjson -lcsv -lopenblas -lm -pthread

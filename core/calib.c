@@ -361,6 +361,13 @@ qs_calib_set *qs_calib_load(const char *path, const char *key, qs_err *err)
 {
     qs_gguf *g = qs_gguf_open(path, err);
     if (!g) return NULL;
+    qs_calib_set *s = qs_calib_load_gguf(g, key, err);
+    qs_gguf_close(g);
+    return s;
+}
+
+qs_calib_set *qs_calib_load_gguf(const qs_gguf *g, const char *key, qs_err *err)
+{
     const char *k = NULL, *type = NULL;
     size_t kl = 0, tl = 0;
     uint32_t nc = 0, ctx = 0, keep = 0, ns = 0;
@@ -386,7 +393,6 @@ qs_calib_set *qs_calib_load(const char *path, const char *key, qs_err *err)
         s->n_sites = (int)i + 1;
         rc = load_site(g, (int)i, s, err);
     }
-    qs_gguf_close(g);
     if (rc) {
         qs_calib_set_free(s);
         return NULL;

@@ -73,6 +73,8 @@ void qs_calib_free(qs_calib *c);
 void qs_calib_key(const char table_hash[32], const char *text, size_t len, const qs_calib_opts *o, char out[40]);
 int qs_calib_save(const qs_calib_set *s, const char *path, const char *key, qs_err *err);
 qs_calib_set *qs_calib_load(const char *path, const char *key, qs_err *err);
+struct qs_gguf;
+qs_calib_set *qs_calib_load_gguf(const struct qs_gguf *g, const char *key, qs_err *err);
 
 /* The imatrix of the set (spec/imatrix.md §2): one entry per blk.* weight, names sorted
  * byte-wise, written as GGUF (temp file, fsync, rename). */
