@@ -523,17 +523,25 @@ static int64_t todo_count(const qs_recipe_table *t)
     return n;
 }
 
-/* applies the entries of one stage (block b; b < 0: every entry) not done yet */
-static int apply_stage(const qs_recipe_table *t, int b, qs_llm *l, const qs_calib_set *calib, bool *done,
-                       int n_threads, qs_progress *prog, int64_t *n_done, int64_t todo, qs_err *err)
+/* stage b of L blocks: b < 0 every entry, b < L block b, b == L the tensors outside the blocks */
+static bool in_stage(const qs_recipe_entry *e, int b, int L)
 {
+    return b < 0 || (b < L ? e->t->block == b : e->t->block < 0);
+}
+
+/* applies the entries of stage b not done yet: GPTQ entries with gptq_calib, the others with calib */
+static int apply_stage(const qs_recipe_table *t, int b, int L, qs_llm *l, const qs_calib_set *gptq_calib,
+                       const qs_calib_set *calib, bool *done, int n_threads, qs_progress *prog, qs_err *err)
+{
+    int64_t todo = todo_count(t);
     for (int64_t i = 0; i < t->n; i++) {
-        if (t->e[i].keep || done[i] || (b >= 0 && t->e[i].t->block != b)) continue;
-        int rc = apply_entry(t, i, l, calib, done, n_threads, err);
+        const qs_recipe_entry *e = &t->e[i];
+        if (e->keep || done[i] || !in_stage(e, b, L)) continue;
+        int rc = apply_entry(t, i, l, e->cfg.method->kind == QS_METHOD_GPTQ ? gptq_calib : calib, done, n_threads, err);
         if (rc) return rc;
-        *n_done = 0;
-        for (int64_t j = 0; j < t->n; j++) *n_done += done[j];
-        if (!qs_progress_step(prog, *n_done, todo)) return qs_err_set(err, QS_E_CANCELLED, "cancelled");
+        int64_t n_done = 0;
+        for (int64_t j = 0; j < t->n; j++) n_done += done[j];
+        if (!qs_progress_step(prog, n_done, todo)) return qs_err_set(err, QS_E_CANCELLED, "cancelled");
     }
     return 0;
 }
@@ -543,8 +551,7 @@ int qs_recipe_apply(const qs_recipe_table *t, qs_llm *l, const qs_calib_set *cal
 {
     bool *done = calloc((size_t)(t->n ? t->n : 1), sizeof *done);
     if (!done) return qs_err_set(err, QS_E_OOM, "out of memory");
-    int64_t n_done = 0;
-    int rc = apply_stage(t, -1, l, calib, done, n_threads, prog, &n_done, todo_count(t), err);
+    int rc = apply_stage(t, -1, 0, l, calib, calib, done, n_threads, prog, err);
     free(done);
     return rc;
 }
@@ -564,7 +571,6 @@ int qs_recipe_apply_calibrated(const qs_recipe_table *t, qs_llm *l, const qs_voc
     qs_calib_opts fo = *o;
     fo.prefix = NULL;
     fo.hessians = any_gptq && !sequential;
-    int64_t n_done = 0, todo = todo_count(t);
     int rc = 0;
     /* the original model's statistics, before anything is quantized */
     if (any_awq || (any_gptq && !sequential)) rc = qs_calib_collect(l, v, text, len, &fo, NULL, &fp, err);
@@ -574,8 +580,7 @@ int qs_recipe_apply_calibrated(const qs_recipe_table *t, qs_llm *l, const qs_voc
         /* stage L: the tensors outside the blocks (output), calibrated after every block */
         bool gptq_here = false;
         for (int64_t i = 0; i < t->n; i++)
-            gptq_here |= !t->e[i].keep && !done[i] && t->e[i].cfg.method->kind == QS_METHOD_GPTQ &&
-                         (b < L ? t->e[i].t->block == b : t->e[i].t->block < 0);
+            gptq_here |= !t->e[i].keep && !done[i] && t->e[i].cfg.method->kind == QS_METHOD_GPTQ && in_stage(&t->e[i], b, L);
         qs_calib_set *bs = NULL;
         char prefix[32];
         snprintf(prefix, sizeof prefix, "blk.%d.", b);
@@ -584,17 +589,10 @@ int qs_recipe_apply_calibrated(const qs_recipe_table *t, qs_llm *l, const qs_voc
         bo.hessians = true;
         if (gptq_here) rc = qs_calib_collect(l, v, text, len, &bo, NULL, &bs, err);
         /* GPTQ entries from this stage's set, the others (AWQ: original activations) from fp */
-        for (int64_t i = 0; !rc && i < t->n; i++) {
-            const qs_recipe_entry *e = &t->e[i];
-            if (e->keep || done[i] || (b < L ? e->t->block != b : e->t->block >= 0)) continue;
-            rc = apply_entry(t, i, l, e->cfg.method->kind == QS_METHOD_GPTQ ? bs : fp, done, n_threads, err);
-            n_done = 0;
-            for (int64_t j = 0; j < t->n; j++) n_done += done[j];
-            if (!rc && !qs_progress_step(prog, n_done, todo)) rc = qs_err_set(err, QS_E_CANCELLED, "cancelled");
-        }
+        if (!rc) rc = apply_stage(t, b, L, l, bs, fp, done, n_threads, prog, err);
         qs_calib_set_free(bs);
     }
-    if (!rc) rc = apply_stage(t, -1, l, fp, done, n_threads, prog, &n_done, todo, err);
+    if (!rc) rc = apply_stage(t, -1, 0, l, fp, fp, done, n_threads, prog, err);
     qs_calib_set_free(fp);
     free(done);
     return rc;
