@@ -46,7 +46,7 @@ int main(void)
     qs_gptq_default(&p);
     int64_t ng = qs_gptq_n_groups(&p, N);
     qs_gptq_out o = {malloc((size_t)N * N), malloc((size_t)N * N * 4), malloc((size_t)(N * ng) * 4),
-                     malloc((size_t)(N * ng) * 4), malloc((size_t)N * 4), 0, 0};
+                     malloc((size_t)(N * ng) * 4), malloc((size_t)N * 4), 0};
     qs_err err = {0};
     printf("layer %d x %d, Hessian from %d tokens: %.2f s (ssyrk)\n", N, N, TOK, t_h);
     for (int ao = 0; ao < 2; ao++) {

@@ -246,14 +246,6 @@ int qs_gptq_quantize(const qs_gptq_params *p, const float *w, int64_t rows, int6
         for (int64_t c = 0; c < cols; c++) out->g_idx[c] = 0;
     out->loss = 0;
     for (int64_t r = 0; r < rows; r++) out->loss += k.row_loss[r];
-    int maxq = (1 << p->bits) - 1;
-    out->n_clipped = 0;
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < cols; c++) {
-            int64_t g = r * ng + out->g_idx[c];
-            float s = out->scales[g], z = out->zeros[g], x = w[r * cols + c];
-            out->n_clipped += x < s * (-z - 0.5f) || x > s * ((float)maxq - z + 0.5f);
-        }
     work_free(&k);
     return 0;
 }

@@ -31,7 +31,6 @@ typedef struct qs_gptq_out {
     float *scales, *zeros; /* [rows][n_groups] */
     int32_t *g_idx;      /* [cols] */
     double loss;
-    int64_t n_clipped;   /* original weights beyond their group's grid by more than half a step */
 } qs_gptq_out;
 
 void qs_gptq_default(qs_gptq_params *p);

@@ -354,10 +354,16 @@ static int group_levels(const qs_qresult *r, int64_t g, float *lv, bool sorted)
     return n;
 }
 
+/* GPTQ / AWQ: the group of weight (row, col) — its column's g_idx entry, or runs of group_len */
+static int64_t calib_group(const qs_qresult *r, int64_t row, int64_t col)
+{
+    return row * (r->n_groups / r->rows) + (r->g_idx ? r->g_idx[col] : col / r->group_len);
+}
+
 /* GPTQ: scale·(q − zero) of the column's group (g_idx); AWQ: the same on W·s, divided by s[col] */
 static int calib_levels(const qs_qresult *r, int64_t row, int64_t col, float *lv)
 {
-    int64_t ngpr = r->n_groups / r->rows, g = row * ngpr + (r->g_idx ? r->g_idx[col] : col / r->group_len);
+    int64_t g = calib_group(r, row, col);
     int n = 1 << r->cfg.bits;
     float div = r->col_scale ? r->col_scale[col] : 1;
     for (int q = 0; q < n; q++) lv[q] = r->scales[g] * ((float)q - r->zeros[g]) / div;
@@ -472,6 +478,20 @@ static int alloc_grouped(qs_qresult *r, int64_t ng_per_row, qs_err *err)
     return 0;
 }
 
+/* GPTQ / AWQ: original weights (AWQ: times s[col], the space its grid lives in) beyond their
+ * group's grid by more than half a step */
+static void count_calib_clipped(qs_qresult *r, const float *w)
+{
+    int maxq = (1 << r->cfg.bits) - 1;
+    r->n_clipped = 0;
+    for (int64_t row = 0; row < r->rows; row++)
+        for (int64_t col = 0; col < r->cols; col++) {
+            int64_t g = calib_group(r, row, col);
+            float x = w[row * r->cols + col] * (r->col_scale ? r->col_scale[col] : 1), s = r->scales[g], z = r->zeros[g];
+            r->n_clipped += x < s * (-z - 0.5f) || x > s * ((float)maxq - z + 0.5f);
+        }
+}
+
 static int run_gptq(qs_qresult *r, const float *w, const qs_calib *calib, qs_err *err)
 {
     if (!calib || !calib->H)
@@ -483,11 +503,10 @@ static int run_gptq(qs_qresult *r, const float *w, const qs_calib *calib, qs_err
     int rc = alloc_grouped(r, qs_gptq_n_groups(&p, r->cols), err);
     if (rc) return rc;
     if (!(r->g_idx = malloc((size_t)r->cols * sizeof *r->g_idx))) return qs_err_set(err, QS_E_OOM, "out of memory");
-    qs_gptq_out o = {r->data, r->deq, r->scales, r->zeros, r->g_idx, 0, 0};
+    qs_gptq_out o = {r->data, r->deq, r->scales, r->zeros, r->g_idx, 0};
     if ((rc = qs_gptq_quantize(&p, w, r->rows, r->cols, calib->H, &o, NULL, err))) return rc;
     r->group_len = p.group > 0 ? p.group : r->cols;
     r->loss = o.loss;
-    r->n_clipped = o.n_clipped;
     r->bpw = qs_qconfig_bpw(c, r->rows, r->cols, -1);
     snprintf(r->report, sizeof r->report, "GPTQ loss %.6g (sum of (w-q)^2/2d^2 over the layer)", o.loss);
     return 0;
@@ -511,13 +530,6 @@ static int run_awq(qs_qresult *r, const float *w, const qs_calib *calib, qs_err 
     r->group_len = G;
     int best = c->alpha >= 0 ? -1 : (int)lrintf(o.best_ratio * QS_AWQ_GRID);
     r->loss = best >= 0 ? o.loss_history[best] : NAN;
-    int maxq = (1 << c->bits) - 1;
-    r->n_clipped = 0;
-    for (int64_t i = 0; i < r->rows * r->cols; i++) {
-        int64_t g = i / G;
-        float x = w[i] * r->col_scale[i % r->cols], sc = r->scales[g], z = r->zeros[g];
-        r->n_clipped += x < sc * (-z - 0.5f) || x > sc * ((float)maxq - z + 0.5f);
-    }
     r->bpw = qs_qconfig_bpw(c, r->rows, r->cols, -1);
     if (best >= 0)
         snprintf(r->report, sizeof r->report, "AWQ alpha %.2f searched (linear-only output MSE %.4g)%s", (double)o.best_ratio,
@@ -594,7 +606,8 @@ int qs_quant_run(const qs_qconfig *cfg, const float *w, int64_t rows, int64_t co
         qs_qresult_free(out);
         return rc;
     }
-    if (cfg->method->kind != QS_METHOD_GPTQ && cfg->method->kind != QS_METHOD_AWQ) count_clipped(out, w, n_threads);
+    if (cfg->method->kind == QS_METHOD_GPTQ || cfg->method->kind == QS_METHOD_AWQ) count_calib_clipped(out, w);
+    else count_clipped(out, w, n_threads);
     if (calib && calib->X && calib->n_rows > 0 && calib->cols == cols)
         out->out_err = qs_stats_output_error(w, out->deq, rows, cols, calib->X, calib->n_rows);
     return 0;

@@ -32,7 +32,7 @@ static void check_file(const char *path)
                             (float)tu_golden_num(g, -1, "percdamp"), (int)tu_golden_num(g, -1, "blocksize")};
         int64_t ng = qs_gptq_n_groups(&p, cols);
         qs_gptq_out o = {malloc((size_t)n), malloc((size_t)n * 4), malloc((size_t)(rows * ng) * 4),
-                         malloc((size_t)(rows * ng) * 4), malloc((size_t)cols * 4), 0, 0};
+                         malloc((size_t)(rows * ng) * 4), malloc((size_t)cols * 4), 0};
         cr_assert_eq(qs_gptq_quantize(&p, W, rows, cols, H, &o, NULL, &err), 0, "cfg%d: %s", c, err.msg);
         const float *Q = tu_golden_floats(g, c, "Q", n);
         int64_t bad = 0, exact = 0;
@@ -122,7 +122,7 @@ Test(gptq, rejects_bad_parameters)
     float w[4] = {1, 2, 3, 4}, H[4] = {1, 0, 0, 1}, d[4], sc[2], zr[2];
     uint8_t q[4];
     int32_t gi[2];
-    qs_gptq_out o = {q, d, sc, zr, gi, 0, 0};
+    qs_gptq_out o = {q, d, sc, zr, gi, 0};
     qs_err err = {0};
     qs_gptq_params p;
     qs_gptq_default(&p);

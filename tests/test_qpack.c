@@ -115,7 +115,7 @@ Test(qpack, real_layers_round_trip, .timeout = 120)
         int64_t ng = qs_gptq_n_groups(&p, in);
         float *sc = malloc((size_t)(out * ng) * 4), *zr = malloc((size_t)(out * ng) * 4), *zb = malloc((size_t)(out * ng) * 4);
         int32_t *gi = malloc((size_t)in * 4);
-        qs_gptq_out o = {codes, deq, sc, zr, gi, 0, 0};
+        qs_gptq_out o = {codes, deq, sc, zr, gi, 0};
         cr_assert_eq(qs_gptq_quantize(&p, W, out, in, H, &o, NULL, &err), 0, "%s", err.msg);
         cr_assert_eq(qs_gptq_pack_check(bits, in, out, &err), 0, "%s", err.msg);
         uint32_t *qw = malloc((size_t)(qs_gptq_qweight_rows(bits, in) * out) * 4),
