@@ -18,6 +18,8 @@
 #include "core/suggest.h"
 #include "core/tokenizer.h"
 
+enum long_job { JOB_CALIB = 1, JOB_SCAN = 2, JOB_PARETO = 4 };
+
 struct worker {
     app *a;
     int fd;
@@ -25,12 +27,14 @@ struct worker {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool pending, running, quit;
-    bool calib_pending, tensor_seen, scan_pending;
+    bool tensor_seen;
+    /* the long jobs on the calibration text: pending bits, run in this order after tensor requests
+     * and before generation */
+    unsigned long_pending;
     char calib_path[256];
-    qs_progress calib_prog;  /* of the running calibration or scan (Esc cancels) */
+    qs_progress calib_prog;  /* of the running long job (Esc cancels) */
     const char *job_label;   /* its progress line: "calibrating: chunk" … */
     char label[96];          /* a job label made at run time */
-    bool pareto_pending;
     qs_qconfig scan_cfg;
     int tensor;
     qs_qconfig cfg;
@@ -514,35 +518,21 @@ static void *run(void *arg)
     app_result *r = malloc(sizeof *r);
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        while (!w->pending && !w->gen_pending && !w->calib_pending && !w->scan_pending && !w->pareto_pending && !w->quit)
-            pthread_cond_wait(&w->cv, &w->mu);
+        while (!w->pending && !w->gen_pending && !w->long_pending && !w->quit) pthread_cond_wait(&w->cv, &w->mu);
         if (w->quit) break;
-        if (!w->pending && !w->calib_pending && !w->scan_pending && w->pareto_pending) {
-            char path[256];
-            snprintf(path, sizeof path, "%s", w->calib_path);
-            w->pareto_pending = false;
-            w->running = true;
-            w->job_label = w->label;
-            w->calib_prog = (qs_progress){0, 0, 0, job_report, w};
-            pthread_mutex_unlock(&w->mu);
-            pareto_compute(w, path);
-            pthread_mutex_lock(&w->mu);
-            job_done(w);
-            continue;
-        }
-        if (!w->pending && (w->calib_pending || w->scan_pending)) { /* calibration, then a scan, before generation */
-            bool calib = w->calib_pending;
+        if (!w->pending && w->long_pending) {
+            unsigned job = w->long_pending & -w->long_pending; /* the lowest bit: calibration, scan, Pareto */
             char path[256];
             qs_qconfig cfg = w->scan_cfg;
             snprintf(path, sizeof path, "%s", w->calib_path);
-            if (calib) w->calib_pending = false;
-            else w->scan_pending = false;
+            w->long_pending &= ~job;
             w->running = true;
-            w->job_label = calib ? "calibrating: chunk" : "scan: tensor";
+            w->job_label = job == JOB_CALIB ? "calibrating: chunk" : job == JOB_SCAN ? "scan: tensor" : w->label;
             w->calib_prog = (qs_progress){0, 0, 0, job_report, w};
             pthread_mutex_unlock(&w->mu);
-            if (calib) calib_compute(w, path);
-            else scan_compute(w, &cfg, path);
+            if (job == JOB_CALIB) calib_compute(w, path);
+            else if (job == JOB_SCAN) scan_compute(w, &cfg, path);
+            else pareto_compute(w, path);
             pthread_mutex_lock(&w->mu);
             job_done(w);
             continue;
@@ -633,33 +623,20 @@ void worker_submit_generation(worker *w, const qs_qconfig *cfgs, const char *pro
     pthread_mutex_unlock(&w->mu);
 }
 
-void worker_submit_calibration(worker *w, const char *path)
+/* a long job on path (cfg: the scan's config, else NULL) */
+static void submit_long(worker *w, unsigned job, const char *path, const qs_qconfig *cfg)
 {
     pthread_mutex_lock(&w->mu);
     snprintf(w->calib_path, sizeof w->calib_path, "%s", path);
-    w->calib_pending = true;
+    if (cfg) w->scan_cfg = *cfg;
+    w->long_pending |= job;
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
 }
 
-void worker_submit_scan(worker *w, const qs_qconfig *cfg, const char *path)
-{
-    pthread_mutex_lock(&w->mu);
-    snprintf(w->calib_path, sizeof w->calib_path, "%s", path);
-    w->scan_cfg = *cfg;
-    w->scan_pending = true;
-    pthread_cond_broadcast(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-}
-
-void worker_submit_pareto(worker *w, const char *path)
-{
-    pthread_mutex_lock(&w->mu);
-    snprintf(w->calib_path, sizeof w->calib_path, "%s", path);
-    w->pareto_pending = true;
-    pthread_cond_broadcast(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-}
+void worker_submit_calibration(worker *w, const char *path) { submit_long(w, JOB_CALIB, path, NULL); }
+void worker_submit_scan(worker *w, const qs_qconfig *cfg, const char *path) { submit_long(w, JOB_SCAN, path, cfg); }
+void worker_submit_pareto(worker *w, const char *path) { submit_long(w, JOB_PARETO, path, NULL); }
 
 void worker_cancel(worker *w)
 {
@@ -669,7 +646,7 @@ void worker_cancel(worker *w)
 bool worker_idle(worker *w)
 {
     pthread_mutex_lock(&w->mu);
-    bool idle = !w->pending && !w->gen_pending && !w->calib_pending && !w->scan_pending && !w->pareto_pending && !w->running;
+    bool idle = !w->pending && !w->gen_pending && !w->long_pending && !w->running;
     pthread_mutex_unlock(&w->mu);
     return idle;
 }
@@ -677,8 +654,7 @@ bool worker_idle(worker *w)
 void worker_wait_idle(worker *w)
 {
     pthread_mutex_lock(&w->mu);
-    while (w->pending || w->gen_pending || w->calib_pending || w->scan_pending || w->pareto_pending || w->running)
-        pthread_cond_wait(&w->cv, &w->mu);
+    while (w->pending || w->gen_pending || w->long_pending || w->running) pthread_cond_wait(&w->cv, &w->mu);
     pthread_mutex_unlock(&w->mu);
 }
 
