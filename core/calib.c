@@ -198,7 +198,7 @@ int qs_calib_for_tensor(const qs_calib_set *s, const char *weight, bool with_h, 
 
 void qs_calib_free(qs_calib *c)
 {
-    free(c->owned_H), free(c->owned_mean), free(c->owned_X);
+    free(c->owned_H), free(c->owned_mean);
     memset(c, 0, sizeof *c);
 }
 

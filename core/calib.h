@@ -55,7 +55,7 @@ typedef struct qs_calib {
     const float *x_mean; /* [cols] mean |x| */
     const float *X;      /* [n_rows][cols] kept input rows */
     int64_t n_rows;
-    float *owned_H, *owned_mean, *owned_X; /* freed by qs_calib_free */
+    float *owned_H, *owned_mean; /* freed by qs_calib_free */
 } qs_calib;
 
 void qs_calib_opts_default(qs_calib_opts *o);

@@ -236,8 +236,9 @@ static int quant_tensor(const quant_opts *o, const qs_tensor *t, const float *qw
     return rc;
 }
 
-/* the tensor's calibration view from a run over --calib TEXT (only its input is kept) */
-static int calib_for(const quant_opts *o, const qs_model *m, const qs_tensor *t, qs_calib *out)
+/* the statistics of the tensor's input from a run over --calib TEXT, into *set (the caller frees
+ * it after the view it takes), and the tensor's view of them */
+static int calib_for(const quant_opts *o, const qs_model *m, const qs_tensor *t, qs_calib_set **set, qs_calib *out)
 {
     qs_err err = {0};
     qs_vocab *v = m->gguf ? qs_vocab_load(m->gguf, &err) : NULL;
@@ -247,14 +248,7 @@ static int calib_for(const quant_opts *o, const qs_model *m, const qs_tensor *t,
              : !l     ? qs_cli_fail(o->path, &err)
                       : qs_cli_collect(l, v, &o->calib, t->gguf_name, true, &s);
     if (!rc && qs_calib_for_tensor(s, t->gguf_name, true, out, &err)) rc = qs_cli_fail(t->name, &err);
-    if (!rc && out->X) {
-        /* the view points into the set: keep a copy of the rows */
-        float *x = malloc((size_t)(out->n_rows * out->cols) * sizeof *x);
-        if (x) memcpy(x, out->X, (size_t)(out->n_rows * out->cols) * sizeof *x);
-        out->X = out->owned_X = x;
-        if (!x) rc = qs_cli_fail(t->name, &(qs_err){QS_E_OOM, "out of memory"});
-    }
-    qs_calib_set_free(s);
+    *set = s;
     qs_llm_free(l);
     qs_vocab_free(v);
     return rc;
@@ -280,9 +274,11 @@ int qs_cli_quant(int argc, char **argv)
     } else {
         const float *qw = imatrix_for(im, t, o.imatrix, &rc);
         qs_calib cal = {0};
-        if (rc == QS_EXIT_OK && o.calib.text) rc = calib_for(&o, m, t, &cal);
+        qs_calib_set *set = NULL;
+        if (rc == QS_EXIT_OK && o.calib.text) rc = calib_for(&o, m, t, &set, &cal);
         if (rc == QS_EXIT_OK) rc = quant_tensor(&o, t, qw, o.calib.text ? &cal : NULL);
         qs_calib_free(&cal);
+        qs_calib_set_free(set);
     }
     qs_model_close(m);
     qs_imatrix_free(im);
