@@ -47,6 +47,9 @@ int qs_cli_calib_arg(int argc, char **argv, int *i, qs_cli_calib *c);
 struct qs_recipe_table;
 struct qs_progress;
 struct qs_calib_opts qs_cli_calib_opts(const qs_cli_calib *c);
+/* the vocabulary of m (read from GGUF files only) and an inference context of ctx tokens; both
+ * NULL and the error printed (naming path) on failure; exit status */
+int qs_cli_vocab_llm(const char *path, const struct qs_model *m, int ctx, struct qs_vocab **v, struct qs_llm **l);
 /* collects calibration statistics on c's text (prefix, hessians: as qs_calib_opts); exit status */
 int qs_cli_collect(struct qs_llm *l, const struct qs_vocab *v, const qs_cli_calib *c, const char *prefix, bool hessians,
                    struct qs_calib_set **out);

@@ -61,6 +61,19 @@ int qs_cli_apply_calibrated(const char *path, const qs_recipe_table *t, qs_llm *
 }
 
 
+int qs_cli_vocab_llm(const char *path, const qs_model *m, int ctx, qs_vocab **v, qs_llm **l)
+{
+    qs_err err = {0};
+    *v = NULL, *l = NULL;
+    if (!m->gguf) return qs_cli_fail(path, &(qs_err){QS_E_UNSUPPORTED, "tokenizers are read from GGUF files only (so far)"});
+    if (!(*v = qs_vocab_load(m->gguf, &err)) || !(*l = qs_llm_new(m, ctx, &err))) {
+        qs_vocab_free(*v);
+        *v = NULL;
+        return qs_cli_fail(path, &err);
+    }
+    return QS_EXIT_OK;
+}
+
 int qs_cli_collect(qs_llm *l, const qs_vocab *v, const qs_cli_calib *c, const char *prefix, bool hessians,
                    qs_calib_set **out)
 {
@@ -99,12 +112,11 @@ int qs_cli_imatrix(int argc, char **argv)
     qs_err err = {0};
     qs_model *m = qs_model_open(path, &err);
     if (!m) return qs_cli_fail(path, &err);
-    qs_vocab *v = m->gguf ? qs_vocab_load(m->gguf, &err) : NULL;
-    qs_llm *l = v ? qs_llm_new(m, c.ctx, &err) : NULL;
+    qs_vocab *v;
+    qs_llm *l;
     qs_calib_set *s = NULL;
-    int rc = !m->gguf ? qs_cli_fail(path, &(qs_err){QS_E_UNSUPPORTED, "tokenizers are read from GGUF files only (so far)"})
-             : !l     ? qs_cli_fail(path, &err)
-                      : qs_cli_collect(l, v, &c, "blk.", false, &s);
+    int rc = qs_cli_vocab_llm(path, m, c.ctx, &v, &l);
+    if (!rc) rc = qs_cli_collect(l, v, &c, "blk.", false, &s);
     if (!rc) {
         const char *base = strrchr(c.text, '/');
         if (qs_calib_write_imatrix(s, out, base ? base + 1 : c.text, &err)) rc = qs_cli_fail(out, &err);

@@ -241,12 +241,11 @@ static int quant_tensor(const quant_opts *o, const qs_tensor *t, const float *qw
 static int calib_for(const quant_opts *o, const qs_model *m, const qs_tensor *t, qs_calib_set **set, qs_calib *out)
 {
     qs_err err = {0};
-    qs_vocab *v = m->gguf ? qs_vocab_load(m->gguf, &err) : NULL;
-    qs_llm *l = v ? qs_llm_new(m, o->calib.ctx, &err) : NULL;
+    qs_vocab *v;
+    qs_llm *l;
     qs_calib_set *s = NULL;
-    int rc = !m->gguf ? qs_cli_fail(o->path, &(qs_err){QS_E_UNSUPPORTED, "calibration needs a GGUF model (its tokenizer)"})
-             : !l     ? qs_cli_fail(o->path, &err)
-                      : qs_cli_collect(l, v, &o->calib, t->gguf_name, true, &s);
+    int rc = qs_cli_vocab_llm(o->path, m, o->calib.ctx, &v, &l);
+    if (!rc) rc = qs_cli_collect(l, v, &o->calib, t->gguf_name, true, &s);
     if (!rc && qs_calib_for_tensor(s, t->gguf_name, true, out, &err)) rc = qs_cli_fail(t->name, &err);
     *set = s;
     qs_llm_free(l);

@@ -187,9 +187,9 @@ int qs_cli_scan(int argc, char **argv)
     char *text = qs_read_file(a.text, (size_t)1 << 30, &len, &err);
     if (!text) return free(done.rows), qs_cli_fail(a.text, &err);
     qs_model *m = qs_model_open(a.path, &err);
-    qs_vocab *v = m && m->gguf ? qs_vocab_load(m->gguf, &err) : NULL;
-    qs_llm *l = v ? qs_llm_new(m, a.ctx, &err) : NULL;
-    if (!l) rc = qs_cli_fail(a.path, m && !m->gguf ? &(qs_err){QS_E_UNSUPPORTED, "the scan needs a GGUF model (its tokenizer)"} : &err);
+    qs_vocab *v = NULL;
+    qs_llm *l = NULL;
+    rc = m ? qs_cli_vocab_llm(a.path, m, a.ctx, &v, &l) : qs_cli_fail(a.path, &err);
     partial p = {NULL, cfg};
     if (!rc && !(p.f = fopen(part, done.n ? "a" : "w"))) rc = qs_cli_fail(part, &(qs_err){QS_E_IO, "cannot write it"});
     if (!rc && !done.n) fprintf(p.f, SCAN_HEADER "\n");
