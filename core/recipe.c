@@ -463,9 +463,11 @@ static int joint_members(const qs_recipe_table *t, int64_t i, const qs_calib_set
 }
 
 /* AWQ scales need a previous op to fold into (spec/awq.md §2): attn_output's is attn_v, and only
- * when its output rows match attn_output's columns (no grouped-query attention) */
+ * when its output rows match attn_output's columns (no grouped-query attention); a tied
+ * token_embd (the output) has none, as its columns are the embeddings too */
 static bool awq_scalable(const qs_recipe_table *t, const qs_recipe_entry *e)
 {
+    if (e->t->role == QS_ROLE_TOKEN_EMBD) return false;
     if (e->t->role != QS_ROLE_ATTN_O) return true;
     for (int64_t i = 0; i < t->n; i++)
         if (t->e[i].t->role == QS_ROLE_ATTN_V && t->e[i].t->block == e->t->block)
@@ -475,7 +477,7 @@ static bool awq_scalable(const qs_recipe_table *t, const qs_recipe_entry *e)
 
 /* quantizes entry i (and its joint members) and installs the result */
 static int apply_entry(const qs_recipe_table *t, int64_t i, qs_llm *l, const qs_calib_set *calib, bool *done,
-                       int n_threads, qs_err *err)
+                       int n_threads, const qs_recipe_sink *sink, qs_err *err)
 {
     int64_t m[3], rows = 0, cols = t->e[i].t->ne[0];
     int n = joint_members(t, i, calib, done, m);
@@ -505,7 +507,8 @@ static int apply_entry(const qs_recipe_table *t, int64_t i, qs_llm *l, const qs_
         for (int k = 0; !rc && k < n; k++) {
             const qs_recipe_entry *f = &t->e[m[k]];
             int act = f->ggml_type >= 0 ? qs_llama_cpp_act_type(f->ggml_type, cols) : QS_TYPE_F32;
-            rc = qs_llm_set_weights(l, f->t->name, r.deq + off * cols, act, err);
+            if (l) rc = qs_llm_set_weights(l, f->t->name, r.deq + off * cols, act, err);
+            if (!rc && sink) rc = sink->take(sink->ctx, m[k], &r, off, qs_tensor_nrows(f->t), err);
             off += qs_tensor_nrows(f->t);
             done[m[k]] = true;
         }
@@ -531,13 +534,19 @@ static bool in_stage(const qs_recipe_entry *e, int b, int L)
 
 /* applies the entries of stage b not done yet: GPTQ entries with gptq_calib, the others with calib */
 static int apply_stage(const qs_recipe_table *t, int b, int L, qs_llm *l, const qs_calib_set *gptq_calib,
-                       const qs_calib_set *calib, bool *done, int n_threads, qs_progress *prog, qs_err *err)
+                       const qs_calib_set *calib, bool *done, int n_threads, const qs_recipe_sink *sink, qs_progress *prog,
+                       qs_err *err)
 {
     int64_t todo = todo_count(t);
     for (int64_t i = 0; i < t->n; i++) {
         const qs_recipe_entry *e = &t->e[i];
         if (e->keep || done[i] || !in_stage(e, b, L)) continue;
-        int rc = apply_entry(t, i, l, e->cfg.method->kind == QS_METHOD_GPTQ ? gptq_calib : calib, done, n_threads, err);
+        if (!l && e->cfg.method->kind == QS_METHOD_GGML) {
+            done[i] = true;
+            continue;
+        }
+        int rc = apply_entry(t, i, l, e->cfg.method->kind == QS_METHOD_GPTQ ? gptq_calib : calib, done, n_threads, sink,
+                             err);
         if (rc) return rc;
         int64_t n_done = 0;
         for (int64_t j = 0; j < t->n; j++) n_done += done[j];
@@ -546,18 +555,19 @@ static int apply_stage(const qs_recipe_table *t, int b, int L, qs_llm *l, const 
     return 0;
 }
 
-int qs_recipe_apply(const qs_recipe_table *t, qs_llm *l, const qs_calib_set *calib, int n_threads, qs_progress *prog,
-                    qs_err *err)
+int qs_recipe_apply(const qs_recipe_table *t, qs_llm *l, const qs_calib_set *calib, int n_threads,
+                    const qs_recipe_sink *sink, qs_progress *prog, qs_err *err)
 {
     bool *done = calloc((size_t)(t->n ? t->n : 1), sizeof *done);
     if (!done) return qs_err_set(err, QS_E_OOM, "out of memory");
-    int rc = apply_stage(t, -1, 0, l, calib, calib, done, n_threads, prog, err);
+    int rc = apply_stage(t, -1, 0, l, calib, calib, done, n_threads, sink, prog, err);
     free(done);
     return rc;
 }
 
 int qs_recipe_apply_calibrated(const qs_recipe_table *t, qs_llm *l, const qs_vocab *v, const char *text, size_t len,
-                               const qs_calib_opts *o, bool sequential, int n_threads, qs_progress *prog, qs_err *err)
+                               const qs_calib_opts *o, bool sequential, int n_threads, const qs_recipe_sink *sink,
+                               qs_progress *prog, qs_err *err)
 {
     bool any_gptq = false, any_awq = false;
     for (int64_t i = 0; i < t->n; i++)
@@ -589,10 +599,10 @@ int qs_recipe_apply_calibrated(const qs_recipe_table *t, qs_llm *l, const qs_voc
         bo.hessians = true;
         if (gptq_here) rc = qs_calib_collect(l, v, text, len, &bo, NULL, &bs, err);
         /* GPTQ entries from this stage's set, the others (AWQ: original activations) from fp */
-        if (!rc) rc = apply_stage(t, b, L, l, bs, fp, done, n_threads, prog, err);
+        if (!rc) rc = apply_stage(t, b, L, l, bs, fp, done, n_threads, sink, prog, err);
         qs_calib_set_free(bs);
     }
-    if (!rc) rc = apply_stage(t, -1, 0, l, fp, fp, done, n_threads, prog, err);
+    if (!rc) rc = apply_stage(t, -1, 0, l, fp, fp, done, n_threads, sink, prog, err);
     qs_calib_set_free(fp);
     free(done);
     return rc;

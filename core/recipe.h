@@ -81,22 +81,30 @@ void qs_recipe_table_free(qs_recipe_table *t);
 
 struct qs_llm;
 struct qs_progress;
+/* What an application hands on besides installing weights (exports take the codes): take is
+ * called once per quantized entry with the result holding its nrows rows from row0 on (AWQ
+ * entries searched jointly share one result); its error stops the application. */
+typedef struct qs_recipe_sink {
+    int (*take)(void *ctx, int64_t entry, const qs_qresult *r, int64_t row0, int64_t nrows, qs_err *err);
+    void *ctx;
+} qs_recipe_sink;
 struct qs_calib_set;
 struct qs_calib_opts;
 struct qs_vocab;
-/* Quantizes every non-kept tensor with its config and installs the dequantized weights.
+/* Quantizes every non-kept tensor with its config and installs the dequantized weights
+ * (l may be NULL when only the sink wants the results: GGML entries are then skipped).
  * calib: the statistics gptq/awq entries need (NULL: such an entry is an error). AWQ entries
  * that share an input (attn_q/k/v, ffn_gate/up) with the same config get one joint scale
  * search, as AWQ's mappings do, so the scales could be folded into the norm before them;
  * attn_output gets AWQ's quantizer and clip without scales when attn_v cannot carry them
  * (grouped-query attention: v has fewer rows than o has columns). */
 int qs_recipe_apply(const qs_recipe_table *t, struct qs_llm *l, const struct qs_calib_set *calib, int n_threads,
-                    struct qs_progress *prog, qs_err *err);
+                    const qs_recipe_sink *sink, struct qs_progress *prog, qs_err *err);
 /* Calibrates on text and applies. AWQ sees the original model's activations (collected once,
  * spec/awq.md §1); with sequential, GPTQ block b is calibrated on the outputs of the already
  * quantized blocks before it (spec/gptq.md §1), else on the original activations too. */
 int qs_recipe_apply_calibrated(const qs_recipe_table *t, struct qs_llm *l, const struct qs_vocab *v, const char *text,
                                size_t len, const struct qs_calib_opts *o, bool sequential, int n_threads,
-                               struct qs_progress *prog, qs_err *err);
+                               const qs_recipe_sink *sink, struct qs_progress *prog, qs_err *err);
 
 #endif

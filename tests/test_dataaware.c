@@ -126,8 +126,8 @@ Test(dataaware, calibrated_recipe_perplexity, .timeout = 300)
         cr_assert_eq(qs_recipe_add_rule(&r, "blk\\..*", cfg[k], &err), 0, "%s", err.msg);
         qs_recipe_table t;
         cr_assert_eq(qs_recipe_resolve(&r, e.m, false, &t, &err), 0, "%s", err.msg);
-        if (k == 2) cr_expect_lt(qs_recipe_apply(&t, l, NULL, 0, NULL, &err), 0, "gptq without calibration data");
-        cr_assert_eq(qs_recipe_apply_calibrated(&t, l, e.v, e.text, e.len, &o, true, 0, NULL, &err), 0, "%s", err.msg);
+        if (k == 2) cr_expect_lt(qs_recipe_apply(&t, l, NULL, 0, NULL, NULL, &err), 0, "gptq without calibration data");
+        cr_assert_eq(qs_recipe_apply_calibrated(&t, l, e.v, e.text, e.len, &o, true, 0, NULL, NULL, &err), 0, "%s", err.msg);
         qs_ppl p;
         cr_assert_eq(qs_perplexity(l, e.v, e.text, e.len, 128, 20, NULL, &p, &err), 0, "%s", err.msg);
         ppl[k] = p.ppl;

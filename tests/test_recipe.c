@@ -32,7 +32,7 @@ Test(recipe, from_quantized_file_reproduces_its_logits)
     cr_assert_eq(qs_recipe_resolve(&r, f32, false, &t, &err), 0, "%s", err.msg);
     qs_llm *a = qs_llm_new(f32, 64, &err), *b = qs_llm_new(q, 64, &err);
     cr_assert(a && b, "%s", err.msg);
-    cr_assert_eq(qs_recipe_apply(&t, a, NULL, 2, NULL, &err), 0, "%s", err.msg);
+    cr_assert_eq(qs_recipe_apply(&t, a, NULL, 2, NULL, NULL, &err), 0, "%s", err.msg);
     int32_t toks[32];
     for (int i = 0; i < 32; i++) toks[i] = (i * 7 + 1) % 512;
     float *la = malloc(sizeof(float) * 32 * 512), *lb = malloc(sizeof(float) * 32 * 512);

@@ -66,7 +66,7 @@ static double ppl_with_preset(const qs_model *m, const qs_vocab *v, const char *
         cr_assert_eq(qs_recipe_from_preset(&r, m, preset, false, &err), 0, "%s", err.msg);
         cr_assert_eq(qs_recipe_resolve(&r, m, false, &t, &err), 0, "%s", err.msg);
         cr_assert_eq(t.warnings[0], '\0', "%s: every row length is a multiple of 256: %s", preset, t.warnings);
-        cr_assert_eq(qs_recipe_apply(&t, l, NULL, 0, NULL, &err), 0, "%s", err.msg);
+        cr_assert_eq(qs_recipe_apply(&t, l, NULL, 0, NULL, NULL, &err), 0, "%s", err.msg);
         qs_recipe_table_free(&t);
         qs_recipe_free(&r);
     }

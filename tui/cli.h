@@ -50,12 +50,17 @@ struct qs_calib_opts qs_cli_calib_opts(const qs_cli_calib *c);
 /* the vocabulary of m (read from GGUF files only) and an inference context of ctx tokens; both
  * NULL and the error printed (naming path) on failure; exit status */
 int qs_cli_vocab_llm(const char *path, const struct qs_model *m, int ctx, struct qs_vocab **v, struct qs_llm **l);
+struct qs_gguf;
+/* the same with the vocabulary of tok (NULL: m's own GGUF), for HF checkpoints */
+int qs_cli_vocab_llm_from(const char *path, const struct qs_model *m, const struct qs_gguf *tok, int ctx,
+                          struct qs_vocab **v, struct qs_llm **l);
 /* collects calibration statistics on c's text (prefix, hessians: as qs_calib_opts); exit status */
 int qs_cli_collect(struct qs_llm *l, const struct qs_vocab *v, const qs_cli_calib *c, const char *prefix, bool hessians,
                    struct qs_calib_set **out);
-/* calibrates on c's text and applies t (errors printed); exit status */
+struct qs_recipe_sink;
+/* calibrates on c's text and applies t (errors printed; sink may be NULL); exit status */
 int qs_cli_apply_calibrated(const char *path, const struct qs_recipe_table *t, struct qs_llm *l, const struct qs_vocab *v,
-                            const qs_cli_calib *c, struct qs_progress *prog);
+                            const qs_cli_calib *c, const struct qs_recipe_sink *sink, struct qs_progress *prog);
 /* loads, resolves and applies a recipe file to l (errors printed); calib (may be NULL or have
  * no text) calibrates gptq/awq entries on its text; exit status */
 int qs_cli_apply_recipe(const char *path, const struct qs_model *m, struct qs_llm *l, const struct qs_vocab *v,

@@ -6,6 +6,7 @@
 
 #include "core/calib.h"
 #include "core/fileio.h"
+#include "core/gguf.h"
 #include "core/infer.h"
 #include "core/model.h"
 #include "core/recipe.h"
@@ -42,7 +43,7 @@ int qs_cli_calib_arg(int argc, char **argv, int *i, qs_cli_calib *c)
 }
 
 int qs_cli_apply_calibrated(const char *path, const qs_recipe_table *t, qs_llm *l, const qs_vocab *v, const qs_cli_calib *c,
-                            qs_progress *prog)
+                            const qs_recipe_sink *sink, qs_progress *prog)
 {
     qs_err err = {0};
     if (!c || !c->text) return qs_cli_fail(path, &(qs_err){QS_E_USAGE, "gptq/awq entries need calibration text: --calib TEXT"});
@@ -52,7 +53,7 @@ int qs_cli_apply_calibrated(const char *path, const qs_recipe_table *t, qs_llm *
     if (!text) return qs_cli_fail(c->text, &err);
     qs_calib_opts o = qs_cli_calib_opts(c);
     double t0 = qs_cli_now();
-    int rc = qs_recipe_apply_calibrated(t, l, v, text, len, &o, !c->one_shot, 0, prog, &err) ? qs_cli_fail(c->text, &err)
+    int rc = qs_recipe_apply_calibrated(t, l, v, text, len, &o, !c->one_shot, 0, sink, prog, &err) ? qs_cli_fail(c->text, &err)
                                                                                                : QS_EXIT_OK;
     if (!rc) fprintf(stderr, "calibrated on %s (%d chunks of %d%s) and quantized in %.1f s\n", c->text, c->chunks, c->ctx,
                      c->one_shot ? ", one shot" : "", qs_cli_now() - t0);
@@ -63,10 +64,17 @@ int qs_cli_apply_calibrated(const char *path, const qs_recipe_table *t, qs_llm *
 
 int qs_cli_vocab_llm(const char *path, const qs_model *m, int ctx, qs_vocab **v, qs_llm **l)
 {
+    return qs_cli_vocab_llm_from(path, m, NULL, ctx, v, l);
+}
+
+int qs_cli_vocab_llm_from(const char *path, const qs_model *m, const qs_gguf *tok, int ctx, qs_vocab **v, qs_llm **l)
+{
     qs_err err = {0};
     *v = NULL, *l = NULL;
-    if (!m->gguf) return qs_cli_fail(path, &(qs_err){QS_E_UNSUPPORTED, "tokenizers are read from GGUF files only (so far)"});
-    if (!(*v = qs_vocab_load(m->gguf, &err)) || !(*l = qs_llm_new(m, ctx, &err))) {
+    if (!tok) tok = m->gguf;
+    if (!tok)
+        return qs_cli_fail(path, &(qs_err){QS_E_UNSUPPORTED, "tokenizers are read from GGUF files only: give one with --vocab"});
+    if (!(*v = qs_vocab_load(tok, &err)) || !(*l = qs_llm_new(m, ctx, &err))) {
         qs_vocab_free(*v);
         *v = NULL;
         return qs_cli_fail(path, &err);

@@ -8,6 +8,9 @@
 #include "core/export.h"
 #include "core/fileio.h"
 #include "core/ggml_types.h"
+#include "core/gguf.h"
+#include "core/infer.h"
+#include "core/qgrid.h"
 #include "core/imatrix.h"
 #include "core/model.h"
 #include "core/presets.h"
@@ -54,68 +57,172 @@ static int export_hf(const char *model, const char *dir)
     return rc;
 }
 
-int qs_cli_export(int argc, char **argv)
+typedef struct export_args {
+    const char *model, *recipe, *type, *preset, *out, *imat, *ftype_name, *lq, *hf, *vocab, *format;
+    bool force;
+    qs_cli_calib calib;
+} export_args;
+
+static int parse_args(int argc, char **argv, export_args *a)
 {
-    const char *model = NULL, *recipe = NULL, *type = NULL, *out = NULL, *imat = NULL, *ftype_name = NULL, *preset = NULL, *lq = NULL, *hf = NULL;
-    bool force = false;
+    memset(a, 0, sizeof *a);
+    qs_cli_calib_init(&a->calib);
+    a->format = "gguf";
     for (int i = 1; i < argc; i++) {
         bool next = i + 1 < argc;
-        if (!strcmp(argv[i], "--recipe") && next) recipe = argv[++i];
-        else if (!strcmp(argv[i], "--type") && next) type = argv[++i];
-        else if (!strcmp(argv[i], "--preset") && next) preset = argv[++i];
-        else if (!strcmp(argv[i], "--llama-quantize") && next) lq = argv[++i];
-        else if (!strcmp(argv[i], "--hf") && next) hf = argv[++i];
-        else if (!strcmp(argv[i], "-o") && next) out = argv[++i];
-        else if (!strcmp(argv[i], "--imatrix") && next) imat = argv[++i];
-        else if (!strcmp(argv[i], "--ftype") && next) ftype_name = argv[++i];
-        else if (!strcmp(argv[i], "--force")) force = true;
+        int ca = qs_cli_calib_arg(argc, argv, &i, &a->calib);
+        const char **dst = !next                               ? NULL
+                           : !strcmp(argv[i], "--recipe")         ? &a->recipe
+                           : !strcmp(argv[i], "--type")           ? &a->type
+                           : !strcmp(argv[i], "--preset")         ? &a->preset
+                           : !strcmp(argv[i], "--llama-quantize") ? &a->lq
+                           : !strcmp(argv[i], "--hf")             ? &a->hf
+                           : !strcmp(argv[i], "-o")               ? &a->out
+                           : !strcmp(argv[i], "--imatrix")        ? &a->imat
+                           : !strcmp(argv[i], "--ftype")          ? &a->ftype_name
+                           : !strcmp(argv[i], "--vocab")          ? &a->vocab
+                           : !strcmp(argv[i], "--format")         ? &a->format
+                                                                  : NULL;
+        if (ca > 0) continue;
+        if (ca < 0) return qs_cli_usage_error("export: %s needs a value", argv[i]);
+        if (dst) *dst = argv[++i];
+        else if (!strcmp(argv[i], "--force")) a->force = true;
         else if (argv[i][0] == '-') return qs_cli_usage_error("export: unknown or incomplete option '%s'", argv[i]);
-        else if (!model) model = argv[i];
+        else if (!a->model) a->model = argv[i];
         else return qs_cli_usage_error("export: unexpected argument '%s'", argv[i]);
     }
-    if (model && hf && !recipe && !type && !preset && !out) return export_hf(model, hf);
-    if (!model || !out || (!!recipe + !!type + !!preset) != 1)
-        return qs_cli_usage_error("usage: quantscope export MODEL (--recipe R.json | --type T | --preset NAME) -o OUT.gguf "
-                                  "[--imatrix FILE] [--ftype NAME] [--force] [--llama-quantize TYPES.txt]\n"
-                                  "       quantscope export MODEL --hf DIR");
-    int ftype = ftype_name ? qs_preset_ftype(ftype_name) : preset ? qs_preset_ftype(preset) : -1;
-    if (preset && qs_preset_ftype(preset) < 0) return qs_cli_usage_error("export: unknown preset '%s'", preset);
-    if (ftype_name && ftype < 0) return qs_cli_usage_error("export: unknown file type '%s'", ftype_name);
+    if (a->model && a->hf && !a->recipe && !a->type && !a->preset && !a->out) return QS_EXIT_OK;
+    if (!a->model || !a->out || (!!a->recipe + !!a->type + !!a->preset) != 1 ||
+        (strcmp(a->format, "gguf") && strcmp(a->format, "gptq") && strcmp(a->format, "awq")))
+        return qs_cli_usage_error(
+            "usage: quantscope export MODEL (--recipe R.json | --type T | --preset NAME) -o OUT.gguf "
+            "[--imatrix FILE] [--ftype NAME] [--force] [--vocab TOKENIZER.gguf] [--calib TEXT …] [--llama-quantize TYPES.txt]\n"
+            "       quantscope export MODEL (--recipe R.json | --type CONFIG) --format gptq|awq -o DIR [--calib TEXT …]\n"
+            "       quantscope export MODEL --hf DIR");
+    if (a->preset && qs_preset_ftype(a->preset) < 0) return qs_cli_usage_error("export: unknown preset '%s'", a->preset);
+    if (a->ftype_name && qs_preset_ftype(a->ftype_name) < 0)
+        return qs_cli_usage_error("export: unknown file type '%s'", a->ftype_name);
+    return QS_EXIT_OK;
+}
+
+static bool has_grids(const qs_recipe_table *t)
+{
+    for (int64_t i = 0; i < t->n; i++)
+        if (!t->e[i].keep && t->e[i].cfg.method->kind != QS_METHOD_GGML) return true;
+    return false;
+}
+
+static bool needs_calib(const qs_recipe_table *t)
+{
+    for (int64_t i = 0; i < t->n; i++)
+        if (!t->e[i].keep && t->e[i].cfg.method->needs_calib) return true;
+    return false;
+}
+
+/* runs the RTN/GPTQ/AWQ entries of t (calibrated when they need it) into grids */
+static int collect_grids(const export_args *a, const qs_model *m, const qs_gguf *tok, const qs_recipe_table *t,
+                         qs_qgrid *grids)
+{
+    qs_recipe_sink sink = qs_export_grid_sink(grids);
+    qs_cli_prog cp = qs_cli_prog_start("quantizing: tensor");
+    qs_progress prog = {0, 0, 0, qs_cli_progress, &cp};
+    if (!needs_calib(t)) {
+        qs_err err = {0};
+        return qs_recipe_apply(t, NULL, NULL, 0, &sink, &prog, &err) ? qs_cli_fail(a->model, &err) : QS_EXIT_OK;
+    }
+    qs_vocab *v;
+    qs_llm *l;
+    int rc = qs_cli_vocab_llm_from(a->model, m, tok, a->calib.ctx, &v, &l);
+    if (!rc) rc = qs_cli_apply_calibrated(a->model, t, l, v, &a->calib, &sink, &prog);
+    qs_llm_free(l);
+    qs_vocab_free(v);
+    return rc;
+}
+
+static int write_gguf(const export_args *a, const qs_model *m, const qs_recipe_table *t, const qs_imatrix *im,
+                      const qs_qgrid *grids, const qs_gguf *tok, int ftype)
+{
     qs_err err = {0};
-    qs_model *m = qs_model_open(model, &err);
-    if (!m) return qs_cli_fail(model, &err);
+    qs_export_opts o = {ftype, im, a->imat, 0, grids, tok};
+    qs_progress prog = {0, 0, 0, export_progress, NULL};
+    double t0 = qs_cli_now();
+    if (qs_export_gguf(m, t, &o, a->out, &prog, &err)) return qs_cli_fail(a->out, &err);
+    struct stat st;
+    stat(a->out, &st);
+    printf("wrote %s: %lld bytes in %.2f s\n", a->out, (long long)st.st_size, qs_cli_now() - t0);
+    return QS_EXIT_OK;
+}
+
+/* --format gptq|awq: an HF checkpoint with the quantized linears packed */
+static int write_checkpoint(const export_args *a, const qs_model *m, const qs_recipe_table *t, const qs_qgrid *grids,
+                            const qs_gguf *tok)
+{
+    qs_err err = {0};
+    const qs_gguf *vg = tok ? tok : m->gguf;
+    qs_vocab *v = vg ? qs_vocab_load(vg, &err) : NULL;
+    int32_t bos = v ? qs_vocab_bos(v) : m->tok.bos, eos = v ? qs_vocab_eos(v) : m->tok.eos;
+    qs_vocab_free(v);
+    char warning[256];
+    double t0 = qs_cli_now();
+    qs_ckpt_format fmt = !strcmp(a->format, "awq") ? QS_CKPT_AWQ : QS_CKPT_GPTQ;
+    if (qs_export_hf_quant(m, t, grids, fmt, bos, eos, a->out, warning, sizeof warning, &err)) return qs_cli_fail(a->out, &err);
+    if (warning[0]) fprintf(stderr, "quantscope: %s: %s\n", a->out, warning);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/model.safetensors", a->out);
+    struct stat st;
+    stat(path, &st);
+    printf("wrote %s/config.json and %s: %lld bytes in %.2f s\n", a->out, path, (long long)st.st_size, qs_cli_now() - t0);
+    return QS_EXIT_OK;
+}
+
+static int export_recipe(const export_args *a, qs_model *m, const qs_gguf *tok)
+{
+    int ftype = a->ftype_name ? qs_preset_ftype(a->ftype_name) : a->preset ? qs_preset_ftype(a->preset) : -1;
+    qs_err err = {0};
     qs_recipe r;
     qs_recipe_table t = {0};
     qs_imatrix *im = NULL;
+    qs_qgrid *grids = NULL;
     int rc = QS_EXIT_OK;
-    if (recipe) {
-        if (qs_recipe_load(recipe, &r, &err)) rc = qs_cli_fail(recipe, &err);
+    if (a->recipe) {
+        if (qs_recipe_load(a->recipe, &r, &err)) return qs_cli_fail(a->recipe, &err);
     } else {
         qs_recipe_init(&r, m);
-        if (type && qs_recipe_set_default(&r, type, &err)) rc = qs_cli_fail("--type", &err);
-        if (preset && qs_recipe_from_preset(&r, m, preset, imat != NULL, &err)) rc = qs_cli_fail(model, &err);
+        if (a->type && qs_recipe_set_default(&r, a->type, &err)) rc = qs_cli_fail("--type", &err);
+        if (a->preset && qs_recipe_from_preset(&r, m, a->preset, a->imat != NULL, &err)) rc = qs_cli_fail(a->model, &err);
     }
-    if (!rc && imat && !(im = qs_imatrix_load(imat, &err))) rc = qs_cli_fail(imat, &err);
-    if (!rc && qs_recipe_resolve(&r, m, force, &t, &err)) rc = qs_cli_fail(recipe ? recipe : model, &err);
-    if (!rc && lq) {
-        if (t.warnings[0]) fprintf(stderr, "%s", t.warnings);
-        rc = write_llama_quantize(m, &t, imat, lq, out);
-    } else if (!rc) {
-        if (t.warnings[0]) fprintf(stderr, "%s", t.warnings);
-        qs_export_opts o = {ftype, im, imat, 0};
-        qs_progress prog = {0, 0, 0, export_progress, NULL};
-        double t0 = qs_cli_now();
-        if (qs_export_gguf(m, &t, &o, out, &prog, &err)) rc = qs_cli_fail(out, &err);
-        else {
-            struct stat st;
-            stat(out, &st);
-            printf("wrote %s: %lld bytes in %.2f s\n", out, (long long)st.st_size,
-                   qs_cli_now() - t0);
-        }
+    if (!rc && a->imat && !(im = qs_imatrix_load(a->imat, &err))) rc = qs_cli_fail(a->imat, &err);
+    if (!rc && qs_recipe_resolve(&r, m, a->force, &t, &err)) rc = qs_cli_fail(a->recipe ? a->recipe : a->model, &err);
+    if (!rc && t.warnings[0]) fprintf(stderr, "%s", t.warnings);
+    if (!rc && a->lq) rc = write_llama_quantize(m, &t, a->imat, a->lq, a->out);
+    else if (!rc) {
+        bool grid = has_grids(&t) || strcmp(a->format, "gguf");
+        if (!strcmp(a->format, "gguf") && qs_export_gguf_check(&t, &err)) rc = qs_cli_fail(a->out, &err);
+        if (!rc && grid && !(grids = calloc((size_t)(t.n ? t.n : 1), sizeof *grids))) rc = qs_cli_fail(a->model, &(qs_err){QS_E_OOM, "out of memory"});
+        if (!rc && grid) rc = collect_grids(a, m, tok, &t, grids);
+        if (!rc && !strcmp(a->format, "gguf")) rc = write_gguf(a, m, &t, im, grids, tok, ftype);
+        else if (!rc) rc = write_checkpoint(a, m, &t, grids, tok);
     }
+    qs_export_grids_free(grids, t.n);
     qs_recipe_table_free(&t);
     qs_recipe_free(&r);
     qs_imatrix_free(im);
+    return rc;
+}
+
+int qs_cli_export(int argc, char **argv)
+{
+    export_args a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc) return rc;
+    if (a.hf && !a.out) return export_hf(a.model, a.hf);
+    qs_err err = {0};
+    qs_model *m = qs_model_open(a.model, &err);
+    if (!m) return qs_cli_fail(a.model, &err);
+    qs_gguf *tok = a.vocab ? qs_gguf_open(a.vocab, &err) : NULL;
+    if (a.vocab && !tok) rc = qs_cli_fail(a.vocab, &err);
+    if (!rc) rc = export_recipe(&a, m, tok);
+    qs_gguf_close(tok);
     qs_model_close(m);
     return rc;
 }

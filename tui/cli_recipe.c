@@ -158,8 +158,8 @@ int qs_cli_apply_recipe(const char *path, const qs_model *m, qs_llm *l, const qs
         if (t.warnings[0]) fprintf(stderr, "%s", t.warnings);
         qs_cli_prog cp = qs_cli_prog_start("applying recipe: tensor");
         qs_progress prog = {0, 0, 0, qs_cli_progress, &cp};
-        if (needs_calib(&t)) rc = qs_cli_apply_calibrated(path, &t, l, v, calib, &prog);
-        else if (qs_recipe_apply(&t, l, NULL, 0, &prog, &err)) rc = qs_cli_fail(path, &err);
+        if (needs_calib(&t)) rc = qs_cli_apply_calibrated(path, &t, l, v, calib, NULL, &prog);
+        else if (qs_recipe_apply(&t, l, NULL, 0, NULL, &prog, &err)) rc = qs_cli_fail(path, &err);
         qs_recipe_table_free(&t);
     }
     qs_recipe_free(&r);
