@@ -642,3 +642,39 @@ Test(export, awq_checkpoint_is_the_predicted_model, .timeout = 120)
     tu_rmtree(dir);
     free(dir);
 }
+
+/* an HF checkpoint exports to the same GGUF tensors as the GGUF it was written from: names
+ * mapped, q/k rows permuted back, llama keys from config.json, the tokenizer from --vocab */
+Test(export, hf_checkpoint_exports_the_same_gguf_tensors, .timeout = 60)
+{
+    const char *gg = "sample_models/kjv-tiny.gguf", *hf = "sample_models/kjv-tiny-hf";
+    if (access(gg, R_OK) || access(hf, R_OK)) cr_skip_test("%s or %s is not there", gg, hf);
+    char *dir = tu_tmpdir(), args[16384], a[4200], b[4200];
+    snprintf(a, sizeof a, "%s/from-hf.gguf", dir);
+    snprintf(b, sizeof b, "%s/from-gguf.gguf", dir);
+    snprintf(args, sizeof args, "export %s --vocab %s --type q4_K -o %s", hf, gg, a);
+    tu_run_result r = tu_run(args);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    tu_run_free(&r);
+    snprintf(args, sizeof args, "export %s --type q4_K -o %s", gg, b);
+    r = tu_run(args);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    tu_run_free(&r);
+    qs_err err = {0};
+    qs_model *x = qs_model_open(a, &err), *y = qs_model_open(b, &err);
+    cr_assert(x && y, "%s", err.msg);
+    cr_expect_str_eq(x->hp.arch, "llama");
+    cr_expect(x->hp.n_layer == y->hp.n_layer && x->hp.n_head_kv == y->hp.n_head_kv && x->hp.n_rot == y->hp.n_rot &&
+              x->hp.norm_eps == y->hp.norm_eps && x->hp.n_ctx == y->hp.n_ctx);
+    cr_expect(x->tok.n_tokens == y->tok.n_tokens && x->tok.bos == y->tok.bos && !strcmp(x->tok.kind, y->tok.kind));
+    cr_assert_eq(x->n_tensors, y->n_tensors);
+    for (int64_t i = 0; i < x->n_tensors; i++) {
+        const qs_tensor *p = &x->tensors[i], *q = &y->tensors[i];
+        cr_assert_str_eq(p->name, q->name, "llama-quantize's order");
+        cr_expect(p->type == q->type && p->nbytes == q->nbytes && !memcmp(p->data, q->data, p->nbytes), "%s differs", p->name);
+    }
+    qs_model_close(x);
+    qs_model_close(y);
+    tu_rmtree(dir);
+    free(dir);
+}

@@ -87,6 +87,7 @@ Test(tui, mouse_clicks, .timeout = 120) { run_script("tests/ui/mouse.script"); }
 Test(tui, calibration_gptq_awq, .timeout = 120) { run_script("tests/ui/calib.script"); }
 Test(tui, sensitivity_scan, .timeout = 120) { run_script("tests/ui/scan.script"); }
 Test(tui, pareto_plot, .timeout = 180) { run_script("tests/ui/pareto.script"); }
+Test(tui, export_gguf, .timeout = 120) { run_script("tests/ui/export.script"); }
 
 Test(tui, layout_sizes)
 {

@@ -353,6 +353,7 @@ static int recipe_key(app *a, int key)
     case ACT_UNDO: return undo_redo(a, false);
     case ACT_REDO: return undo_redo(a, true);
     case ACT_SAVE: return R_REDRAW | R_SAVE;
+    case ACT_EXPORT: return R_REDRAW | R_EXPORT;
     case ACT_HELP: a->mode = MODE_HELP; return R_REDRAW;
     case ACT_FILTER: /* in the recipe view, / starts a bulk edit */
         a->bulk[0] = '\0';
@@ -554,6 +555,7 @@ int app_handle_key(app *a, int key)
     case ACT_UNDO: return undo_redo(a, false);
     case ACT_REDO: return undo_redo(a, true);
     case ACT_SAVE: return R_REDRAW | R_SAVE;
+    case ACT_EXPORT: return R_REDRAW | R_EXPORT;
     case ACT_CALIBRATE:
         if (!a->calib_path[0]) {
             snprintf(a->status, sizeof a->status, "no calibration text: start the workbench with --calib FILE");

@@ -18,7 +18,7 @@ enum { APP_HIST_BINS = 160, APP_TILE_ROWS = 64, APP_TILE_COLS = 160 };
 
 enum reaction {
     R_NONE = 0, R_REDRAW = 1, R_RECOMPUTE = 2, R_QUIT = 4, R_RELAYOUT = 8, R_SAVE = 16, R_REGENERATE = 32,
-    R_CALIBRATE = 64, R_CANCEL = 128, R_SCAN = 256, R_PARETO = 512,
+    R_CALIBRATE = 64, R_CANCEL = 128, R_SCAN = 256, R_PARETO = 512, R_EXPORT = 1024,
 };
 
 typedef enum app_mode {

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <wchar.h>
 
+#include "core/export.h"
 #include "core/fileio.h"
 #include "core/ggml_types.h"
 #include "core/recipe.h"
@@ -234,6 +235,23 @@ static void save_recipe(app *a)
     qs_recipe_free(&r);
 }
 
+/* `E`: the recipe checked here (a refusal shows at once), exported by the worker */
+static void export_gguf(app *a, worker *w)
+{
+    qs_recipe_table t = {0};
+    qs_err err = {0};
+    char path[512];
+    const char *base = strrchr(a->model->path, '/');
+    snprintf(path, sizeof path, "%.480s.quant.gguf", base ? base + 1 : a->model->path);
+    if (app_recipe_table(a, &t, &(app_recipe_totals){0}, err.msg, sizeof err.msg) || qs_export_gguf_check(&t, &err)) {
+        snprintf(a->status, sizeof a->status, "cannot export: %.200s", err.msg);
+        qs_recipe_table_free(&t);
+        return;
+    }
+    a->status[0] = '\0'; /* the status line follows the export */
+    worker_submit_export(w, &t, path);
+}
+
 /* ---- reactions ---- */
 
 static void request(app *a, worker *w)
@@ -270,6 +288,7 @@ static bool react(app *a, worker *w, int key)
         a->status[0] = '\0';
     }
     if (re & R_PARETO) worker_submit_pareto(w, a->calib_path);
+    if (re & R_EXPORT) export_gguf(a, w);
     if (re & R_CANCEL) worker_cancel(w);
     if (re & R_RECOMPUTE) request(a, w);
     if (re & R_REGENERATE) regenerate(a, w);

@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "core/calib.h"
+#include "core/export.h"
+#include "core/qgrid.h"
 #include "core/fileio.h"
 #include "core/ggml_types.h"
 #include "core/infer.h"
@@ -18,7 +20,7 @@
 #include "core/suggest.h"
 #include "core/tokenizer.h"
 
-enum long_job { JOB_CALIB = 1, JOB_SCAN = 2, JOB_PARETO = 4 };
+enum long_job { JOB_CALIB = 1, JOB_SCAN = 2, JOB_PARETO = 4, JOB_EXPORT = 8 };
 
 struct worker {
     app *a;
@@ -36,6 +38,8 @@ struct worker {
     const char *job_label;   /* its progress line: "calibrating: chunk" … */
     char label[96];          /* a job label made at run time */
     qs_qconfig scan_cfg;
+    qs_recipe_table export_table; /* the export job's recipe (owned) and file */
+    char export_path[512];
     int tensor;
     qs_qconfig cfg;
     float *cache;          /* the floats of the last tensor read */
@@ -465,6 +469,43 @@ static void pareto_compute(worker *w, const char *path)
     pthread_mutex_unlock(&a->lock);
 }
 
+static bool has_grids(const qs_recipe_table *t)
+{
+    for (int64_t i = 0; i < t->n; i++)
+        if (!t->e[i].keep && t->e[i].cfg.method->kind != QS_METHOD_GGML) return true;
+    return false;
+}
+
+/* the recipe as a quantized GGUF: RTN/GPTQ/AWQ entries quantized first (on the calibration set
+ * the workbench has), then every tensor written (progress over both, Esc cancels) */
+static void export_compute(worker *w, qs_recipe_table *t, const char *path)
+{
+    app *a = w->a;
+    qs_err err = {0};
+    pthread_mutex_lock(&a->lock);
+    const qs_calib_set *calib = a->calib;
+    snprintf(a->calib_status, sizeof a->calib_status, "exporting %.200s… (Esc cancels)", path);
+    pthread_mutex_unlock(&a->lock);
+    qs_qgrid *grids = has_grids(t) ? calloc((size_t)t->n, sizeof *grids) : NULL;
+    qs_recipe_sink sink = qs_export_grid_sink(grids);
+    int rc = has_grids(t) && !grids ? qs_err_set(&err, QS_E_OOM, "out of memory") : 0;
+    if (!rc && grids) {
+        snprintf(w->label, sizeof w->label, "export: quantizing tensor");
+        rc = qs_recipe_apply(t, NULL, calib, 0, &sink, &w->calib_prog, &err);
+    }
+    snprintf(w->label, sizeof w->label, "export: writing tensor");
+    qs_export_opts o = {-1, NULL, NULL, 0, grids, NULL};
+    if (!rc) rc = qs_export_gguf(a->model, t, &o, path, &w->calib_prog, &err);
+    qs_export_grids_free(grids, t->n);
+    struct stat st;
+    pthread_mutex_lock(&a->lock);
+    if (!rc && stat(path, &st) == 0)
+        snprintf(a->calib_status, sizeof a->calib_status, "exported %.200s: %.2f MiB (llama.cpp reads it)", path,
+                 (double)st.st_size / 1048576.0);
+    else snprintf(a->calib_status, sizeof a->calib_status, "export %.200s", err.code == QS_E_CANCELLED ? "cancelled" : err.msg);
+    pthread_mutex_unlock(&a->lock);
+}
+
 static void gen_compute(worker *w, const qs_qconfig *cfgs, const char *prompt)
 {
     app *a = w->a;
@@ -524,6 +565,10 @@ static void *run(void *arg)
             unsigned job = w->long_pending & -w->long_pending; /* the lowest bit: calibration, scan, Pareto */
             char path[256];
             qs_qconfig cfg = w->scan_cfg;
+            qs_recipe_table et = w->export_table;
+            char epath[512];
+            snprintf(epath, sizeof epath, "%s", w->export_path);
+            if (job == JOB_EXPORT) memset(&w->export_table, 0, sizeof w->export_table);
             snprintf(path, sizeof path, "%s", w->calib_path);
             w->long_pending &= ~job;
             w->running = true;
@@ -532,7 +577,9 @@ static void *run(void *arg)
             pthread_mutex_unlock(&w->mu);
             if (job == JOB_CALIB) calib_compute(w, path);
             else if (job == JOB_SCAN) scan_compute(w, &cfg, path);
-            else pareto_compute(w, path);
+            else if (job == JOB_PARETO) pareto_compute(w, path);
+            else export_compute(w, &et, epath);
+            if (job == JOB_EXPORT) qs_recipe_table_free(&et);
             pthread_mutex_lock(&w->mu);
             job_done(w);
             continue;
@@ -638,6 +685,18 @@ void worker_submit_calibration(worker *w, const char *path) { submit_long(w, JOB
 void worker_submit_scan(worker *w, const qs_qconfig *cfg, const char *path) { submit_long(w, JOB_SCAN, path, cfg); }
 void worker_submit_pareto(worker *w, const char *path) { submit_long(w, JOB_PARETO, path, NULL); }
 
+void worker_submit_export(worker *w, qs_recipe_table *t, const char *path)
+{
+    pthread_mutex_lock(&w->mu);
+    qs_recipe_table_free(&w->export_table);
+    w->export_table = *t;
+    memset(t, 0, sizeof *t);
+    snprintf(w->export_path, sizeof w->export_path, "%s", path);
+    w->long_pending |= JOB_EXPORT;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
 void worker_cancel(worker *w)
 {
     __atomic_store_n(&w->calib_prog.cancel, 1, __ATOMIC_RELAXED);
@@ -666,6 +725,7 @@ void worker_stop(worker *w)
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->th, NULL);
+    qs_recipe_table_free(&w->export_table);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
     free(w);

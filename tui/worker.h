@@ -24,6 +24,9 @@ void worker_submit_calibration(worker *w, const char *path);
 void worker_submit_scan(worker *w, const qs_qconfig *cfg, const char *path);
 /* scans of the K-quant candidates and the Pareto points of their mixes into the app */
 void worker_submit_pareto(worker *w, const char *path);
+struct qs_recipe_table;
+/* exports the recipe t (taken over, *t emptied) as a quantized GGUF at path */
+void worker_submit_export(worker *w, struct qs_recipe_table *t, const char *path);
 /* cancels a running calibration or scan */
 void worker_cancel(worker *w);
 bool worker_idle(worker *w);
