@@ -131,7 +131,13 @@ int qs_recipe_set_override(qs_recipe *r, const char *tensor, const char *config,
     qs_qconfig c;
     bool keep;
     int rc = qs_config_parse(config, &c, &keep, err);
-    return rc ? rc : push_rule(&r->overrides, &r->n_overrides, tensor, &c, keep, err);
+    if (rc) return rc;
+    for (int k = 0; k < r->n_overrides; k++) /* a tensor has one override: a new one replaces it */
+        if (!strcmp(r->overrides[k].pattern, tensor)) {
+            r->overrides[k].cfg = c, r->overrides[k].keep = keep;
+            return 0;
+        }
+    return push_rule(&r->overrides, &r->n_overrides, tensor, &c, keep, err);
 }
 
 int qs_recipe_set_default(qs_recipe *r, const char *config, qs_err *err)

@@ -678,3 +678,38 @@ Test(export, hf_checkpoint_exports_the_same_gguf_tensors, .timeout = 60)
     tu_rmtree(dir);
     free(dir);
 }
+
+/* the issue's acceptance: a mixed kjv-small recipe (Q4_K_M with hand-bumped tensors) exports,
+ * opens with exactly the perplexity `ppl --recipe` predicted, and reads back into the same types */
+Test(export, mixed_kjv_small_recipe_opens_with_its_predicted_perplexity, .timeout = 300)
+{
+    const char *model = "sample_models/kjv-small.gguf", *eval = "build/kjv/eval.txt";
+    if (access(model, R_OK) || access(eval, R_OK)) cr_skip_test("%s or %s is not there", model, eval);
+    char *dir = tu_tmpdir(), args[16384], rp[4200], out[4200], back[4200];
+    snprintf(rp, sizeof rp, "%s/r.json", dir);
+    snprintf(out, sizeof out, "%s/mix.gguf", dir);
+    snprintf(back, sizeof back, "%s/back.json", dir);
+    snprintf(args, sizeof args, "recipe %s --preset Q4_K_M --set 'blk\\.[0-1]\\.ffn_down=q6_K' --set 'blk\\.5\\.attn_v=q8_0' "
+             "--set 'blk\\.[2-4]\\.ffn_up=q3_K' -o %s", model, rp);
+    tu_run_result r = tu_run(args);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_expect(strstr(r.out, "blk.5.attn_v.weight                  [256, 512]       q8_0") != NULL, "--set beats the preset");
+    tu_run_free(&r);
+    snprintf(args, sizeof args, "export %s --recipe %s -o %s", model, rp, out);
+    r = tu_run(args);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    tu_run_free(&r);
+    snprintf(args, sizeof args, "ppl %s --text %s --chunks 4 --recipe %s", model, eval, rp);
+    double predicted = ppl_of(args);
+    snprintf(args, sizeof args, "ppl %s --text %s --chunks 4", out, eval);
+    double exported = ppl_of(args);
+    cr_expect_eq(predicted, exported, "predicted %.4f, exported %.4f", predicted, exported);
+    qs_err err = {0};
+    qs_model *q = qs_model_open(out, &err);
+    cr_assert_not_null(q, "%s", err.msg);
+    const qs_tensor *v5 = qs_model_find_tensor(q, "blk.5.attn_v.weight"), *u3 = qs_model_find_tensor(q, "blk.3.ffn_up.weight");
+    cr_expect(v5 && v5->type == QS_TYPE_Q8_0 && u3 && u3->type == QS_TYPE_Q3_K);
+    qs_model_close(q);
+    tu_rmtree(dir);
+    free(dir);
+}

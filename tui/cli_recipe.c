@@ -1,6 +1,7 @@
 /* tui/cli_recipe.c — `quantscope recipe MODEL … -o R.json` and `quantscope recipe show R.json`,
  * and the --recipe option shared by generate and ppl. */
 #include <inttypes.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +82,27 @@ static int show(int argc, char **argv)
     return rc;
 }
 
+/* --set after --preset / --from-gguf: the per-tensor overrides those wrote would beat a rule, so
+ * the pattern becomes overrides of the tensors it matches */
+static int set_overrides(qs_recipe *r, const qs_model *m, const char *pattern, const char *config)
+{
+    regex_t re;
+    qs_err err = {0};
+    if (regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB))
+        return qs_cli_usage_error("--set: '%s' is not a regular expression", pattern);
+    int hits = 0, rc = QS_EXIT_OK;
+    for (int64_t i = 0; i < m->n_tensors && !rc; i++) {
+        const qs_tensor *t = &m->tensors[i];
+        const char *name = t->gguf_name[0] ? t->gguf_name : t->name;
+        if (!qs_recipe_quantizable(t) || regexec(&re, name, 0, NULL, 0)) continue;
+        if (qs_recipe_set_override(r, name, config, &err)) rc = qs_cli_fail("--set", &err);
+        hits++;
+    }
+    regfree(&re);
+    if (!rc && !hits) return qs_cli_fail("--set", &(qs_err){QS_E_USAGE, "the pattern matches no tensor"});
+    return rc;
+}
+
 int qs_cli_recipe(int argc, char **argv)
 {
     if (argc >= 2 && !strcmp(argv[1], "show")) return show(argc, argv);
@@ -124,7 +146,8 @@ int qs_cli_recipe(int argc, char **argv)
             break;
         }
         *eq = '\0';
-        if (qs_recipe_add_rule(&r, buf, eq + 1, &err)) rc = qs_cli_fail("--set", &err);
+        if (r.n_overrides) rc = set_overrides(&r, m, buf, eq + 1);
+        else if (qs_recipe_add_rule(&r, buf, eq + 1, &err)) rc = qs_cli_fail("--set", &err);
     }
     qs_recipe_table t;
     if (!rc && qs_recipe_resolve(&r, m, false, &t, &err)) rc = qs_cli_fail(model, &err);
