@@ -21,7 +21,7 @@ static int entry_out_type(const qs_recipe_table *t, const qs_export_opts *o, int
 {
     const qs_recipe_entry *e = &t->e[i];
     if (e->keep) return e->t->type;
-    if (o->grids && o->grids[i].codes) return qs_qgrid_ggml_type(&o->grids[i]);
+    if (o->grids && qs_qgrid_has(&o->grids[i])) return qs_qgrid_ggml_type(&o->grids[i]);
     return e->ggml_type;
 }
 
@@ -136,15 +136,18 @@ static int grid_bytes(const qs_recipe_entry *e, const qs_qgrid *g0, const qs_fol
         return qs_err_set(err, QS_E_UNSUPPORTED, "%s: its grid cannot take AWQ scales folded into its columns", gguf_name(e->t));
     qs_qgrid g = *g0;
     size_t ns = (size_t)(g.rows * g.n_groups) * sizeof *g.scales;
-    float *scales = f->row_div ? malloc(ns) : NULL;
+    float *scales = f->row_div && !g0->ggml ? malloc(ns) : NULL;
     *owned = malloc(qs_type_row_bytes(*type, g.cols) * (size_t)g.rows + 1);
-    if (!*owned || (f->row_div && !scales)) return free(scales), qs_err_set(err, QS_E_OOM, "out of memory");
+    if (!*owned || (f->row_div && !g0->ggml && !scales)) return free(scales), qs_err_set(err, QS_E_OOM, "out of memory");
     if (scales) {
         memcpy(scales, g0->scales, ns);
         g.scales = scales;
         qs_qgrid_divide_rows(&g, f->row_div);
     }
     qs_qgrid_encode_ggml(&g, *type, *owned);
+    if (g0->ggml && f->row_div && qs_ggml_scale_rows(*type, *owned, g.rows, g.cols, f->row_div))
+        return free(scales), qs_err_set(err, QS_E_UNSUPPORTED, "%s: %s blocks cannot take AWQ's scales", gguf_name(e->t),
+                                        qs_type_name(*type));
     free(scales);
     return 0;
 }
@@ -194,7 +197,7 @@ static int tensor_bytes(const qs_model *m, const qs_recipe_table *tab, const qs_
     const qs_recipe_entry *e = &tab->e[i];
     const qs_tensor *t = e->t;
     *owned = NULL;
-    if (o->grids && o->grids[i].codes) {
+    if (o->grids && qs_qgrid_has(&o->grids[i])) {
         int rc = grid_bytes(e, &o->grids[i], f, type, owned, err);
         *data = *owned;
         return rc;

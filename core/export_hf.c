@@ -138,7 +138,7 @@ static int check_entry(const qs_recipe_entry *e, const qs_qgrid *g, qs_ckpt_form
     const char *what = fmt == QS_CKPT_AWQ ? "an AWQ GEMM checkpoint" : "a GPTQ checkpoint";
     if (!g->codes)
         return qs_err_set(err, QS_E_USAGE, "%s: %s cannot go into %s (GGML types go into GGUF files)", name,
-                          e->cfg.method->name, what);
+                          g->ggml ? "awq with a GGML type" : e->cfg.method->name, what);
     if (!is_linear(e->t->role) || e->t->ne[2] * e->t->ne[3] != 1)
         return qs_err_set(err, QS_E_USAGE, "%s: %s quantizes the decoder's linears only; keep this tensor", name, what);
     qs_method_kind k = e->cfg.method->kind;
@@ -349,7 +349,7 @@ static int add_kept(ck_out *o, const qs_model *m, const qs_tensor *t, const char
 static int add_quantized(ck_out *o, const qs_model *m, const qs_tensor *t, const char *module, const qs_qgrid *g0,
                          const qs_fold *f, qs_ckpt_format fmt, bool v2, qs_err *err)
 {
-    qs_qgrid g = {g0->cfg, g0->rows, g0->cols, g0->group, g0->n_groups, NULL, NULL, NULL, NULL, NULL};
+    qs_qgrid g = {g0->cfg, g0->rows, g0->cols, g0->group, g0->n_groups, NULL, NULL, NULL, NULL, NULL, -1, NULL};
     size_t ns = (size_t)(g.rows * g.n_groups) * sizeof(float);
     g.codes = malloc((size_t)(g.rows * g.cols)), g.scales = malloc(ns), g.zeros = malloc(ns);
     g.g_idx = malloc((size_t)g.cols * sizeof *g.g_idx);

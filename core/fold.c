@@ -49,7 +49,7 @@ static int fold_into_norm(const qs_recipe_table *t, const qs_qgrid *grids, int64
     for (int64_t j = 0; j < t->n; j++) {
         const qs_tensor *y = t->e[j].t;
         if (y->block != x->block || y->is_bias || norm_of(y->role) != norm_of(x->role) || j == i) continue;
-        const qs_qgrid *g = grids && grids[j].codes ? &grids[j] : NULL;
+        const qs_qgrid *g = grids && qs_qgrid_has(&grids[j]) ? &grids[j] : NULL;
         if (g && g->col_scale && !memcmp(g->col_scale, s, (size_t)cols * sizeof *s)) continue; /* searched jointly */
         if (norm_done[n] || g)
             return qs_err_set(err, QS_E_UNSUPPORTED,
@@ -70,7 +70,7 @@ int qs_fold_plan(const qs_recipe_table *t, const qs_qgrid *grids, qs_fold *f, qs
     for (int64_t i = 0; !rc && grids && i < t->n; i++) {
         const qs_qgrid *g = &grids[i];
         const qs_tensor *x = t->e[i].t;
-        if (!g->codes || !g->col_scale || all_ones(g->col_scale, g->cols)) continue;
+        if (!qs_qgrid_has(g) || !g->col_scale || all_ones(g->col_scale, g->cols)) continue;
         if (x->role == QS_ROLE_ATTN_O || x->role == QS_ROLE_FFN_DOWN) {
             int64_t p = find_entry(t, x->role == QS_ROLE_ATTN_O ? QS_ROLE_ATTN_V : QS_ROLE_FFN_UP, x->block);
             if (p < 0 || qs_tensor_nrows(t->e[p].t) != g->cols)

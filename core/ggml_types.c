@@ -388,3 +388,38 @@ int qs_ggml_block_levels(int id, const void *blk, int sub, float *lv)
     }
     return 0;
 }
+
+/* the byte offsets of a block's f16 scales (−1 ends the list) */
+static const int *block_scale_offsets(int type)
+{
+    static const int d0[] = {0, -1}, dm0[] = {0, 2, -1};
+    static const int q2k[] = {offsetof(qs_block_q2_k, d), offsetof(qs_block_q2_k, dmin), -1};
+    static const int q3k[] = {offsetof(qs_block_q3_k, d), -1}, q6k[] = {offsetof(qs_block_q6_k, d), -1};
+    switch (type) {
+    case QS_TYPE_Q4_0: case QS_TYPE_Q5_0: case QS_TYPE_Q8_0: case QS_TYPE_IQ4_NL: case QS_TYPE_IQ4_XS: return d0;
+    case QS_TYPE_Q4_1: case QS_TYPE_Q5_1: case QS_TYPE_Q4_K: case QS_TYPE_Q5_K: return dm0;
+    case QS_TYPE_Q2_K: return q2k;
+    case QS_TYPE_Q3_K: return q3k;
+    case QS_TYPE_Q6_K: return q6k;
+    default: return NULL;
+    }
+}
+
+int qs_ggml_scale_rows(int type, void *data, int64_t rows, int64_t cols, const float *div)
+{
+    const int *off = block_scale_offsets(type);
+    const qs_type_info *t = qs_type_get(type);
+    if (!off || !t) return -1;
+    size_t rb = qs_type_row_bytes(type, cols);
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t b = 0; b < cols / t->block_size; b++) {
+            uint8_t *blk = (uint8_t *)data + (size_t)r * rb + (size_t)b * (size_t)t->type_size;
+            for (const int *o = off; *o >= 0; o++) {
+                uint16_t h;
+                memcpy(&h, blk + *o, sizeof h);
+                h = qs_f32_to_f16(qs_f16_to_f32(h) / div[r]);
+                memcpy(blk + *o, &h, sizeof h);
+            }
+        }
+    return 0;
+}

@@ -90,4 +90,10 @@ void qs_q4k_get_scale_min(int j, const uint8_t *scales, uint8_t *sc, uint8_t *m)
 int qs_q3k_get_scale(int j, const uint8_t *scales);
 extern const int8_t qs_kvalues_iq4nl[16];
 
+/* Divides every row r of rows × cols encoded weights by div[r] through the blocks' f16 scales (d,
+ * and dmin / m where the type has one), leaving the codes: what folding AWQ's next scales into a
+ * quantized linear does. Returns -1 for types without such scales (F32/F16/BF16, i-quants but
+ * IQ4_NL/IQ4_XS). */
+int qs_ggml_scale_rows(int type, void *data, int64_t rows, int64_t cols, const float *div);
+
 #endif

@@ -60,11 +60,29 @@ static int from_grouped(const qs_qresult *r, int64_t row0, int64_t nrows, qs_qgr
     return 0;
 }
 
+/* AWQ → GGML: the rows' blocks and the channel scales */
+static int from_awq_ggml(const qs_qresult *r, int64_t row0, int64_t nrows, qs_qgrid *g, qs_err *err)
+{
+    size_t rb = qs_type_row_bytes(r->ggml_type, r->cols);
+    g->rows = nrows, g->cols = r->cols, g->ggml_type = r->ggml_type;
+    g->ggml = malloc(rb * (size_t)nrows + 1);
+    g->col_scale = malloc((size_t)r->cols * sizeof *g->col_scale);
+    if (!g->ggml || !g->col_scale) {
+        qs_qgrid_free(g);
+        return qs_err_set(err, QS_E_OOM, "out of memory");
+    }
+    memcpy(g->ggml, r->data + rb * (size_t)row0, rb * (size_t)nrows);
+    memcpy(g->col_scale, r->col_scale, (size_t)r->cols * sizeof *g->col_scale);
+    return 0;
+}
+
 int qs_qgrid_from_result(const qs_qresult *r, int64_t row0, int64_t nrows, qs_qgrid *g, qs_err *err)
 {
     memset(g, 0, sizeof *g);
     g->cfg = r->cfg;
+    g->ggml_type = -1;
     if (row0 < 0 || nrows < 0 || row0 + nrows > r->rows) return qs_err_set(err, QS_E_USAGE, "rows out of range");
+    if (r->cfg.method->kind == QS_METHOD_AWQ && r->ggml_type >= 0) return from_awq_ggml(r, row0, nrows, g, err);
     switch (r->cfg.method->kind) {
     case QS_METHOD_RTN: return from_rtn(r, row0, nrows, g, err);
     case QS_METHOD_GPTQ:
@@ -75,7 +93,7 @@ int qs_qgrid_from_result(const qs_qresult *r, int64_t row0, int64_t nrows, qs_qg
 
 void qs_qgrid_free(qs_qgrid *g)
 {
-    free(g->codes), free(g->scales), free(g->zeros), free(g->g_idx), free(g->col_scale);
+    free(g->codes), free(g->scales), free(g->zeros), free(g->g_idx), free(g->col_scale), free(g->ggml);
     memset(g, 0, sizeof *g);
 }
 
@@ -99,6 +117,7 @@ int qs_qconfig_ggml_type(const qs_qconfig *c, char *why, size_t n)
 
 int qs_qgrid_ggml_type(const qs_qgrid *g)
 {
+    if (g->ggml) return g->ggml_type;
     char why[8];
     int type = qs_qconfig_ggml_type(&g->cfg, why, sizeof why);
     if (type < 0 || g->cols % 32) return -1;
@@ -135,6 +154,10 @@ static void encode_row(const qs_qgrid *g, int type, int64_t r, uint8_t *out)
 void qs_qgrid_encode_ggml(const qs_qgrid *g, int type, void *out)
 {
     size_t rb = qs_type_row_bytes(type, g->cols);
+    if (g->ggml) {
+        memcpy(out, g->ggml, rb * (size_t)g->rows);
+        return;
+    }
     for (int64_t r = 0; r < g->rows; r++) encode_row(g, type, r, (uint8_t *)out + (size_t)r * rb);
 }
 

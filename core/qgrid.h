@@ -11,6 +11,7 @@
 #ifndef QS_QGRID_H
 #define QS_QGRID_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,18 +27,27 @@ typedef struct qs_qgrid {
     float *scales, *zeros;   /* [rows][n_groups] */
     int32_t *g_idx;          /* [cols] */
     float *col_scale;        /* [cols] AWQ's s; NULL for the other methods */
+    /* AWQ followed by a GGML type (awq:ggml=TYPE): W·s already in that type's blocks (codes NULL) */
+    int ggml_type;
+    uint8_t *ggml;
 } qs_qgrid;
 
-/* Rows [row0, row0 + nrows) of an RTN (group size > 0 or per row), GPTQ or AWQ result. */
+/* holds a result (a grid, or AWQ's GGML blocks) */
+static inline bool qs_qgrid_has(const qs_qgrid *g) { return g->codes || g->ggml; }
+
+/* Rows [row0, row0 + nrows) of an RTN (group size > 0 or per row), GPTQ or AWQ result (AWQ with
+ * a GGML type: its blocks). */
 int qs_qgrid_from_result(const qs_qresult *r, int64_t row0, int64_t nrows, qs_qgrid *g, qs_err *err);
 void qs_qgrid_free(qs_qgrid *g);
 
 /* The GGML type a config's grid is, or -1 with *why naming the nearest exportable config
  * (method and knobs as qs_config_parse reads them) and what stands in the way. */
 int qs_qconfig_ggml_type(const qs_qconfig *c, char *why, size_t n);
-/* The GGML type of this grid (as qs_qconfig_ggml_type, and its zero points as the type needs). */
+/* The GGML type of this grid (as qs_qconfig_ggml_type, and its zero points as the type needs; AWQ
+ * with a GGML type: that type). */
 int qs_qgrid_ggml_type(const qs_qgrid *g);
-/* GGML blocks of every row (qs_type_row_bytes(type, cols) each); the type from qs_qgrid_ggml_type. */
+/* GGML blocks of every row (qs_type_row_bytes(type, cols) each); the type from qs_qgrid_ggml_type
+ * (AWQ's own blocks are copied). */
 void qs_qgrid_encode_ggml(const qs_qgrid *g, int type, void *out);
 /* scales of row r divided by div[r] (the row's weights divided, the codes kept) */
 void qs_qgrid_divide_rows(qs_qgrid *g, const float *div);

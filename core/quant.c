@@ -19,6 +19,8 @@
 #define K(k) (1u << (k))
 
 static const int group_steps[] = {-1, 0, 32, 64, 128, 256};
+static const int ggml_steps[] = {-1, QS_TYPE_Q4_0, QS_TYPE_Q4_1, QS_TYPE_Q5_0, QS_TYPE_Q5_1, QS_TYPE_Q8_0, QS_TYPE_Q2_K,
+                                 QS_TYPE_Q3_K, QS_TYPE_Q4_K, QS_TYPE_Q5_K, QS_TYPE_Q6_K, QS_TYPE_IQ4_NL, QS_TYPE_IQ4_XS};
 static const int block_steps[] = {32, 64, 128, 256, 512, 1024, 2048, 4096};
 static const int damp_steps[] = {1, 5, 10, 25, 50, 100, 200};
 
@@ -38,6 +40,8 @@ static const qs_knob_info knobs[QS_KNOB_COUNT] = {
     [QS_KNOB_ALPHA] = {"alpha", "AWQ: scale exponent alpha (search: the 20-point grid, lowest output error)", false, -1,
                        19, NULL, 0, 0.05},
     [QS_KNOB_DUO] = {"duo", "AWQ: duo scaling s = x^a / w^(1-a) (AutoAWQ) instead of s = x^a", true, 0, 1, NULL, 0},
+    [QS_KNOB_GGML] = {"ggml", "AWQ: quantize the scaled weights with this GGML type, unclipped (grid: AWQ's own grid)",
+                      false, -1, QS_TYPE_COUNT - 1, ggml_steps, 13},
 };
 
 #define GGML(nm, t, d) {nm, d, QS_METHOD_GGML, t, 0, t != 1 && t != 30 && t != 8, false}
@@ -67,7 +71,7 @@ const qs_method qs_method_table[] = {
      K(QS_KNOB_STATIC_GROUPS), false, true},
     {"awq", "AWQ: per-channel scales from activations, searched on the output error, then clipped (needs calibration)",
      QS_METHOD_AWQ, -1, K(QS_KNOB_BITS) | K(QS_KNOB_GROUP) | K(QS_KNOB_ASYM) | K(QS_KNOB_CLIP) | K(QS_KNOB_ALPHA) |
-     K(QS_KNOB_DUO), false, true},
+     K(QS_KNOB_DUO) | K(QS_KNOB_GGML), false, true},
 };
 #undef GGML
 const int qs_method_count = (int)(sizeof qs_method_table / sizeof *qs_method_table);
@@ -84,7 +88,7 @@ const qs_knob_info *qs_knob_get(qs_knob_id k) { return k >= 0 && k < QS_KNOB_COU
 void qs_qconfig_default(qs_qconfig *c, const qs_method *m)
 {
     *c = (qs_qconfig){.method = m, .bits = 4, .group = 128, .asym = false, .clip = false, .block = 64,
-                      .double_quant = false, .damp = 10, .alpha = -1};
+                      .double_quant = false, .damp = 10, .alpha = -1, .ggml = -1};
     /* AWQ's defaults (spec/awq.md §6): zero point and the clip search */
     if (m && m->kind == QS_METHOD_AWQ) c->asym = true, c->clip = true;
 }
@@ -103,6 +107,7 @@ int qs_qconfig_get(const qs_qconfig *c, qs_knob_id k)
     case QS_KNOB_STATIC_GROUPS: return c->static_groups;
     case QS_KNOB_ALPHA: return c->alpha;
     case QS_KNOB_DUO: return c->duo;
+    case QS_KNOB_GGML: return c->ggml;
     default: return 0;
     }
 }
@@ -121,6 +126,7 @@ static void put(qs_qconfig *c, qs_knob_id k, int v)
     case QS_KNOB_STATIC_GROUPS: c->static_groups = v != 0; break;
     case QS_KNOB_ALPHA: c->alpha = v; break;
     case QS_KNOB_DUO: c->duo = v != 0; break;
+    case QS_KNOB_GGML: c->ggml = v; break;
     default: break;
     }
 }
@@ -132,6 +138,15 @@ static int parse_knob_value(const qs_knob_info *ki, const char *v, int *out)
         else if (!strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "no") || !strcasecmp(v, "off")) *out = 0;
         else return -1;
         return 0;
+    }
+    if (ki == &knobs[QS_KNOB_GGML]) { /* a GGML type by name (or id), "grid" for none */
+        int t = strcasecmp(v, "grid") ? qs_type_from_name(v) : -1;
+        char *e;
+        long id = strtol(v, &e, 10);
+        if (t < 0 && *v && !*e && id >= -1 && id < QS_TYPE_COUNT) t = (int)id;
+        for (int i = 0; i < ki->n_steps; i++)
+            if (ki->steps[i] == t && (t >= 0 || !strcasecmp(v, "grid") || !strcmp(v, "-1"))) return *out = t, 0;
+        return -1;
     }
     if (!strcasecmp(v, "tensor")) { *out = -1; return 0; }
     if (!strcasecmp(v, "row")) { *out = 0; return 0; }
@@ -188,6 +203,7 @@ void qs_knob_format(qs_knob_id k, int v, char *buf, size_t n)
     else if (k == QS_KNOB_GROUP && v < 0) snprintf(buf, n, "tensor");
     else if (k == QS_KNOB_GROUP && v == 0) snprintf(buf, n, "row");
     else if (k == QS_KNOB_ALPHA && v < 0) snprintf(buf, n, "search");
+    else if (k == QS_KNOB_GGML) snprintf(buf, n, "%s", v < 0 ? "grid" : qs_type_name(v));
     else if (ki->unit > 0) snprintf(buf, n, "%g", v * ki->unit);
     else snprintf(buf, n, "%d", v);
 }
@@ -235,8 +251,9 @@ void qs_qconfig_describe(const qs_qconfig *c, char *buf, size_t n)
             snprintf(buf, n, "gptq w%d %s %s damp %g%s%s", c->bits, g, c->asym ? "asym" : "sym", c->damp * 0.001,
                      c->act_order ? " act-order" : "", c->static_groups ? " static" : "");
         else
-            snprintf(buf, n, "awq w%d %s %s alpha %s%s%s", c->bits, g, c->asym ? "zero-point" : "sym", a,
-                     c->duo ? " duo" : "", c->clip ? " clip" : "");
+            snprintf(buf, n, "awq w%d %s %s alpha %s%s%s%s%s", c->bits, g, c->asym ? "zero-point" : "sym", a,
+                     c->duo ? " duo" : "", c->clip ? " clip" : "", c->ggml >= 0 ? " → " : "",
+                     c->ggml >= 0 ? qs_type_name(c->ggml) : "");
     } else {
         snprintf(buf, n, "%s b%d%s", m->name, c->block, c->double_quant ? " dq" : "");
     }
@@ -271,7 +288,9 @@ double qs_qconfig_bpw(const qs_qconfig *c, int64_t rows, int64_t cols, int effec
     case QS_METHOD_NF4: case QS_METHOD_FP4: return qs_bnb4_bpw(c->block, c->double_quant);
     case QS_METHOD_GGML: return qs_type_bpw(effective_type >= 0 ? effective_type : c->method->ggml_type);
     case QS_METHOD_GPTQ: return c->bits + (16.0 + c->bits) / G + 32.0 / (double)rows;
-    case QS_METHOD_AWQ: return c->bits + (16.0 + (c->asym ? c->bits : 0)) / G;
+    case QS_METHOD_AWQ:
+        if (c->ggml >= 0) return qs_type_bpw(effective_type >= 0 ? effective_type : c->ggml);
+        return c->bits + (16.0 + (c->asym ? c->bits : 0)) / G;
     }
     return 0;
 }
@@ -295,6 +314,9 @@ int qs_qconfig_check(const qs_qconfig *c, int64_t rows, int64_t cols, int *effec
         if (c->group < 0) return qs_err_set(err, QS_E_USAGE, "%s has no per-tensor grid: use group=row or a group size", c->method->name);
         if (c->group > 0 && cols % c->group)
             return qs_err_set(err, QS_E_USAGE, "group size %d does not divide the %lld columns", c->group, (long long)cols);
+        if (c->method->kind == QS_METHOD_AWQ && c->ggml >= 0 && (*effective_type = qs_ggml_fallback_type(c->ggml, cols)) < 0)
+            return qs_err_set(err, QS_E_USAGE, "%lld columns are not a multiple of the %s block size and llama-quantize "
+                              "defines no fallback", (long long)cols, qs_type_name(c->ggml));
         return 0;
     case QS_METHOD_GGML:
         *effective_type = qs_ggml_fallback_type(c->method->ggml_type, cols);
@@ -325,7 +347,8 @@ static void sort_levels(float *v, int n)
 static int group_levels(const qs_qresult *r, int64_t g, float *lv, bool sorted)
 {
     int n = 0;
-    switch (r->cfg.method->kind) {
+    qs_method_kind kind = r->ggml_type >= 0 ? QS_METHOD_GGML : r->cfg.method->kind; /* AWQ → GGML: its blocks */
+    switch (kind) {
     case QS_METHOD_RTN: {
         qs_rtn_params p = {r->cfg.bits, r->cfg.group, r->cfg.asym, r->cfg.clip};
         n = qs_rtn_levels(&p, r->scales[g], r->zeros ? r->zeros[g] : 0, lv);
@@ -374,6 +397,11 @@ static int calib_levels(const qs_qresult *r, int64_t row, int64_t col, float *lv
 int qs_qresult_levels(const qs_qresult *r, int64_t row, int64_t col, float *levels)
 {
     if (!r->group_len || row < 0 || col < 0 || row >= r->rows || col >= r->cols) return 0;
+    if (r->cfg.method->kind == QS_METHOD_AWQ && r->ggml_type >= 0) { /* the GGML levels of W·s, divided by s */
+        int n = group_levels(r, (row * r->cols + col) / r->group_len, levels, true);
+        for (int i = 0; i < n; i++) levels[i] /= r->col_scale[col];
+        return n;
+    }
     if (r->cfg.method->kind == QS_METHOD_GPTQ || r->cfg.method->kind == QS_METHOD_AWQ)
         return calib_levels(r, row, col, levels);
     return group_levels(r, (row * r->cols + col) / r->group_len, levels, true);
@@ -553,8 +581,9 @@ static void deq_rows(void *ctx, int64_t r0, int64_t r1)
 
 static int run_ggml(qs_qresult *r, const float *w, int type, const float *imatrix, int n_threads, qs_err *err)
 {
+    int want = r->cfg.method->kind == QS_METHOD_GGML ? r->cfg.method->ggml_type : r->cfg.ggml; /* AWQ → GGML */
     r->ggml_type = type;
-    r->fell_back = type != r->cfg.method->ggml_type;
+    r->fell_back = type != want;
     int64_t rb = qs_type_row_bytes(type, r->cols);
     r->nbytes = (size_t)(rb * r->rows);
     r->data = malloc(r->nbytes ? r->nbytes : 1);
@@ -572,9 +601,46 @@ static int run_ggml(qs_qresult *r, const float *w, int type, const float *imatri
         return qs_err_set(err, QS_E_OOM, "out of memory");
     if (r->fell_back)
         snprintf(r->report, sizeof r->report, "%s → %s: %lld columns are not a multiple of %d (llama-quantize fallback)",
-                 r->cfg.method->name, qs_type_name(type), (long long)r->cols,
-                 qs_type_get(r->cfg.method->ggml_type)->block_size);
+                 qs_type_name(want), qs_type_name(type), (long long)r->cols, qs_type_get(want)->block_size);
     return 0;
+}
+
+/* AWQ, then a GGML type (llama.cpp's route for AWQ models): the scale search on AWQ's own grid,
+ * then W·s quantized with the type (the imatrix, if any, divided by s² as the inputs are divided
+ * by s); the dequantized weights divided by s again. No clip: AWQ's clip search fits its own grid
+ * and hurts the GGML types (kjv-tiny, w4 g128 → q4_K: PPL 36.60 without, 37.73 with it) */
+static int run_awq_ggml(qs_qresult *r, const float *w, const qs_calib *calib, int type, const float *imatrix,
+                        int n_threads, qs_err *err)
+{
+    if (!calib || !calib->X || calib->n_rows <= 0)
+        return qs_err_set(err, QS_E_USAGE, "awq needs calibration data: input rows (run a calibration first, --calib TEXT)");
+    if (calib->cols != r->cols) return qs_err_set(err, QS_E_USAGE, "the calibration data has %lld columns, the weights %lld",
+                                                  (long long)calib->cols, (long long)r->cols);
+    const qs_qconfig *c = &r->cfg;
+    qs_awq_params p = {c->bits, c->group, c->asym, c->duo, c->alpha, false};
+    int64_t R = r->rows, C = r->cols, G = c->group > 0 ? c->group : C, ng = C / G, n = R * C;
+    float *deq = malloc((size_t)n * sizeof *deq), *gs = malloc((size_t)(R * ng) * sizeof *gs),
+          *gz = malloc((size_t)(R * ng) * sizeof *gz), *ws = malloc((size_t)n * sizeof *ws),
+          *iw = imatrix ? malloc((size_t)C * sizeof *iw) : NULL;
+    uint8_t *codes = malloc((size_t)n);
+    r->col_scale = malloc((size_t)C * sizeof *r->col_scale);
+    int rc = !deq || !gs || !gz || !ws || (imatrix && !iw) || !codes || !r->col_scale
+                 ? qs_err_set(err, QS_E_OOM, "out of memory")
+                 : 0;
+    qs_awq_out o = {deq, codes, gs, gz, r->col_scale, NULL, {0}, 0};
+    if (!rc) rc = qs_awq_quantize(&p, w, R, C, calib->X, calib->n_rows, calib->x_mean, NULL, &o, NULL, err);
+    for (int64_t i = 0; !rc && i < n; i++) ws[i] = w[i] * r->col_scale[i % C];
+    for (int64_t k = 0; !rc && iw && k < C; k++) iw[k] = imatrix[k] / (r->col_scale[k] * r->col_scale[k]);
+    free(deq), free(gs), free(gz), free(codes);
+    if (!rc) rc = run_ggml(r, ws, type, iw, n_threads, err);
+    if (!rc) {
+        count_clipped(r, ws, n_threads);
+        for (int64_t i = 0; i < n; i++) r->deq[i] /= r->col_scale[i % C];
+        snprintf(r->report, sizeof r->report, "AWQ alpha %.2f %s, then %s (the scales fold into the previous op; no clip)",
+                 (double)o.best_ratio, c->alpha >= 0 ? "fixed" : "searched", qs_type_name(type));
+    }
+    free(ws), free(iw);
+    return rc;
 }
 
 int qs_quant_run(const qs_qconfig *cfg, const float *w, int64_t rows, int64_t cols, const struct qs_calib *calib,
@@ -600,14 +666,15 @@ int qs_quant_run(const qs_qconfig *cfg, const float *w, int64_t rows, int64_t co
     case QS_METHOD_NF4: case QS_METHOD_FP4: rc = run_bnb4(out, w, err); break;
     case QS_METHOD_GGML: rc = run_ggml(out, w, type, imatrix, n_threads, err); break;
     case QS_METHOD_GPTQ: rc = run_gptq(out, w, calib, err); break;
-    case QS_METHOD_AWQ: rc = run_awq(out, w, calib, err); break;
+    case QS_METHOD_AWQ: rc = cfg->ggml >= 0 ? run_awq_ggml(out, w, calib, type, imatrix, n_threads, err) : run_awq(out, w, calib, err); break;
     }
     if (rc) {
         qs_qresult_free(out);
         return rc;
     }
-    if (cfg->method->kind == QS_METHOD_GPTQ || cfg->method->kind == QS_METHOD_AWQ) count_calib_clipped(out, w);
-    else count_clipped(out, w, n_threads);
+    if (cfg->method->kind == QS_METHOD_GPTQ || (cfg->method->kind == QS_METHOD_AWQ && out->ggml_type < 0))
+        count_calib_clipped(out, w);
+    else if (cfg->method->kind != QS_METHOD_AWQ) count_clipped(out, w, n_threads); /* AWQ → GGML counts its own */
     if (calib && calib->X && calib->n_rows > 0 && calib->cols == cols)
         out->out_err = qs_stats_output_error(w, out->deq, rows, cols, calib->X, calib->n_rows);
     return 0;

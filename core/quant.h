@@ -23,7 +23,7 @@ typedef enum qs_method_kind {
 
 typedef enum qs_knob_id {
     QS_KNOB_BITS, QS_KNOB_GROUP, QS_KNOB_ASYM, QS_KNOB_CLIP, QS_KNOB_BLOCK, QS_KNOB_DOUBLE_QUANT,
-    QS_KNOB_DAMP, QS_KNOB_ACT_ORDER, QS_KNOB_STATIC_GROUPS, QS_KNOB_ALPHA, QS_KNOB_DUO,
+    QS_KNOB_DAMP, QS_KNOB_ACT_ORDER, QS_KNOB_STATIC_GROUPS, QS_KNOB_ALPHA, QS_KNOB_DUO, QS_KNOB_GGML,
     QS_KNOB_COUNT
 } qs_knob_id;
 
@@ -63,6 +63,8 @@ typedef struct qs_qconfig {
     bool act_order, static_groups; /* GPTQ */
     int alpha;               /* AWQ: −1 search the grid, else α = alpha/20 */
     bool duo;                /* AWQ: duo scaling */
+    int ggml;                /* AWQ: −1 its own integer grid; else the GGML type the scaled, clipped W·s is
+                                quantized with (llama.cpp's AWQ route: fold the scales, then any type) */
 } qs_qconfig;
 
 void qs_qconfig_default(qs_qconfig *c, const qs_method *m);

@@ -163,6 +163,7 @@ static int config_from_json(const cJSON *o, qs_qconfig *cfg, bool *keep, const c
         if (cJSON_IsBool(c)) snprintf(v, sizeof v, "%s", cJSON_IsTrue(c) ? "true" : "false");
         else if (cJSON_IsNumber(c) && qs_knob_get(k)->unit > 0) snprintf(v, sizeof v, "%.9g", c->valuedouble);
         else if (cJSON_IsNumber(c)) snprintf(v, sizeof v, "%d", c->valueint);
+        else if (cJSON_IsString(c) && k == QS_KNOB_GGML) snprintf(v, sizeof v, "%.31s", c->valuestring);
         else return qs_err_set(err, QS_E_INPUT, "%s: '%s' must be a number or true/false", where, c->string);
         if ((rc = qs_qconfig_set(cfg, c->string, v, err))) return qs_err_prefix(err, "%s", where);
     }
@@ -177,7 +178,10 @@ static cJSON *config_to_json(const qs_qconfig *cfg, bool keep)
     for (int k = 0; k < QS_KNOB_COUNT; k++) {
         if (!(cfg->method->knobs & (1u << k))) continue;
         const qs_knob_info *ki = qs_knob_get(k);
+        char v[32];
+        qs_knob_format((qs_knob_id)k, qs_qconfig_get(cfg, k), v, sizeof v);
         if (ki->is_bool) cJSON_AddBoolToObject(o, ki->name, qs_qconfig_get(cfg, k));
+        else if (k == QS_KNOB_GGML) cJSON_AddStringToObject(o, ki->name, v); /* a type name */
         else cJSON_AddNumberToObject(o, ki->name, qs_qconfig_get(cfg, k) * (ki->unit > 0 ? ki->unit : 1));
     }
     return o;
@@ -424,9 +428,10 @@ int qs_recipe_resolve(const qs_recipe *r, const qs_model *m, bool force, qs_reci
                 return -QS_E_INPUT;
             }
             e->ggml_type = type;
-            if (type >= 0 && type != e->cfg.method->ggml_type) {
+            int nominal = e->cfg.method->kind == QS_METHOD_GGML ? e->cfg.method->ggml_type : e->cfg.ggml;
+            if (type >= 0 && type != nominal) {
                 char msg[96];
-                snprintf(msg, sizeof msg, "%s → %s", e->cfg.method->name, qs_type_name(type));
+                snprintf(msg, sizeof msg, "%s → %s", qs_type_name(nominal), qs_type_name(type));
                 warn(out, "%s: %s (llama-quantize's block-size fallback)\n", name, msg);
             }
             e->bpw = qs_qconfig_bpw(&e->cfg, rows, cols, type);

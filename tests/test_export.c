@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/export.h"
+#include "core/ggml_quants.h"
 #include "core/ggml_types.h"
 #include "core/gguf.h"
 #include "core/fp16.h"
@@ -305,8 +306,10 @@ Test(export, grids_that_are_no_ggml_type_name_the_nearest_config)
 }
 
 /* exported RTN/GPTQ/AWQ recipes (AWQ's scales folded into the norms, into ffn_up's rows, and into
- * the columns of the q8_0 readers of a norm only attn_q's scales went into) open with the
- * perplexity quantscope predicted for them, to f16 rounding of the scales */
+ * the columns of the q8_0 readers of a norm only attn_q's scales went into; AWQ followed by q4_K
+ * with ffn_up's q4_K block scales divided by ffn_down's AWQ scales) open with the perplexity
+ * quantscope predicted for them, to f16 rounding of the scales (and of the activations: the
+ * prediction rounds x for llama.cpp's vec_dot where the file rounds x/s) */
 static double ppl_of(const char *args)
 {
     tu_run_result r = tu_run(args);
@@ -330,7 +333,9 @@ Test(export, grid_recipes_keep_their_predicted_perplexity, .timeout = 300)
         "{\"pattern\":\"attn_q\",\"config\":{\"method\":\"awq\",\"bits\":4,\"group\":32}},"
         "{\"pattern\":\"ffn_down\",\"config\":{\"method\":\"awq\",\"bits\":4,\"group\":32,\"asym\":false}},"
         "{\"pattern\":\"ffn_gate\",\"config\":{\"method\":\"gptq\",\"bits\":8,\"group\":32}},"
-        "{\"pattern\":\"attn_[kv]\",\"config\":{\"method\":\"q8_0\"}}]}"};
+        "{\"pattern\":\"attn_[kv]\",\"config\":{\"method\":\"q8_0\"}}]}",
+        "{\"quantscope_recipe\":1,\"default\":{\"method\":\"awq\",\"ggml\":\"q4_K\"},\"rules\":["
+        "{\"pattern\":\"ffn_down\",\"config\":{\"method\":\"awq\",\"ggml\":\"q6_K\"}}]}"};
     char *dir = tu_tmpdir(), rpath[4200], out[4200], args[16384];
     snprintf(rpath, sizeof rpath, "%s/r.json", dir);
     snprintf(out, sizeof out, "%s/out.gguf", dir);
@@ -349,7 +354,7 @@ Test(export, grid_recipes_keep_their_predicted_perplexity, .timeout = 300)
         snprintf(args, sizeof args, "ppl %s --text %s --chunks 3 --ctx 128", out, eval);
         double exported = ppl_of(args);
         cr_log_info("recipe %zu: predicted PPL %.4f, exported %.4f", k, predicted, exported);
-        cr_expect_lt(fabs(exported / predicted - 1), 2e-3, "recipe %zu: predicted %.4f, exported %.4f", k, predicted, exported);
+        cr_expect_lt(fabs(exported / predicted - 1), 3e-3, "recipe %zu: predicted %.4f, exported %.4f", k, predicted, exported);
     }
     tu_rmtree(dir);
     free(dir);
@@ -712,4 +717,37 @@ Test(export, mixed_kjv_small_recipe_opens_with_its_predicted_perplexity, .timeou
     qs_model_close(q);
     tu_rmtree(dir);
     free(dir);
+}
+
+/* dividing rows through the blocks' f16 scales: every type's decoded row is the original decoded
+ * row divided, to the f16 rounding of the scales */
+Test(export, ggml_rows_divide_through_their_block_scales)
+{
+    static const int types[] = {QS_TYPE_Q4_0, QS_TYPE_Q4_1, QS_TYPE_Q5_0, QS_TYPE_Q5_1, QS_TYPE_Q8_0, QS_TYPE_Q2_K,
+                                QS_TYPE_Q3_K, QS_TYPE_Q4_K, QS_TYPE_Q5_K, QS_TYPE_Q6_K, QS_TYPE_IQ4_NL, QS_TYPE_IQ4_XS};
+    enum { R = 3, C = 512 };
+    float w[R * C], a[C], b[C], div[R] = {1.7f, 0.31f, 12.5f};
+    fill(w, R * C, 11);
+    for (size_t k = 0; k < sizeof types / sizeof *types; k++) {
+        int type = types[k];
+        size_t rb = qs_type_row_bytes(type, C);
+        uint8_t *q = malloc(rb * R), *q2 = malloc(rb * R);
+        qs_err err = {0};
+        cr_assert_eq(qs_ggml_quantize(type, w, q, R, C, NULL, 1, &err), 0, "%s", err.msg);
+        memcpy(q2, q, rb * R);
+        cr_assert_eq(qs_ggml_scale_rows(type, q2, R, C, div), 0, "%s", qs_type_name(type));
+        for (int r = 0; r < R; r++) {
+            qs_dequantize_row(type, q + rb * r, a, C);
+            qs_dequantize_row(type, q2 + rb * r, b, C);
+            double worst = 0, amax = 0;
+            for (int c = 0; c < C; c++) {
+                double want = (double)a[c] / div[r], d = fabs(b[c] - want);
+                worst = d > worst ? d : worst;
+                amax = fabs(want) > amax ? fabs(want) : amax;
+            }
+            cr_expect_lt(worst, amax * 2e-3, "%s row %d: %g of %g", qs_type_name(type), r, worst, amax);
+        }
+        free(q), free(q2);
+    }
+    cr_expect_eq(qs_ggml_scale_rows(QS_TYPE_F16, NULL, 1, 32, div), -1, "F16 has no block scales");
 }
