@@ -8,7 +8,8 @@
  * Q4_1, 8-bit g32 symmetric → Q8_0; the codes from o->grids), AWQ's channel scales folded into
  * the norm or linear before them (and into the other readers of that norm); other configs are
  * refused with the nearest exportable one. HF checkpoints export too: llama keys from
- * config.json, GGUF names, q/k rows in GGUF order, the tokenizer from o->vocab. */
+ * config.json, GGUF names, q/k rows in GGUF order, the tokenizer from o->vocab or else from the
+ * checkpoint's tokenizer.json (byte-level BPE, core/hf_tokenizer.h). */
 #ifndef QS_EXPORT_H
 #define QS_EXPORT_H
 
@@ -24,7 +25,7 @@ typedef struct qs_export_opts {
     const char *imatrix_name;   /* as recorded in quantize.imatrix.file */
     int n_threads;
     const struct qs_qgrid *grids; /* [t->n]: the grids of RTN/GPTQ/AWQ entries (codes NULL elsewhere) or NULL */
-    const struct qs_gguf *vocab;  /* HF input: the tokenizer.* keys are copied from this GGUF (NULL: none) */
+    const struct qs_gguf *vocab;  /* HF input: the tokenizer.* keys are copied from this GGUF (NULL: tokenizer.json) */
 } qs_export_opts;
 
 int qs_export_gguf(const qs_model *m, const qs_recipe_table *t, const qs_export_opts *o, const char *path,

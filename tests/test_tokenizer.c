@@ -6,6 +6,9 @@
 #include <string.h>
 
 #include "core/gguf.h"
+#include "core/hf_tokenizer.h"
+#include <cjson/cJSON.h>
+#include <stdbool.h>
 #include "core/tokenizer.h"
 #include "tests/testutil.h"
 
@@ -147,4 +150,166 @@ Test(tokenizer, bpe_round_trip)
     }
     tu_free_list(files);
     if (!tried) cr_skip_test("no BPE vocabularies in %s", tu_vocab_dir());
+}
+
+/* ---- tokenizer.json (HF) → GGUF tokenizer keys ---- */
+
+#define LLAMA3_SPLIT "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+
+/* the tokenizer.json HF tokenizers would hold for a byte-level BPE vocabulary (built here from
+ * the GGUF's arrays, as the inverse of llama.cpp's converter) */
+static char *tokenizer_json_of(const qs_gguf *g, bool llama3, bool add_bos)
+{
+    const qs_gguf_kv *tok = qs_gguf_get_kv(g, "tokenizer.ggml.tokens"), *ty = qs_gguf_get_kv(g, "tokenizer.ggml.token_type"),
+                     *mg = qs_gguf_get_kv(g, "tokenizer.ggml.merges");
+    cJSON *root = cJSON_CreateObject(), *added = cJSON_AddArrayToObject(root, "added_tokens");
+    cJSON *model = cJSON_AddObjectToObject(root, "model"), *vocab, *merges;
+    cJSON_AddStringToObject(model, "type", "BPE");
+    vocab = cJSON_AddObjectToObject(model, "vocab");
+    merges = cJSON_AddArrayToObject(model, "merges");
+    char buf[1024];
+    for (uint64_t i = 0; i < tok->n; i++) {
+        size_t len;
+        const char *s = qs_gguf_kv_arr_str(tok, i, &len);
+        snprintf(buf, sizeof buf, "%.*s", (int)len, s);
+        int type = ty ? (int)qs_gguf_kv_num(ty, i) : 1;
+        if (type == 1) cJSON_AddItemToObject(vocab, buf, cJSON_CreateNumber((double)i));
+        else {
+            cJSON *a = cJSON_CreateObject();
+            cJSON_AddNumberToObject(a, "id", (double)i);
+            cJSON_AddStringToObject(a, "content", buf);
+            cJSON_AddBoolToObject(a, "special", type == 3);
+            cJSON_AddItemToArray(added, a);
+        }
+    }
+    for (uint64_t i = 0; i < mg->n; i++) { /* the newer [left, right] spelling for odd entries */
+        size_t len;
+        const char *s = qs_gguf_kv_arr_str(mg, i, &len), *sp = memchr(s + 1, ' ', len - 1);
+        snprintf(buf, sizeof buf, "%.*s", (int)len, s);
+        if (i % 2 && sp) {
+            cJSON *pair = cJSON_CreateArray();
+            buf[sp - s] = '\0';
+            cJSON_AddItemToArray(pair, cJSON_CreateString(buf));
+            cJSON_AddItemToArray(pair, cJSON_CreateString(buf + (sp - s) + 1));
+            cJSON_AddItemToArray(merges, pair);
+        } else cJSON_AddItemToArray(merges, cJSON_CreateString(buf));
+    }
+    cJSON *pre = cJSON_AddObjectToObject(root, "pre_tokenizer");
+    if (llama3) {
+        cJSON_AddStringToObject(pre, "type", "Sequence");
+        cJSON *seq = cJSON_AddArrayToObject(pre, "pretokenizers"), *split = cJSON_CreateObject(), *bl = cJSON_CreateObject();
+        cJSON_AddStringToObject(split, "type", "Split");
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(split, "pattern"), "Regex", LLAMA3_SPLIT);
+        cJSON_AddStringToObject(bl, "type", "ByteLevel");
+        cJSON_AddBoolToObject(bl, "use_regex", false);
+        cJSON_AddItemToArray(seq, split);
+        cJSON_AddItemToArray(seq, bl);
+    } else {
+        cJSON_AddStringToObject(pre, "type", "ByteLevel");
+        cJSON_AddBoolToObject(pre, "use_regex", true);
+    }
+    if (add_bos) {
+        cJSON *post = cJSON_AddObjectToObject(root, "post_processor"), *single = cJSON_AddArrayToObject(post, "single");
+        cJSON_AddStringToObject(post, "type", "TemplateProcessing");
+        cJSON *first = cJSON_CreateObject(), *seq = cJSON_CreateObject();
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(first, "SpecialToken"), "id", "<bos>");
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(seq, "Sequence"), "id", "A");
+        cJSON_AddItemToArray(single, first);
+        cJSON_AddItemToArray(single, seq);
+    }
+    char *s = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return s;
+}
+
+static void expect_same_array(const qs_gguf *a, const qs_gguf *b, const char *key)
+{
+    const qs_gguf_kv *x = qs_gguf_get_kv(a, key), *y = qs_gguf_get_kv(b, key);
+    cr_assert(x && y, "%s in both", key);
+    cr_assert_eq(x->n, y->n, "%s: %llu and %llu entries", key, (unsigned long long)x->n, (unsigned long long)y->n);
+    cr_expect(x->raw_size == y->raw_size && !memcmp(x->raw, y->raw, x->raw_size), "%s: the same entries", key);
+}
+
+/* every byte-level BPE vocabulary of $QS_VOCAB_DIR whose pre-tokenizer tokenizer.json can say
+ * (llama-bpe, gpt-2), written as tokenizer.json and read back: the same tokens, types, merges,
+ * pre-tokenizer and ids, and the same tokenization of llama.cpp's test inputs */
+Test(tokenizer, hf_tokenizer_json_becomes_the_gguf_vocabulary, .timeout = 300)
+{
+    int n = 0, done = 0;
+    char **files = tu_list(tu_vocab_dir(), ".gguf", 0, &n);
+    char *dir = tu_tmpdir();
+    for (char **f = files; f && *f; f++) {
+        qs_err err = {0};
+        qs_gguf *g = qs_gguf_open(*f, &err);
+        cr_assert_not_null(g, "%s", err.msg);
+        const char *model = NULL, *pre = NULL;
+        size_t ml = 0, pl = 0;
+        qs_gguf_get_str(g, "tokenizer.ggml.model", &model, &ml, &err);
+        qs_gguf_get_str(g, "tokenizer.ggml.pre", &pre, &pl, &err);
+        bool llama3 = pre && pl == 9 && !memcmp(pre, "llama-bpe", 9), gpt2 = pre && pl == 5 && !memcmp(pre, "gpt-2", 5);
+        if (!model || ml != 4 || memcmp(model, "gpt2", 4) || (!llama3 && !gpt2)) {
+            qs_gguf_close(g);
+            continue;
+        }
+        uint32_t bos = 0, eos = 0;
+        bool add_bos = false;
+        qs_gguf_get_u32(g, "tokenizer.ggml.bos_token_id", &bos, &err);
+        qs_gguf_get_u32(g, "tokenizer.ggml.eos_token_id", &eos, &err);
+        qs_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &add_bos, &err);
+        char *json = tokenizer_json_of(g, llama3, add_bos), config[128];
+        snprintf(config, sizeof config, "{\"bos_token_id\": %u, \"eos_token_id\": %u}", bos, eos);
+        qs_gguf_writer *w = qs_gguf_writer_new();
+        qs_gguf_writer_set_str(w, "general.architecture", "llama");
+        cr_assert_eq(qs_hf_tokenizer_keys(json, strlen(json), config, strlen(config), w, &err), 0, "%s", err.msg);
+        char out[8192], cmd[20000];
+        const char *base = strrchr(*f, '/') + 1;
+        snprintf(out, sizeof out, "%s/%s", dir, base);
+        cr_assert_eq(qs_gguf_writer_write(w, out, &err), 0, "%s", err.msg);
+        qs_gguf_writer_free(w);
+        free(json);
+        snprintf(cmd, sizeof cmd, "cp '%s.inp' '%s.out' '%s/'", *f, *f, dir);
+        cr_assert_eq(system(cmd), 0);
+        qs_gguf *h = qs_gguf_open(out, &err);
+        cr_assert_not_null(h, "%s", err.msg);
+        expect_same_array(g, h, "tokenizer.ggml.tokens");
+        expect_same_array(g, h, "tokenizer.ggml.token_type");
+        expect_same_array(g, h, "tokenizer.ggml.merges");
+        const char *pre2 = NULL;
+        size_t pl2 = 0;
+        uint32_t bos2 = 0, eos2 = 0;
+        bool add2 = false;
+        qs_gguf_get_str(h, "tokenizer.ggml.pre", &pre2, &pl2, &err);
+        qs_gguf_get_u32(h, "tokenizer.ggml.bos_token_id", &bos2, &err);
+        qs_gguf_get_u32(h, "tokenizer.ggml.eos_token_id", &eos2, &err);
+        qs_gguf_get_bool(h, "tokenizer.ggml.add_bos_token", &add2, &err);
+        cr_expect(pl2 == pl && !memcmp(pre2, pre, pl), "%s: pre-tokenizer %.*s", base, (int)pl2, pre2);
+        cr_expect(bos2 == bos && eos2 == eos && add2 == add_bos, "%s: special ids and add_bos", base);
+        qs_gguf_close(h);
+        int cases = check_vocab(out);
+        cr_expect_gt(cases, 0, "%s: the converted vocabulary tokenizes the test inputs", base);
+        cr_log_info("%s from tokenizer.json: %d test inputs tokenized as llama.cpp does", base, cases);
+        qs_gguf_close(g);
+        done++;
+    }
+    tu_free_list(files);
+    tu_rmtree(dir);
+    free(dir);
+    if (!done) cr_skip_test("no llama-bpe or gpt-2 vocabulary in %s", tu_vocab_dir());
+}
+
+Test(tokenizer, hf_tokenizer_json_refusals)
+{
+    static const char *const bad[] = {"not json", "{\"model\":{\"type\":\"Unigram\",\"vocab\":[]}}",
+                                      "{\"model\":{\"type\":\"BPE\",\"byte_fallback\":true,\"vocab\":{},\"merges\":[]},"
+                                      "\"decoder\":{\"type\":\"ByteLevel\"}}",
+                                      "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":-3},\"merges\":[]},\"pre_tokenizer\":{\"type\":\"ByteLevel\"}}",
+                                      "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[7]},\"pre_tokenizer\":{\"type\":\"ByteLevel\"}}"};
+    static const char *const why[] = {"not JSON", "only BPE", "SentencePiece-style", "no valid id", "neither"};
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        qs_err err = {0};
+        qs_gguf_writer *w = qs_gguf_writer_new();
+        cr_expect_lt(qs_hf_tokenizer_keys(bad[k], strlen(bad[k]), NULL, 0, w, &err), 0, "%s", bad[k]);
+        cr_expect(strstr(err.msg, why[k]) != NULL, "%s: %s", bad[k], err.msg);
+        qs_gguf_writer_free(w);
+    }
 }

@@ -144,6 +144,9 @@ static int write_gguf(const export_args *a, const qs_model *m, const qs_recipe_t
 {
     qs_err err = {0};
     qs_export_opts o = {ftype, im, a->imat, 0, grids, tok};
+    if (!m->gguf && !tok && m->tok.n_tokens == 0)
+        fprintf(stderr, "quantscope: %s: no tokenizer.json beside the checkpoint and no --vocab: the GGUF gets no tokenizer\n",
+                a->model);
     qs_progress prog = {0, 0, 0, export_progress, NULL};
     double t0 = qs_cli_now();
     if (qs_export_gguf(m, t, &o, a->out, &prog, &err)) return qs_cli_fail(a->out, &err);
