@@ -138,7 +138,7 @@ MODEL ?= $(firstword $(wildcard sample_models/kjv-small.gguf sample_models/kjv-t
 run: deps
 	@$(MAKE) --no-print-directory $(BIN) sample-data
 	@if [ -z "$(MODEL)" ]; then echo "make run: no model found; pass MODEL=path/to/model.gguf"; exit 1; fi
-	./$(BIN) $(MODEL) --calib $(KJV)/calib.txt
+	./$(BIN) $(MODEL) --calib $(KJV)/calib.txt --eval $(KJV)/eval.txt
 
 # ---- sample models (sample_models/README.md) ----
 # The KJV text from Debian's bible-kjv, verse numbers and blank lines stripped, headings kept;

@@ -34,9 +34,9 @@ static void run_script(const char *script)
         }
     }
     if (sf) fclose(sf);
-    if (strstr(args, "build/kjv/calib.txt")) {
-        char cp[PATH_MAX + 32];
-        snprintf(cp, sizeof cp, "%s/build/kjv/calib.txt", root);
+    for (const char *f = strstr(args, "build/kjv/"); f; f = strstr(f + 1, "build/kjv/")) { /* texts make sample-data writes */
+        char cp[PATH_MAX + 64];
+        snprintf(cp, sizeof cp, "%s/%.*s", root, (int)strcspn(f, " "), f);
         FILE *c = fopen(cp, "r");
         if (!c) cr_skip_test("%s missing (make sample-data)", cp);
         fclose(c);
@@ -88,6 +88,7 @@ Test(tui, calibration_gptq_awq, .timeout = 120) { run_script("tests/ui/calib.scr
 Test(tui, sensitivity_scan, .timeout = 120) { run_script("tests/ui/scan.script"); }
 Test(tui, pareto_plot, .timeout = 180) { run_script("tests/ui/pareto.script"); }
 Test(tui, export_gguf, .timeout = 120) { run_script("tests/ui/export.script"); }
+Test(tui, perplexity_of_the_recipe, .timeout = 120) { run_script("tests/ui/ppl.script"); }
 
 Test(tui, layout_sizes)
 {

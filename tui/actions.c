@@ -12,6 +12,7 @@ const action qs_actions[] = {
     {ACT_CALIBRATE, "calibrate", {'C'}, "C", "General", "run the calibration text through the model: gptq and awq need it, every method then shows its output error", NULL},
     {ACT_SCAN, "scan", {'S'}, "S", "General", "sensitivity scan: every tensor alone with this tensor's config, ranked by KLD; colours the layer list", NULL},
     {ACT_PARETO, "pareto", {'P'}, "P", "General", "Pareto plot: summed KLD against bpw of suggested K-quant mixes and of llama-quantize's presets", NULL},
+    {ACT_PPL, "perplexity", {'p'}, "p", "General", "perplexity and KL divergence of the current recipe against the original (eval text)", NULL},
     {ACT_CANCEL, "cancel", {27}, "Esc", "General", "cancel the running calibration or scan", NULL},
     {ACT_UNDO, "undo", {'u'}, "u", "General", "undo the last configuration change", NULL},
     {ACT_REDO, "redo", {'U'}, "U", "General", "redo", NULL},

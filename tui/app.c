@@ -556,6 +556,12 @@ int app_handle_key(app *a, int key)
     case ACT_REDO: return undo_redo(a, true);
     case ACT_SAVE: return R_REDRAW | R_SAVE;
     case ACT_EXPORT: return R_REDRAW | R_EXPORT;
+    case ACT_PPL:
+        if (!a->eval_path[0] && !a->calib_path[0]) {
+            snprintf(a->status, sizeof a->status, "no text to evaluate on: start the workbench with --eval FILE");
+            return R_REDRAW;
+        }
+        return R_REDRAW | R_PPL;
     case ACT_CALIBRATE:
         if (!a->calib_path[0]) {
             snprintf(a->status, sizeof a->status, "no calibration text: start the workbench with --calib FILE");

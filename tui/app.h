@@ -18,7 +18,7 @@ enum { APP_HIST_BINS = 160, APP_TILE_ROWS = 64, APP_TILE_COLS = 160 };
 
 enum reaction {
     R_NONE = 0, R_REDRAW = 1, R_RECOMPUTE = 2, R_QUIT = 4, R_RELAYOUT = 8, R_SAVE = 16, R_REGENERATE = 32,
-    R_CALIBRATE = 64, R_CANCEL = 128, R_SCAN = 256, R_PARETO = 512, R_EXPORT = 1024,
+    R_CALIBRATE = 64, R_CANCEL = 128, R_SCAN = 256, R_PARETO = 512, R_EXPORT = 1024, R_PPL = 2048,
 };
 
 typedef enum app_mode {
@@ -69,6 +69,14 @@ typedef struct app_gen {
     char error[160];
 } app_gen;
 
+/* `p`: perplexity and KL divergence of the current recipe against the original model */
+typedef struct app_ppl {
+    bool running, ready;
+    double base, quant, kld, same_top;  /* PPLs, mean KLD, % same top token */
+    int n_chunks, n_ctx;
+    char error[160];
+} app_ppl;
+
 typedef struct undo_entry {
     int tensor;
     qs_qconfig before, after;
@@ -109,6 +117,8 @@ typedef struct app {
     bool have_prev;
     bool busy;                     /* a job is queued or running */
     app_gen gen;                   /* guarded by lock */
+    app_ppl ppl;                   /* guarded by lock */
+    char eval_path[256];           /* the text `p` evaluates on ("" : the calibration text) */
     bool config_changed;           /* since the last generation request */
     /* calibration (gptq/awq; the output error of every method): run by the worker on calib_path */
     char calib_path[256];          /* "" when none was given */

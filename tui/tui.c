@@ -289,6 +289,7 @@ static bool react(app *a, worker *w, int key)
     }
     if (re & R_PARETO) worker_submit_pareto(w, a->calib_path);
     if (re & R_EXPORT) export_gguf(a, w);
+    if (re & R_PPL) worker_submit_ppl(w, a->cfg, a->eval_path[0] ? a->eval_path : a->calib_path);
     if (re & R_CANCEL) worker_cancel(w);
     if (re & R_RECOMPUTE) request(a, w);
     if (re & R_REGENERATE) regenerate(a, w);
@@ -437,6 +438,7 @@ int qs_tui_run(const tui_opts *o)
         return QS_EXIT_INPUT;
     }
     if (o->calib) snprintf(a.calib_path, sizeof a.calib_path, "%s", o->calib);
+    if (o->eval) snprintf(a.eval_path, sizeof a.eval_path, "%s", o->eval);
     int pfd[2];
     if (pipe(pfd) != 0) return QS_EXIT_INPUT;
     fcntl(pfd[0], F_SETFL, O_NONBLOCK);

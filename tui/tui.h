@@ -10,6 +10,7 @@ typedef struct tui_opts {
     const char *script;      /* NULL: interactive */
     int no_color, no_mouse;
     const char *calib;       /* calibration text for gptq/awq (C), or NULL */
+    const char *eval;        /* the text `p` measures perplexity on (NULL: the calibration text) */
 } tui_opts;
 
 /* exit status as the CLI's */

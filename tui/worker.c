@@ -15,12 +15,13 @@
 #include "core/fileio.h"
 #include "core/ggml_types.h"
 #include "core/infer.h"
+#include "core/kld.h"
 #include "core/recipe.h"
 #include "core/scan.h"
 #include "core/suggest.h"
 #include "core/tokenizer.h"
 
-enum long_job { JOB_CALIB = 1, JOB_SCAN = 2, JOB_PARETO = 4, JOB_EXPORT = 8 };
+enum long_job { JOB_CALIB = 1, JOB_SCAN = 2, JOB_PARETO = 4, JOB_EXPORT = 8, JOB_PPL = 16 };
 
 struct worker {
     app *a;
@@ -40,6 +41,10 @@ struct worker {
     qs_qconfig scan_cfg;
     qs_recipe_table export_table; /* the export job's recipe (owned) and file */
     char export_path[512];
+    qs_qconfig *ppl_cfg;     /* the `p` job's per-tensor configs and text */
+    char ppl_path[256];
+    qs_kld_base kbase;       /* the original model's records on kbase_path (computed once) */
+    char kbase_path[256];
     int tensor;
     qs_qconfig cfg;
     float *cache;          /* the floats of the last tensor read */
@@ -506,6 +511,45 @@ static void export_compute(worker *w, qs_recipe_table *t, const char *path)
     pthread_mutex_unlock(&a->lock);
 }
 
+enum { PPL_CHUNKS = 8, PPL_CTX = 128 };
+
+/* `p`: the recipe so far applied to the quantized model, then its KLD records against the
+ * original's (kept for the next run on the same text) */
+static void ppl_compute(worker *w, const qs_qconfig *cfgs, const char *path)
+{
+    app *a = w->a;
+    app_ppl p = {0};
+    qs_err err = {0};
+    pthread_mutex_lock(&a->lock);
+    a->ppl.running = true;
+    pthread_mutex_unlock(&a->lock);
+    qs_ppl base = {0};
+    qs_kld_stats st;
+    size_t len = 0;
+    char *text = NULL;
+    int rc = ensure_models(w, &err);
+    if (!rc && update_quantized(w, cfgs, err.msg, sizeof err.msg) < 0) rc = -1;
+    if (!rc && strcmp(w->kbase_path, path)) {
+        qs_kld_base_free(&w->kbase);
+        w->kbase_path[0] = '\0';
+        snprintf(w->label, sizeof w->label, "perplexity: original, chunk");
+        if (!(text = qs_read_file(path, (size_t)1 << 30, &len, &err))) rc = -1;
+        else if (!(rc = qs_kld_base_compute(w->base, w->vocab, text, len, PPL_CTX, PPL_CHUNKS, &w->calib_prog, &w->kbase,
+                                             &base, &err)))
+            snprintf(w->kbase_path, sizeof w->kbase_path, "%s", path);
+        free(text);
+    }
+    snprintf(w->label, sizeof w->label, "perplexity: quantized, chunk");
+    int32_t bos = qs_vocab_add_bos(w->vocab) ? qs_vocab_bos(w->vocab) : -1;
+    if (!rc) rc = qs_kld_compare(w->quant, &w->kbase, bos, &w->calib_prog, &st, &err);
+    if (!rc) {
+        p = (app_ppl){false, true, st.ppl_base, st.ppl_q, st.kld_mean, st.same_top, w->kbase.n_chunk, PPL_CTX, ""};
+    } else snprintf(p.error, sizeof p.error, "%.150s", err.code == QS_E_CANCELLED ? "cancelled" : err.msg);
+    pthread_mutex_lock(&a->lock);
+    a->ppl = p;
+    pthread_mutex_unlock(&a->lock);
+}
+
 static void gen_compute(worker *w, const qs_qconfig *cfgs, const char *prompt)
 {
     app *a = w->a;
@@ -569,6 +613,10 @@ static void *run(void *arg)
             char epath[512];
             snprintf(epath, sizeof epath, "%s", w->export_path);
             if (job == JOB_EXPORT) memset(&w->export_table, 0, sizeof w->export_table);
+            qs_qconfig *pcfg = job == JOB_PPL ? w->ppl_cfg : NULL;
+            char ppath[256];
+            snprintf(ppath, sizeof ppath, "%s", w->ppl_path);
+            if (job == JOB_PPL) w->ppl_cfg = NULL;
             snprintf(path, sizeof path, "%s", w->calib_path);
             w->long_pending &= ~job;
             w->running = true;
@@ -578,7 +626,9 @@ static void *run(void *arg)
             if (job == JOB_CALIB) calib_compute(w, path);
             else if (job == JOB_SCAN) scan_compute(w, &cfg, path);
             else if (job == JOB_PARETO) pareto_compute(w, path);
-            else export_compute(w, &et, epath);
+            else if (job == JOB_EXPORT) export_compute(w, &et, epath);
+            else if (pcfg) ppl_compute(w, pcfg, ppath);
+            free(pcfg);
             if (job == JOB_EXPORT) qs_recipe_table_free(&et);
             pthread_mutex_lock(&w->mu);
             job_done(w);
@@ -685,6 +735,21 @@ void worker_submit_calibration(worker *w, const char *path) { submit_long(w, JOB
 void worker_submit_scan(worker *w, const qs_qconfig *cfg, const char *path) { submit_long(w, JOB_SCAN, path, cfg); }
 void worker_submit_pareto(worker *w, const char *path) { submit_long(w, JOB_PARETO, path, NULL); }
 
+void worker_submit_ppl(worker *w, const qs_qconfig *cfgs, const char *path)
+{
+    int64_t n = w->a->model->n_tensors;
+    qs_qconfig *c = malloc((size_t)(n ? n : 1) * sizeof *c);
+    if (!c) return;
+    memcpy(c, cfgs, (size_t)n * sizeof *c);
+    pthread_mutex_lock(&w->mu);
+    free(w->ppl_cfg);
+    w->ppl_cfg = c;
+    snprintf(w->ppl_path, sizeof w->ppl_path, "%s", path);
+    w->long_pending |= JOB_PPL;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
 void worker_submit_export(worker *w, qs_recipe_table *t, const char *path)
 {
     pthread_mutex_lock(&w->mu);
@@ -726,6 +791,8 @@ void worker_stop(worker *w)
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->th, NULL);
     qs_recipe_table_free(&w->export_table);
+    free(w->ppl_cfg);
+    qs_kld_base_free(&w->kbase);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
     free(w);

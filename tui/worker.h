@@ -27,6 +27,9 @@ void worker_submit_pareto(worker *w, const char *path);
 struct qs_recipe_table;
 /* exports the recipe t (taken over, *t emptied) as a quantized GGUF at path */
 void worker_submit_export(worker *w, struct qs_recipe_table *t, const char *path);
+/* perplexity and KL divergence of the model quantized with cfgs (one per tensor) against the
+ * original on the text at path */
+void worker_submit_ppl(worker *w, const qs_qconfig *cfgs, const char *path);
 /* cancels a running calibration or scan */
 void worker_cancel(worker *w);
 bool worker_idle(worker *w);

@@ -44,9 +44,15 @@ static void continuation(int y, int x, int w, int lines, const char *text, int d
 
 void gen_view_draw(rect r, const app *a)
 {
-    char title[256];
-    snprintf(title, sizeof title, "Generation — greedy, prompt \"%s\"%s", a->gen.prompt,
-             a->gen.ready ? "" : a->gen.enabled && !a->gen.error[0] ? "  (computing…)" : "");
+    char title[512], ppl[200] = "";
+    if (a->ppl.running) snprintf(ppl, sizeof ppl, "   p: measuring…");
+    else if (a->ppl.ready)
+        snprintf(ppl, sizeof ppl, "   p: PPL %.3f → %.3f (%+.2f%%)  KLD %.5f  top %.1f%%  %d×%d", a->ppl.base,
+                 a->ppl.quant, 100.0 * (a->ppl.quant / a->ppl.base - 1), a->ppl.kld, a->ppl.same_top, a->ppl.n_chunks,
+                 a->ppl.n_ctx);
+    else if (a->ppl.error[0]) snprintf(ppl, sizeof ppl, "   p: %.150s", a->ppl.error);
+    snprintf(title, sizeof title, "Generation — greedy, prompt \"%s\"%s%s", a->gen.prompt,
+             a->gen.ready ? "" : a->gen.enabled && !a->gen.error[0] ? "  (computing…)" : "", ppl);
     draw_pane_title((rect){r.y, r.x, 1, r.w}, title, false);
     if (a->gen.error[0]) {
         draw_text(r.y + 1, r.x + 1, r.w - 2, a->gen.error, theme(TH_DIM));
