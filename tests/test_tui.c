@@ -12,7 +12,8 @@
 #include "tests/testutil.h"
 #include "views/plot.h"
 
-static void run_script(const char *script)
+/* runs the script in dir (its working directory, cache and config home) and compares its dumps */
+static void run_script_at(const char *script, const char *dir)
 {
     const char *bin = getenv("QS_BIN");
     if (!bin) cr_skip_test("QS_BIN not set (make test sets it)");
@@ -41,10 +42,10 @@ static void run_script(const char *script)
         if (!c) cr_skip_test("%s missing (make sample-data)", cp);
         fclose(c);
     }
-    char *dir = tu_tmpdir(), cmd[16384];
+    char cmd[16384];
     snprintf(cmd, sizeof cmd,
-             "cd %s && XDG_CACHE_HOME=%s/cache QUANTSCOPE_SCRIPT=%s LINES=30 COLUMNS=120 LC_ALL=C.UTF-8 TERM=xterm-256color timeout 60 %s %s%s",
-             dir, dir, absscript, bin, absmodel, args);
+             "cd %s && XDG_CACHE_HOME=%s/cache XDG_CONFIG_HOME=%s/config QUANTSCOPE_SCRIPT=%s LINES=30 COLUMNS=120 LC_ALL=C.UTF-8 TERM=xterm-256color timeout 60 %s %s%s",
+             dir, dir, dir, absscript, bin, absmodel, args);
     int st = system(cmd);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the workbench failed on %s (status %d)", script, st);
     /* compare every dump the script names */
@@ -75,6 +76,22 @@ static void run_script(const char *script)
     }
     cr_assert_gt(dumps, 0);
     free(text);
+}
+
+static void run_script(const char *script)
+{
+    char *dir = tu_tmpdir();
+    run_script_at(script, dir);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* settings and the recipe survive a clean exit: the second session starts with them */
+Test(tui, session_restored, .timeout = 120)
+{
+    char *dir = tu_tmpdir();
+    run_script_at("tests/ui/session-a.script", dir);
+    run_script_at("tests/ui/session-b.script", dir);
     tu_rmtree(dir);
     free(dir);
 }

@@ -6,7 +6,7 @@ set -u
 bin=$1 model=$2
 sock="qs-smoke-$$"
 t() { tmux -L "$sock" -f /dev/null "$@"; }
-cleanup() { t kill-server 2>/dev/null; }
+cleanup() { t kill-server 2>/dev/null; rm -rf "/tmp/qs-config-$$"; }
 trap cleanup EXIT
 wait_for() { # text, seconds
     for _ in $(seq 1 $(( $2 * 20 ))); do
@@ -17,7 +17,7 @@ wait_for() { # text, seconds
 }
 t new-session -d -s qs -x 100 -y 30 "bash --norc --noprofile" || exit 1
 t set-option -t qs remain-on-exit on
-t send-keys -t qs "stty -a > /tmp/qs-stty-before-$$; TERM=xterm-256color $bin $model; echo EXIT=\$?; stty -a > /tmp/qs-stty-after-$$" Enter
+t send-keys -t qs "stty -a > /tmp/qs-stty-before-$$; XDG_CONFIG_HOME=/tmp/qs-config-$$ TERM=xterm-256color $bin $model; echo EXIT=\$?; stty -a > /tmp/qs-stty-after-$$" Enter
 wait_for "Knobs + metrics" 20 || exit 1
 t send-keys -t qs j j
 for size in "60 20" "100 30" "40 10" "120 40"; do

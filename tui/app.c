@@ -211,6 +211,22 @@ int app_build_recipe(const app *a, qs_recipe *r, char *err, size_t errn)
     return 0;
 }
 
+int app_load_recipe(app *a, const char *path, char *err, size_t errn)
+{
+    qs_recipe r;
+    qs_recipe_table t;
+    qs_err e = {0};
+    if (qs_recipe_load(path, &r, &e)) return snprintf(err, errn, "%s", e.msg), -1;
+    int rc = qs_recipe_resolve(&r, a->model, false, &t, &e);
+    qs_recipe_free(&r);
+    if (rc) return snprintf(err, errn, "%s", e.msg), -1;
+    for (int64_t i = 0; i < t.n && i < a->model->n_tensors; i++)
+        if (!t.e[i].keep && app_tensor_quantizable(a, (int)i)) a->cfg[i] = t.e[i].cfg, a->rel_err[i] = -1;
+    qs_recipe_table_free(&t);
+    a->unsaved = false;
+    return 0;
+}
+
 int app_recipe_table(const app *a, qs_recipe_table *t, app_recipe_totals *tot, char *err, size_t errn)
 {
     qs_recipe r;

@@ -152,6 +152,9 @@ struct qs_recipe;
 struct qs_recipe_table;
 /* the per-tensor configs as a recipe (one override per quantizable tensor) */
 int app_build_recipe(const app *a, struct qs_recipe *r, char *err, size_t errn);
+/* the configs of a recipe file resolved against the model (a recipe for another model is an
+ * error); the app is then "saved" */
+int app_load_recipe(app *a, const char *path, char *err, size_t errn);
 /* the recipe resolved against the model and its totals: what the recipe view draws */
 typedef struct app_recipe_totals {
     int64_t bytes, orig_bytes, elements;

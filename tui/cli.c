@@ -1,5 +1,6 @@
 /* tui/cli.c — command dispatch, usage text, shared error reporting. */
 #include "tui/cli.h"
+#include "tui/settings.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -51,7 +52,7 @@ static const command commands[] = {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: quantscope [MODEL] [--calib TEXT] [--eval TEXT] [--no-color] [--no-mouse]   the workbench (TUI)\n"
+    fprintf(f, "usage: quantscope [MODEL] [--calib TEXT] [--eval TEXT] [--theme default|mono] [--no-color] [--no-mouse]   the workbench\n"
                "       quantscope COMMAND [ARGS]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         fprintf(f, "  quantscope %s\n", commands[i].synopsis);
@@ -119,13 +120,17 @@ static const char *default_model(void)
 
 static int run_tui(int argc, char **argv)
 {
-    tui_opts o = {NULL, getenv("QUANTSCOPE_SCRIPT"), 0, 0, NULL, NULL};
+    tui_opts o = {NULL, getenv("QUANTSCOPE_SCRIPT"), 0, 0, NULL, NULL, NULL};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--no-color") || !strcmp(argv[i], "--no-colour")) o.no_color = 1;
         else if (!strcmp(argv[i], "--no-mouse")) o.no_mouse = 1;
         else if (!strcmp(argv[i], "--script") && i + 1 < argc) o.script = argv[++i];
         else if (!strcmp(argv[i], "--calib") && i + 1 < argc) o.calib = argv[++i];
         else if (!strcmp(argv[i], "--eval") && i + 1 < argc) o.eval = argv[++i];
+        else if (!strcmp(argv[i], "--theme") && i + 1 < argc) {
+            o.theme = argv[++i];
+            if (!settings_theme_known(o.theme)) return qs_cli_usage_error("--theme: 'default' or 'mono', not '%s'", o.theme);
+        }
         else if (argv[i][0] == '-') return qs_cli_usage_error("unknown option '%s'", argv[i]);
         else if (!o.model_path) o.model_path = argv[i];
         else return qs_cli_usage_error("unexpected argument '%s'", argv[i]);

@@ -16,6 +16,7 @@
 
 #include "core/export.h"
 #include "core/fileio.h"
+#include "tui/settings.h"
 #include "core/ggml_types.h"
 #include "core/recipe.h"
 #include "tui/actions.h"
@@ -252,6 +253,18 @@ static void export_gguf(app *a, worker *w)
     worker_submit_export(w, &t, path);
 }
 
+/* a clean exit: the settings and the recipe as they are now (errors go to stderr, shown on exit) */
+static void save_session(const app *a, settings *st, const char *last)
+{
+    qs_err err = {0};
+    qs_recipe r;
+    st->log_counts = a->log_counts, st->heat_mode = a->heat_mode;
+    if (settings_save(st, &err)) fprintf(stderr, "quantscope: settings not saved: %s\n", err.msg);
+    if (!last || app_build_recipe(a, &r, err.msg, sizeof err.msg)) return;
+    if (qs_recipe_save(last, &r, &err)) fprintf(stderr, "quantscope: %s: %s\n", last, err.msg);
+    qs_recipe_free(&r);
+}
+
 /* ---- reactions ---- */
 
 static void request(app *a, worker *w)
@@ -439,6 +452,18 @@ int qs_tui_run(const tui_opts *o)
     }
     if (o->calib) snprintf(a.calib_path, sizeof a.calib_path, "%s", o->calib);
     if (o->eval) snprintf(a.eval_path, sizeof a.eval_path, "%s", o->eval);
+    settings st;
+    settings_load(&st);
+    if (o->theme) snprintf(st.theme, sizeof st.theme, "%s", o->theme);
+    a.log_counts = st.log_counts, a.heat_mode = st.heat_mode;
+    char last[4400];
+    bool have_last = settings_last_recipe_path(o->model_path, last, sizeof last);
+    if (have_last && access(last, R_OK) == 0) {
+        if (app_load_recipe(&a, last, emsg, sizeof emsg))
+            snprintf(a.status, sizeof a.status, "last session's recipe not restored: %.180s", emsg);
+        else snprintf(a.status, sizeof a.status, "restored the recipe of your last session on this model (%.150s in the "
+                      "config directory)", strstr(last, "last/") ? strstr(last, "last/") : last);
+    }
     int pfd[2];
     if (pipe(pfd) != 0) return QS_EXIT_INPUT;
     fcntl(pfd[0], F_SETFL, O_NONBLOCK);
@@ -466,8 +491,8 @@ int qs_tui_run(const tui_opts *o)
     curs_set(0);
     set_escdelay(25);
     leaveok(stdscr, TRUE);
-    if (!o->no_mouse && !o->script) mousemask(BUTTON1_CLICKED | BUTTON4_PRESSED | BUTTON5_PRESSED, NULL);
-    theme_init(!o->no_color && !getenv("NO_COLOR") && !o->script);
+    if (!o->no_mouse && st.mouse && !o->script) mousemask(BUTTON1_CLICKED | BUTTON4_PRESSED | BUTTON5_PRESSED, NULL);
+    theme_init(!o->no_color && !getenv("NO_COLOR") && !o->script && strcmp(st.theme, "mono"));
     worker *w = worker_start(&a, pfd[1]);
     init_generation(&a);
     {
@@ -483,6 +508,7 @@ int qs_tui_run(const tui_opts *o)
         loop(&a, w, pfd[0]);
     }
     worker_stop(w);
+    save_session(&a, &st, have_last ? last : NULL);
     restore_terminal();
     if (scr) delscreen(scr);
     if (devnull_out) fclose(devnull_out);

@@ -11,6 +11,7 @@ typedef struct tui_opts {
     int no_color, no_mouse;
     const char *calib;       /* calibration text for gptq/awq (C), or NULL */
     const char *eval;        /* the text `p` measures perplexity on (NULL: the calibration text) */
+    const char *theme;       /* "default", "mono" (NULL: the saved setting) */
 } tui_opts;
 
 /* exit status as the CLI's */
