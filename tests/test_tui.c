@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "tests/testutil.h"
 #include "views/plot.h"
@@ -196,4 +197,50 @@ Test(tui, scatter_plot_cells)
     cr_expect_eq(grid[2 * 11 + 10], '\0', "rows are NUL-terminated");
     double z[1] = {0};
     cr_expect_eq(plot_scatter(x, z, mark, 1, true, 10, 5, grid, rg), 0, "log scale leaves y <= 0 out");
+}
+
+Test(tui, ascii_fallback)
+{
+    char out[256];
+    cr_expect_eq(plot_ascii("a▁▂▃▄▅▆▇█b", out, sizeof out), 10);
+    cr_expect_str_eq(out, "a..::++##b");
+    plot_ascii("│─┼●◂▸▲▼→↵…⠿×", out, sizeof out);
+    cr_expect_str_eq(out, "|-+*<>^v>~~:x");
+    plot_ascii("\xe2\x96", out, sizeof out); /* a truncated sequence */
+    cr_expect_str_eq(out, "?" "?");
+    plot_ascii("x\xff\xc3y", out, sizeof out);
+    cr_expect_str_eq(out, "x?" "?y");
+    plot_ascii("abcdef", out, 4);
+    cr_expect_str_eq(out, "abc", "bounded by the buffer");
+}
+
+/* in a terminal whose codeset is not UTF-8 every glyph on the screen is ASCII */
+Test(tui, ascii_screen_in_the_c_locale, .timeout = 60)
+{
+    const char *bin = getenv("QS_BIN");
+    if (!bin) cr_skip_test("QS_BIN not set (make test sets it)");
+    if (access("sample_models/kjv-tiny.gguf", R_OK)) cr_skip_test("sample_models/kjv-tiny.gguf missing");
+    char *dir = tu_tmpdir(), script[4200], cmd[16384], dump[4300], model[PATH_MAX];
+    cr_assert_not_null(realpath("sample_models/kjv-tiny.gguf", model));
+    snprintf(script, sizeof script, "%s/s.script", dir);
+    FILE *f = fopen(script, "w");
+    fputs("jjjj\n2\n:dump screen.txt\n", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "cd %s && XDG_CACHE_HOME=%s/cache XDG_CONFIG_HOME=%s/config QUANTSCOPE_SCRIPT=%s LINES=30 COLUMNS=120 "
+             "LC_ALL=C TERM=xterm-256color timeout 60 %s %s", dir, dir, dir, script, bin, model);
+    int st = system(cmd);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
+    snprintf(dump, sizeof dump, "%s/screen.txt", dir);
+    size_t n;
+    uint8_t *text = tu_read(dump, &n);
+    cr_assert_not_null(text);
+    size_t high = 0;
+    for (size_t i = 0; i < n; i++) high += text[i] >= 0x80;
+    cr_expect_eq(high, 0, "%zu non-ASCII bytes:\n%.*s", high, (int)n, text);
+    text = realloc(text, n + 1);
+    text[n] = 0;
+    cr_expect(strstr((char *)text, "Knobs + metrics") && strstr((char *)text, "|"), "%s", text);
+    free(text);
+    tu_rmtree(dir);
+    free(dir);
 }

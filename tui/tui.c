@@ -5,6 +5,7 @@
 #include <curses.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <langinfo.h>
 #include <locale.h>
 #include <poll.h>
 #include <signal.h>
@@ -468,6 +469,7 @@ int qs_tui_run(const tui_opts *o)
     if (pipe(pfd) != 0) return QS_EXIT_INPUT;
     fcntl(pfd[0], F_SETFL, O_NONBLOCK);
     setlocale(LC_ALL, "");
+    draw_set_ascii(strcmp(nl_langinfo(CODESET), "UTF-8") != 0);
     SCREEN *scr = NULL;
     FILE *devnull_out = NULL, *devnull_in = NULL;
     if (o->script) {

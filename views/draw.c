@@ -7,7 +7,9 @@
 #include <wchar.h>
 
 static attr_t roles[TH_COUNT];
-static bool has_colour;
+static bool has_colour, ascii_only;
+
+void draw_set_ascii(bool ascii) { ascii_only = ascii; }
 
 void theme_init(bool colour)
 {
@@ -49,6 +51,8 @@ bool theme_has_colour(void) { return has_colour; }
 void draw_text(int y, int x, int w, const char *s, attr_t a)
 {
     if (w <= 0 || y < 0 || x < 0) return;
+    char plain[1024];
+    if (ascii_only) plot_ascii(s, plain, sizeof plain), s = plain;
     wchar_t buf[1024];
     size_t n = mbstowcs(buf, s, sizeof buf / sizeof *buf - 1);
     if (n == (size_t)-1) { /* invalid UTF-8: show bytes as '?' */

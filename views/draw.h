@@ -18,6 +18,8 @@ typedef enum role {
 
 /* mono: attributes only (NO_COLOR, headless tests) */
 void theme_init(bool colour);
+/* ASCII glyphs instead of UTF-8 ones (a terminal codeset that is not UTF-8) */
+void draw_set_ascii(bool ascii);
 attr_t theme(role r);
 bool theme_has_colour(void);
 /* the role of a relative error: dim (not measured, < 0), good, warn (≥ 0.05), bad (≥ 0.15) */

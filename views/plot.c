@@ -93,3 +93,42 @@ int plot_scatter(const double *x, const double *y, const char *mark, int n, bool
     range[0] = x0, range[1] = x1, range[2] = y0, range[3] = y1;
     return placed;
 }
+
+/* a code point's ASCII stand-in */
+static char ascii_of(uint32_t c)
+{
+    static const struct { uint32_t lo, hi; char a; } map[] = {
+        {0x2581, 0x2582, '.'}, {0x2583, 0x2584, ':'}, {0x2585, 0x2586, '+'}, {0x2587, 0x2588, '#'}, {0x2580, 0x2580, '#'},
+        {0x2591, 0x2591, '.'}, {0x2592, 0x2592, ':'}, {0x2593, 0x2593, '#'}, {0x2502, 0x2502, '|'}, {0x2500, 0x2500, '-'},
+        {0x253C, 0x253C, '+'}, {0x25CF, 0x25CF, '*'}, {0x25C2, 0x25C2, '<'}, {0x25B8, 0x25B8, '>'}, {0x25B2, 0x25B2, '^'},
+        {0x25BC, 0x25BC, 'v'}, {0x25BE, 0x25BE, 'v'}, {0x2192, 0x2192, '>'}, {0x21B5, 0x21B5, '~'}, {0x2026, 0x2026, '~'},
+        {0x2013, 0x2014, '-'}, {0x00B7, 0x00B7, '.'}, {0x00D7, 0x00D7, 'x'}, {0x2801, 0x28FF, ':'}, {0x2800, 0x2800, ' '},
+        {0x2264, 0x2264, '<'}, {0x2265, 0x2265, '>'}, {0x2248, 0x2248, '~'}};
+    for (size_t i = 0; i < sizeof map / sizeof *map; i++)
+        if (c >= map[i].lo && c <= map[i].hi) return map[i].a;
+    return '?';
+}
+
+size_t plot_ascii(const char *s, char *out, size_t n)
+{
+    size_t o = 0;
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p && o + 1 < n) {
+        uint32_t c = *p;
+        int len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 1;
+        if (len > 1) {
+            c &= 0x3Fu >> (len - 1);
+            for (int k = 1; k < len; k++) {
+                if ((p[k] & 0xC0) != 0x80) { /* a broken sequence: one '?' for its first byte */
+                    len = 1, c = 0xFFFD;
+                    break;
+                }
+                c = c << 6 | (p[k] & 0x3Fu);
+            }
+        } else if (c >= 0x80) c = 0xFFFD;
+        out[o++] = c < 0x80 ? (char)c : ascii_of(c);
+        p += len;
+    }
+    out[o] = '\0';
+    return o;
+}

@@ -31,6 +31,10 @@ const char *plot_eighth_glyph(int eighths);
 int plot_heat_level(float v, float vmax, int levels);
 /* short engineering format: 1.23e-05 → "1.23e-5", 0.5 → "0.5" (into buf) */
 const char *plot_fmt(double v, char *buf, size_t n);
+/* UTF-8 text as one ASCII character per character, for terminals whose codeset is not UTF-8
+ * (spec/tui.md §3): bars and shades by height (. : + #), box lines | - +, arrows < > ^ v,
+ * ↵ ~, … ~, braille :, the rest of non-ASCII '?'. Returns the length written. */
+size_t plot_ascii(const char *utf8, char *out, size_t n);
 
 /* A scatter plot as text: h rows of w cells (grid holds h·(w+1) chars, each row NUL-terminated),
  * x linear, y as log10 when logy (points with y <= 0 are then left out); a point's mark replaces
