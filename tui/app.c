@@ -83,7 +83,22 @@ static bool matches(const app *a, const qs_tensor *t)
     return hit;
 }
 
-/* globals first (in file order), then each block: a header row and its tensors */
+const char *const app_sort_names[SORT_COUNT] = {"file order", "name", "size", "error"};
+
+/* the order of two tensors under the app's sort (ties keep file order) */
+static int cmp_rows(const void *x, const void *y, void *ctx)
+{
+    const app *a = ctx;
+    int i = *(const int *)x, j = *(const int *)y;
+    const qs_tensor *s = &a->model->tensors[i], *t = &a->model->tensors[j];
+    int c = 0;
+    if (a->sort == SORT_NAME) c = strcmp(s->gguf_name[0] ? s->gguf_name : s->name, t->gguf_name[0] ? t->gguf_name : t->name);
+    else if (a->sort == SORT_SIZE) c = s->nbytes > t->nbytes ? -1 : s->nbytes < t->nbytes;
+    else if (a->sort == SORT_ERROR) c = a->rel_err[i] > a->rel_err[j] ? -1 : a->rel_err[i] < a->rel_err[j]; /* unmeasured last */
+    return c ? c : i - j;
+}
+
+/* globals first, then each block: a header row and its tensors; inside each group in the sort's order */
 void app_rebuild_rows(app *a)
 {
     const qs_model *m = a->model;
@@ -91,6 +106,7 @@ void app_rebuild_rows(app *a)
     a->n_rows = 0;
     for (int64_t i = 0; i < m->n_tensors; i++)
         if (m->tensors[i].block < 0 && matches(a, &m->tensors[i])) a->rows[a->n_rows++] = (int)i;
+    qsort_r(a->rows, (size_t)a->n_rows, sizeof *a->rows, cmp_rows, a);
     for (int b = 0; b < a->n_blocks; b++) {
         int header = a->n_rows, count = 0;
         a->rows[a->n_rows++] = -(b + 2);
@@ -99,6 +115,7 @@ void app_rebuild_rows(app *a)
                 count++;
                 if (!a->collapsed[b]) a->rows[a->n_rows++] = (int)i;
             }
+        qsort_r(a->rows + header + 1, (size_t)(a->n_rows - header - 1), sizeof *a->rows, cmp_rows, a);
         if (!count) a->n_rows = header; /* a block with nothing matching disappears */
     }
     a->sel = a->n_rows ? 0 : -1;
@@ -447,6 +464,32 @@ static int filter_key(app *a, int key)
     return R_REDRAW | R_RECOMPUTE;
 }
 
+/* typing the generation prompt: Enter makes it the prompt (both models continue it), Esc drops it */
+static int prompt_key(app *a, int key)
+{
+    size_t n = strlen(a->prompt_edit);
+    if (key == 27) {
+        a->mode = MODE_NORMAL;
+        snprintf(a->status, sizeof a->status, "prompt unchanged");
+        return R_REDRAW;
+    }
+    if (key == '\n' || key == '\r' || key == KEY_ENTER) {
+        a->mode = MODE_NORMAL;
+        if (!n) return snprintf(a->status, sizeof a->status, "an empty prompt: unchanged"), R_REDRAW;
+        pthread_mutex_lock(&a->lock);
+        snprintf(a->gen.prompt, sizeof a->gen.prompt, "%s", a->prompt_edit);
+        a->gen.ready = false;
+        pthread_mutex_unlock(&a->lock);
+        snprintf(a->status, sizeof a->status, "prompt: %.200s", a->prompt_edit);
+        return R_REDRAW | R_REGENERATE;
+    }
+    if ((key == KEY_BACKSPACE || key == 127 || key == 8) && n) a->prompt_edit[n - 1] = '\0';
+    else if (key >= 32 && key < 127 && n + 1 < sizeof a->prompt_edit) a->prompt_edit[n] = (char)key, a->prompt_edit[n + 1] = '\0';
+    else return R_NONE;
+    snprintf(a->status, sizeof a->status, "prompt (Enter generates, Esc cancels): %.180s_", a->prompt_edit);
+    return R_REDRAW;
+}
+
 /* ---- the scan view ---- */
 
 int app_scan_tensor(const app *a, int i)
@@ -512,6 +555,7 @@ int app_handle_key(app *a, int key)
         return R_REDRAW;
     }
     if (a->mode == MODE_FILTER) return filter_key(a, key);
+    if (a->mode == MODE_PROMPT) return prompt_key(a, key);
     if (a->mode == MODE_RECIPE) return recipe_key(a, key);
     if (a->mode == MODE_BULK) return bulk_key(a, key);
     if (a->mode == MODE_HELP || a->mode == MODE_EXPLAIN) {
@@ -568,6 +612,20 @@ int app_handle_key(app *a, int key)
     case ACT_NEXT_TAB: a->tab = (app_tab)((a->tab + 1) % TAB_COUNT); return R_REDRAW;
     case ACT_LOG: a->log_counts = !a->log_counts; return R_REDRAW;
     case ACT_HEAT_MODE: a->heat_mode = !a->heat_mode; return R_REDRAW;
+    case ACT_PROMPT:
+        pthread_mutex_lock(&a->lock);
+        snprintf(a->prompt_edit, sizeof a->prompt_edit, "%s", a->gen.prompt);
+        bool can = a->gen.enabled;
+        pthread_mutex_unlock(&a->lock);
+        if (!can) return snprintf(a->status, sizeof a->status, "no generation for this model"), R_REDRAW;
+        a->mode = MODE_PROMPT;
+        snprintf(a->status, sizeof a->status, "prompt (Enter generates, Esc cancels): %.180s_", a->prompt_edit);
+        return R_REDRAW;
+    case ACT_SORT:
+        a->sort = (a->sort + 1) % SORT_COUNT;
+        app_rebuild_rows(a);
+        snprintf(a->status, sizeof a->status, "layers sorted by %s (inside each block)", app_sort_names[a->sort]);
+        return R_REDRAW;
     case ACT_UNDO: return undo_redo(a, false);
     case ACT_REDO: return undo_redo(a, true);
     case ACT_SAVE: return R_REDRAW | R_SAVE;

@@ -22,7 +22,7 @@ enum reaction {
 };
 
 typedef enum app_mode {
-    MODE_NORMAL, MODE_FILTER, MODE_HELP, MODE_EXPLAIN, MODE_CONFIRM_QUIT, MODE_RECIPE, MODE_BULK, MODE_SCAN, MODE_PARETO
+    MODE_NORMAL, MODE_FILTER, MODE_HELP, MODE_EXPLAIN, MODE_CONFIRM_QUIT, MODE_RECIPE, MODE_BULK, MODE_SCAN, MODE_PARETO, MODE_PROMPT
 } app_mode;
 typedef enum app_pane { PANE_LAYERS, PANE_TENSOR, PANE_KNOBS, PANE_COUNT } app_pane;
 typedef enum app_tab { TAB_HISTOGRAM, TAB_HEATMAP, TAB_CHANNELS, TAB_COUNT } app_tab;
@@ -70,6 +70,9 @@ typedef struct app_gen {
 } app_gen;
 
 /* `p`: perplexity and KL divergence of the current recipe against the original model */
+typedef enum app_sort { SORT_FILE, SORT_NAME, SORT_SIZE, SORT_ERROR, SORT_COUNT } app_sort;
+extern const char *const app_sort_names[SORT_COUNT];
+
 typedef struct app_ppl {
     bool running, ready;
     double base, quant, kld, same_top;  /* PPLs, mean KLD, % same top token */
@@ -94,6 +97,8 @@ typedef struct app {
     bool *collapsed;               /* per block */
     int n_blocks;
     char filter[128];
+    char prompt_edit[128];         /* the generation prompt being typed (MODE_PROMPT) */
+    int sort;                      /* app_sort: the order of the tensors inside each group */
     /* focus and modes */
     app_pane focus;
     app_tab tab;

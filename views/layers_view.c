@@ -41,8 +41,8 @@ static void draw_row(const app *a, int row, int y, rect r, bool selected)
 void layers_view_draw(rect r, const app *a)
 {
     char title[256];
-    snprintf(title, sizeof title, "Layers (%lld tensors%s%s)", (long long)a->model->n_tensors, a->filter[0] ? ", filter " : "",
-             a->filter);
+    snprintf(title, sizeof title, "Layers (%lld tensors%s%s%s%s)", (long long)a->model->n_tensors,
+             a->sort ? ", by " : "", a->sort ? app_sort_names[a->sort] : "", a->filter[0] ? ", filter " : "", a->filter);
     draw_pane_title(r, title, a->focus == PANE_LAYERS);
     int h = r.h - 1, top = a->top;
     if (a->sel < top) top = a->sel;
