@@ -37,7 +37,8 @@ const action qs_actions[] = {
     {ACT_TAB_CHANNELS, "channels", {'3'}, "3", "Tensor view", "outlier channels (rows by max/median)", "Chan"},
     {ACT_NEXT_TAB, "next-tab", {'t'}, "t", "Tensor view", "next tab", NULL},
     {ACT_LOG, "log-counts", {'L'}, "L", "Tensor view", "histogram: linear or logarithmic counts", NULL},
-    {ACT_HEAT_MODE, "heat-mode", {'m'}, "m", "Tensor view", "heatmap: max |w| or |error| per tile", NULL},
+    {ACT_TAILS, "tails", {'z'}, "z", "Tensor view", "histogram: zoom on the tails (|w| beyond 3 sigma) or the whole range", NULL},
+    {ACT_HEAT_MODE, "heat-mode", {'m'}, "m", "Tensor view", "heatmap: max |w| or |error| per tile; focused: arrows move the cursor, + - zoom", NULL},
 };
 const int qs_n_actions = (int)(sizeof qs_actions / sizeof *qs_actions);
 

@@ -22,6 +22,7 @@ int app_init(app *a, qs_model *m, char *err, size_t errn)
 {
     memset(a, 0, sizeof *a);
     a->model = m;
+    a->heat_fr = a->heat_fc = -1;
     int64_t n = m->n_tensors;
     a->cfg = calloc((size_t)(n ? n : 1), sizeof *a->cfg);
     a->rel_err = malloc((size_t)(n ? n : 1) * sizeof *a->rel_err);
@@ -546,6 +547,47 @@ static int scan_key(app *a, int key)
     }
 }
 
+/* the heatmap's cursor and zoom (focus on the tensor pane, heatmap tab): arrows move the cursor
+ * over the cells, + zooms in on the cell under it (half the window each way), - zooms out */
+static int heat_key(app *a, action_id act)
+{
+    pthread_mutex_lock(&a->lock);
+    app_view_req v = a->res->view;
+    int pr = a->res->tile_rows, pc = a->res->tile_cols;
+    int64_t rows = a->res->rows, cols = a->res->cols;
+    pthread_mutex_unlock(&a->lock);
+    if (pr <= 0 || pc <= 0) return R_NONE;
+    int dy = act == ACT_UP ? -1 : act == ACT_DOWN ? 1 : 0, dx = act == ACT_LEFT ? -1 : act == ACT_RIGHT ? 1 : 0;
+    if (dy || dx) {
+        int cy = a->heat_cy + dy, cx = a->heat_cx + dx;
+        a->heat_cy = cy < 0 ? 0 : cy >= pr ? pr - 1 : cy;
+        a->heat_cx = cx < 0 ? 0 : cx >= pc ? pc - 1 : cx;
+        a->heat_fr = a->heat_fc = -1;
+        return R_REDRAW;
+    }
+    bool in = act == ACT_INC;
+    if (!in && v.heat_nr == rows && v.heat_nc == cols) return R_NONE;
+    if (in && v.heat_nr == 1 && v.heat_nc == 1) return R_NONE;
+    /* the centre of the cursor's cell, in weights */
+    int64_t cr = v.heat_r0 + (2 * (int64_t)a->heat_cy + 1) * v.heat_nr / (2 * pr);
+    int64_t cc = v.heat_c0 + (2 * (int64_t)a->heat_cx + 1) * v.heat_nc / (2 * pc);
+    if (a->heat_fr >= 0) cr = a->heat_fr, cc = a->heat_fc; /* keep zooming about the same weight */
+    a->heat_fr = cr, a->heat_fc = cc;
+    int64_t nr = in ? (v.heat_nr + 1) / 2 : v.heat_nr * 2, nc = in ? (v.heat_nc + 1) / 2 : v.heat_nc * 2;
+    nr = nr > rows ? rows : nr, nc = nc > cols ? cols : nc;
+    int64_t r0 = cr - nr / 2, c0 = cc - nc / 2;
+    r0 = r0 < 0 ? 0 : r0 + nr > rows ? rows - nr : r0;
+    c0 = c0 < 0 ? 0 : c0 + nc > cols ? cols - nc : c0;
+    a->view.heat_r0 = r0, a->view.heat_c0 = c0, a->view.heat_nr = nr, a->view.heat_nc = nc;
+    /* the cursor stays on the same weights (the grid keeps its size while the window is larger) */
+    int mr = a->heat_max_r > 0 ? a->heat_max_r : pr, mc = a->heat_max_c > 0 ? a->heat_max_c : pc;
+    int npr = (int)(mr < nr ? mr : nr), npc = (int)(mc < nc ? mc : nc);
+    a->heat_cy = (int)((cr - r0) * npr / nr), a->heat_cx = (int)((cc - c0) * npc / nc);
+    snprintf(a->status, sizeof a->status, "heatmap: rows %lld–%lld, columns %lld–%lld (+ zooms in, - out)", (long long)r0,
+             (long long)(r0 + nr - 1), (long long)c0, (long long)(c0 + nc - 1));
+    return R_REDRAW | R_VIEW;
+}
+
 int app_handle_key(app *a, int key)
 {
     if (a->mode == MODE_SCAN) return scan_key(a, key);
@@ -568,7 +610,11 @@ int app_handle_key(app *a, int key)
         snprintf(a->status, sizeof a->status, "quit cancelled");
         return R_REDRAW;
     }
-    switch (qs_action_for_key(key)) {
+    action_id act = qs_action_for_key(key);
+    if (a->focus == PANE_TENSOR && a->tab == TAB_HEATMAP &&
+        (act == ACT_UP || act == ACT_DOWN || act == ACT_LEFT || act == ACT_RIGHT || act == ACT_INC || act == ACT_DEC))
+        return heat_key(a, act);
+    switch (act) {
     case ACT_QUIT:
         if (!a->unsaved) return R_QUIT;
         a->mode = MODE_CONFIRM_QUIT;
@@ -611,6 +657,10 @@ int app_handle_key(app *a, int key)
     case ACT_TAB_CHANNELS: a->tab = TAB_CHANNELS; return R_REDRAW;
     case ACT_NEXT_TAB: a->tab = (app_tab)((a->tab + 1) % TAB_COUNT); return R_REDRAW;
     case ACT_LOG: a->log_counts = !a->log_counts; return R_REDRAW;
+    case ACT_TAILS:
+        a->view.tails = !a->view.tails;
+        snprintf(a->status, sizeof a->status, "histogram: %s", a->view.tails ? "the tails, |w| beyond 3 sigma" : "the whole range");
+        return R_REDRAW | R_VIEW;
     case ACT_HEAT_MODE: a->heat_mode = !a->heat_mode; return R_REDRAW;
     case ACT_PROMPT:
         pthread_mutex_lock(&a->lock);

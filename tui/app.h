@@ -18,7 +18,7 @@ enum { APP_HIST_BINS = 160, APP_TILE_ROWS = 64, APP_TILE_COLS = 160 };
 
 enum reaction {
     R_NONE = 0, R_REDRAW = 1, R_RECOMPUTE = 2, R_QUIT = 4, R_RELAYOUT = 8, R_SAVE = 16, R_REGENERATE = 32,
-    R_CALIBRATE = 64, R_CANCEL = 128, R_SCAN = 256, R_PARETO = 512, R_EXPORT = 1024, R_PPL = 2048,
+    R_CALIBRATE = 64, R_CANCEL = 128, R_SCAN = 256, R_PARETO = 512, R_EXPORT = 1024, R_PPL = 2048, R_VIEW = 4096,
 };
 
 typedef enum app_mode {
@@ -26,6 +26,14 @@ typedef enum app_mode {
 } app_mode;
 typedef enum app_pane { PANE_LAYERS, PANE_TENSOR, PANE_KNOBS, PANE_COUNT } app_pane;
 typedef enum app_tab { TAB_HISTOGRAM, TAB_HEATMAP, TAB_CHANNELS, TAB_COUNT } app_tab;
+
+/* what the tensor view asks the worker for besides the metrics: the histogram's range and the
+ * heatmap's window (nr = 0: the whole tensor) and cell grid */
+typedef struct app_view_req {
+    bool tails;                    /* histogram of |w| beyond 3σ, both signs folded */
+    int64_t heat_r0, heat_c0, heat_nr, heat_nc;
+    int heat_pr, heat_pc;          /* cells (0: the pane's) */
+} app_view_req;
 
 /* what the worker computed for one (tensor, config) */
 typedef struct app_result {
@@ -47,6 +55,8 @@ typedef struct app_result {
     int n_levels;
     float tiles_w[APP_TILE_ROWS * APP_TILE_COLS], tiles_err[APP_TILE_ROWS * APP_TILE_COLS];
     int tile_rows, tile_cols;
+    app_view_req view;             /* what was computed: the window the tiles cover, tails or not */
+    double tail_cut;               /* tails: the 3σ the histogram starts at */
     /* explain: the first group */
     float ex_w[8], ex_deq[8];
     int ex_code[8];               /* RTN / NF4 codes; GGML: -999 (not shown) */
@@ -106,6 +116,10 @@ typedef struct app {
     int knob_sel;
     bool log_counts;
     int heat_mode;                 /* 0 max |w|, 1 |error| */
+    app_view_req view;             /* the histogram range and heatmap window asked for */
+    int heat_cy, heat_cx;          /* the heatmap cursor (a cell) */
+    int64_t heat_fr, heat_fc;      /* the weight it points at (-1: the cell's centre); zooms centre on it */
+    int heat_max_r, heat_max_c;    /* the most cells the tensor pane holds (set with each request) */
     /* undo/redo of configuration changes */
     undo_entry *undo;
     int n_undo, undo_pos, undo_cap, undo_group;

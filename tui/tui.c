@@ -268,10 +268,27 @@ static void save_session(const app *a, settings *st, const char *last)
 
 /* ---- reactions ---- */
 
+/* the tensor request with the view's window and the pane's heatmap grid */
+static void submit_tensor(app *a, worker *w, int t)
+{
+    layout l;
+    layout_compute(COLS, LINES, &l);
+    const qs_tensor *x = &a->model->tensors[t];
+    int64_t nr = a->view.heat_nr > 0 ? a->view.heat_nr : qs_tensor_nrows(x), nc = a->view.heat_nc > 0 ? a->view.heat_nc : x->ne[0];
+    plot_heat_grid(l.tensor, nr, nc, APP_TILE_ROWS, APP_TILE_COLS, &a->view.heat_pr, &a->view.heat_pc);
+    plot_heat_grid(l.tensor, INT64_MAX / 4, INT64_MAX / 4, APP_TILE_ROWS, APP_TILE_COLS, &a->heat_max_r, &a->heat_max_c);
+    worker_submit(w, t, &a->cfg[t], &a->view);
+}
+
 static void request(app *a, worker *w)
 {
     int t = app_selected_tensor(a);
     if (t < 0 || !app_tensor_quantizable(a, t)) return;
+    if (t != a->res->tensor) { /* another tensor: the heatmap shows all of it again */
+        a->view.heat_r0 = a->view.heat_c0 = a->view.heat_nr = a->view.heat_nc = 0;
+        a->heat_cy = a->heat_cx = 0;
+        a->heat_fr = a->heat_fc = -1;
+    }
     pthread_mutex_lock(&a->lock);
     if (a->res->tensor == t && a->res->ok) {
         a->prev_m = a->res->m;
@@ -281,7 +298,15 @@ static void request(app *a, worker *w)
         a->have_prev = false;
     }
     pthread_mutex_unlock(&a->lock);
-    worker_submit(w, t, &a->cfg[t]);
+    submit_tensor(a, w, t);
+}
+
+/* the same tensor and config with another view (heatmap window, histogram range): the metrics'
+ * previous values stay */
+static void request_view(app *a, worker *w)
+{
+    int t = app_selected_tensor(a);
+    if (t >= 0 && app_tensor_quantizable(a, t)) submit_tensor(a, w, t);
 }
 
 static void regenerate(app *a, worker *w)
@@ -306,6 +331,7 @@ static bool react(app *a, worker *w, int key)
     if (re & R_PPL) worker_submit_ppl(w, a->cfg, a->eval_path[0] ? a->eval_path : a->calib_path);
     if (re & R_CANCEL) worker_cancel(w);
     if (re & R_RECOMPUTE) request(a, w);
+    else if (re & R_VIEW) request_view(a, w);
     if (re & R_REGENERATE) regenerate(a, w);
     return true;
 }
@@ -499,7 +525,7 @@ int qs_tui_run(const tui_opts *o)
     init_generation(&a);
     {
         int t = app_selected_tensor(&a);
-        if (t >= 0) worker_submit(w, t, &a.cfg[t]);
+        if (t >= 0) submit_tensor(&a, w, t);
     }
     regenerate(&a, w);
     if (o->script) {

@@ -39,6 +39,7 @@ struct worker {
     const char *job_label;   /* its progress line: "calibrating: chunk" … */
     char label[96];          /* a job label made at run time */
     qs_qconfig scan_cfg;
+    app_view_req view;       /* of the pending tensor request */
     qs_recipe_table export_table; /* the export job's recipe (owned) and file */
     char export_path[512];
     qs_qconfig *ppl_cfg;     /* the `p` job's per-tensor configs and text */
@@ -129,7 +130,45 @@ static int calib_view(const app *a, const qs_tensor *x, const qs_qconfig *cfg, q
     return 0;
 }
 
-void worker_compute(const app *a, int t, const qs_qconfig *cfg, float **cache, int *cache_t, app_result *r)
+/* the histogram of x (tails: of |x| from the cut on) */
+static void histogram_of(const qs_hist_spec *h, const float *x, int64_t n, bool tails, int64_t *counts)
+{
+    float *ax = tails ? malloc((size_t)n * sizeof *ax) : NULL;
+    for (int64_t i = 0; ax && i < n; i++) ax[i] = fabsf(x[i]);
+    qs_hist_compute(h, ax ? ax : x, n, counts, NULL, NULL);
+    free(ax);
+}
+
+/* the heatmap's window of x as max |x| per cell of the request's grid */
+static void window_tiles(const float *x, int64_t rows, int64_t cols, const app_view_req *v, int pr, int pc, float *out)
+{
+    if (v->heat_r0 == 0 && v->heat_c0 == 0 && v->heat_nr == rows && v->heat_nc == cols) {
+        qs_tilemap(x, rows, cols, pr, pc, QS_TILE_MAX_ABS, out);
+        return;
+    }
+    float *win = malloc((size_t)(v->heat_nr * v->heat_nc) * sizeof *win);
+    if (!win) return;
+    for (int64_t r = 0; r < v->heat_nr; r++)
+        memcpy(win + r * v->heat_nc, x + (v->heat_r0 + r) * cols + v->heat_c0, (size_t)v->heat_nc * sizeof *win);
+    qs_tilemap(win, v->heat_nr, v->heat_nc, pr, pc, QS_TILE_MAX_ABS, out);
+    free(win);
+}
+
+/* the request's window inside the tensor (the whole of it when unset or out of range) */
+static app_view_req clamp_view(const app_view_req *req, int64_t rows, int64_t cols)
+{
+    app_view_req v = req ? *req : (app_view_req){0};
+    if (v.heat_nr <= 0 || v.heat_nc <= 0 || v.heat_r0 < 0 || v.heat_c0 < 0 || v.heat_r0 + v.heat_nr > rows ||
+        v.heat_c0 + v.heat_nc > cols)
+        v.heat_r0 = v.heat_c0 = 0, v.heat_nr = rows, v.heat_nc = cols;
+    int64_t pr = v.heat_pr > 0 ? v.heat_pr : APP_TILE_ROWS, pc = v.heat_pc > 0 ? v.heat_pc : APP_TILE_COLS;
+    pr = pr < v.heat_nr ? pr : v.heat_nr, pc = pc < v.heat_nc ? pc : v.heat_nc;
+    v.heat_pr = (int)(pr < APP_TILE_ROWS ? pr : APP_TILE_ROWS), v.heat_pc = (int)(pc < APP_TILE_COLS ? pc : APP_TILE_COLS);
+    return v;
+}
+
+void worker_compute(const app *a, int t, const qs_qconfig *cfg, const app_view_req *req, float **cache, int *cache_t,
+                    app_result *r)
 {
     memset(r, 0, sizeof *r);
     r->tensor = t;
@@ -151,13 +190,15 @@ void worker_compute(const app *a, int t, const qs_qconfig *cfg, float **cache, i
         *cache_t = t;
     }
     const float *w = *cache;
+    app_view_req v = clamp_view(req, rows, cols);
+    r->view = v;
     qs_dist_compute(w, rows * cols, 3.0, &r->dist);
     double am = r->dist.absmax > 0 ? r->dist.absmax : 1;
-    r->hist = (qs_hist_spec){APP_HIST_BINS, -am, am, false, 1};
-    qs_hist_compute(&r->hist, w, rows * cols, r->hist_orig, NULL, NULL);
-    r->tile_rows = (int)(rows < APP_TILE_ROWS ? rows : APP_TILE_ROWS);
-    r->tile_cols = (int)(cols < APP_TILE_COLS ? cols : APP_TILE_COLS);
-    qs_tilemap(w, rows, cols, r->tile_rows, r->tile_cols, QS_TILE_MAX_ABS, r->tiles_w);
+    r->tail_cut = 3 * r->dist.std < am ? 3 * r->dist.std : am / 2;
+    r->hist = (qs_hist_spec){APP_HIST_BINS, v.tails ? r->tail_cut : -am, am, false, 1};
+    histogram_of(&r->hist, w, rows * cols, v.tails, r->hist_orig);
+    r->tile_rows = v.heat_pr, r->tile_cols = v.heat_pc;
+    window_tiles(w, rows, cols, &v, r->tile_rows, r->tile_cols, r->tiles_w);
     qs_qresult q;
     qs_calib view = {0};
     int rc = calib_view(a, x, cfg, &view, r->error, sizeof r->error);
@@ -176,12 +217,13 @@ void worker_compute(const app *a, int t, const qs_qconfig *cfg, float **cache, i
     r->n_clipped = q.n_clipped;
     r->ggml_type = q.ggml_type;
     snprintf(r->report, sizeof r->report, "%s", q.report);
-    qs_hist_compute(&r->hist, q.deq, rows * cols, r->hist_deq, NULL, NULL);
+    histogram_of(&r->hist, q.deq, rows * cols, v.tails, r->hist_deq);
     r->n_levels = qs_qresult_levels(&q, 0, 0, r->levels);
+    for (int k = 0; v.tails && k < r->n_levels; k++) r->levels[k] = fabsf(r->levels[k]);
     float *e = malloc((size_t)(rows * cols) * sizeof *e);
     if (e) {
         for (int64_t i = 0; i < rows * cols; i++) e[i] = q.deq[i] - w[i];
-        qs_tilemap(e, rows, cols, r->tile_rows, r->tile_cols, QS_TILE_MAX_ABS, r->tiles_err);
+        window_tiles(e, rows, cols, &v, r->tile_rows, r->tile_cols, r->tiles_err);
         free(e);
     }
     fill_explain(&q, w, r);
@@ -651,10 +693,11 @@ static void *run(void *arg)
         }
         int t = w->tensor;
         qs_qconfig cfg = w->cfg;
+        app_view_req view = w->view;
         w->pending = false;
         w->running = true;
         pthread_mutex_unlock(&w->mu);
-        worker_compute(w->a, t, &cfg, &w->cache, &w->cache_t, r);
+        worker_compute(w->a, t, &cfg, &view, &w->cache, &w->cache_t, r);
         pthread_mutex_lock(&w->a->lock);
         app_result *old = w->a->res;
         w->a->res = r;
@@ -695,11 +738,12 @@ worker *worker_start(app *a, int notify_fd)
     return w;
 }
 
-void worker_submit(worker *w, int tensor, const qs_qconfig *cfg)
+void worker_submit(worker *w, int tensor, const qs_qconfig *cfg, const app_view_req *view)
 {
     pthread_mutex_lock(&w->mu);
     w->tensor = tensor;
     w->cfg = *cfg;
+    w->view = *view;
     w->pending = true;
     w->tensor_seen = true;
     pthread_cond_broadcast(&w->cv);

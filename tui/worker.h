@@ -13,7 +13,7 @@
 typedef struct worker worker;
 
 worker *worker_start(app *a, int notify_fd);
-void worker_submit(worker *w, int tensor, const qs_qconfig *cfg);
+void worker_submit(worker *w, int tensor, const qs_qconfig *cfg, const app_view_req *view);
 /* greedy continuations of prompt by the original model and by the model quantized with cfgs
  * (one config per tensor; only tensors whose config changed are requantized) into app->gen */
 void worker_submit_generation(worker *w, const qs_qconfig *cfgs, const char *prompt);
@@ -36,6 +36,7 @@ bool worker_idle(worker *w);
 void worker_wait_idle(worker *w);
 void worker_stop(worker *w);
 /* the computation itself (also used by tests): fills r for tensor t of a with cfg */
-void worker_compute(const app *a, int t, const qs_qconfig *cfg, float **cache, int *cache_t, app_result *r);
+void worker_compute(const app *a, int t, const qs_qconfig *cfg, const app_view_req *view, float **cache, int *cache_t,
+                    app_result *r);
 
 #endif

@@ -132,3 +132,11 @@ size_t plot_ascii(const char *s, char *out, size_t n)
     out[o] = '\0';
     return o;
 }
+
+void plot_heat_grid(rect pane, int64_t nr, int64_t nc, int max_r, int max_c, int *pr, int *pc)
+{
+    int w = pane.w - 2, h = pane.h - 6;
+    int64_t r = 2 * (h > 1 ? h : 1), c = w > 1 ? w : 1;
+    r = r < nr ? r : nr, c = c < nc ? c : nc;
+    *pr = (int)(r < max_r ? r : max_r), *pc = (int)(c < max_c ? c : max_c);
+}

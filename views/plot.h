@@ -21,6 +21,9 @@ typedef struct layout {
 #define QS_MIN_LINES 24
 
 void layout_compute(int cols, int lines, layout *l);
+/* the heatmap's cell grid in the tensor pane for a window of nr × nc weights: *pr cell rows (two
+ * per text row, at most max_r), *pc columns (at most max_c) */
+void plot_heat_grid(rect pane, int64_t nr, int64_t nc, int max_r, int max_c, int *pr, int *pc);
 /* sums n counts into out_n bins (bin i takes the source bins [i·n/out_n, (i+1)·n/out_n)) */
 void plot_rebin(const int64_t *counts, int n, int out_n, int64_t *out);
 /* height of a count in eighths of a row for a plot of `rows` rows (log: log1p scale) */

@@ -59,7 +59,10 @@ static void histogram(rect r, const app *a, const app_result *res)
     if (w > 512) w = 512;
     plot_rebin(res->hist_orig, res->hist.nbins, w, co);
     plot_rebin(res->hist_deq, res->hist.nbins, w, cd);
-    draw_text(y, x0, w, a->log_counts ? "original weights (log counts)" : "original weights", theme(TH_DIM));
+    char lab[160];
+    snprintf(lab, sizeof lab, "original weights%s%s", a->log_counts ? " (log counts)" : "",
+             res->view.tails ? ": the tails, |w| beyond 3 sigma (z: all)" : "");
+    draw_text(y, x0, w, lab, theme(TH_DIM));
     bars(y + 1, x0, w, top - 1, co, a->log_counts, theme(TH_BAR));
     /* the grid row: the levels of the first group, and the clip range */
     int gy = y + top;
@@ -78,32 +81,52 @@ static void histogram(rect r, const app *a, const app_result *res)
     bars(gy + 3, x0, w, bot - 1, cd, a->log_counts, theme(TH_BAR_DEQ));
 }
 
+/* one cell: its glyph and colour (two cells per text row with half blocks when there is colour) */
+static void heat_cell(int y, int x, float top, float bot, float vmax, bool cursor)
+{
+    static const char *const shade[5] = {" ", "░", "▒", "▓", "█"};
+    attr_t extra = cursor ? A_REVERSE : 0;
+    if (theme_has_colour()) {
+        int lt = plot_heat_level(top, vmax, TH_HEAT_LEVELS), lb = plot_heat_level(bot, vmax, TH_HEAT_LEVELS);
+        draw_text(y, x, 1, lt >= lb ? "▀" : "▄", theme((role)(TH_HEAT0 + (lt >= lb ? lt : lb))) | extra);
+    } else {
+        int l = plot_heat_level(top > bot ? top : bot, vmax, 5);
+        draw_text(y, x, 1, cursor && l == 0 ? "+" : shade[l], A_NORMAL | extra);
+    }
+}
+
+/* the tiles of the window (one per cell, two cell rows per text row), the cursor's cell
+ * reversed, and what it covers */
 static void heatmap(rect r, const app *a, const app_result *res)
 {
-    int w = r.w - 2, x0 = r.x + 1, h = r.h - 5;
-    if (w < 8 || h < 2 || !res->tile_rows) return;
-    const float *tiles = a->heat_mode ? res->tiles_err : res->tiles_w;
-    int pr = 2 * h < res->tile_rows ? 2 * h : res->tile_rows, pc = w < res->tile_cols ? w : res->tile_cols;
-    float cell[2 * 64][160], vmax = 0;
-    qs_tilemap(tiles, res->tile_rows, res->tile_cols, pr, pc, QS_TILE_MAX_ABS, &cell[0][0]);
-    /* qs_tilemap wrote pr × pc values contiguously: re-index as rows of pc */
-    const float *c = &cell[0][0];
+    int w = r.w - 2, x0 = r.x + 1, pr = res->tile_rows, pc = res->tile_cols;
+    if (w < 8 || r.h < 7 || !pr || !pc) return;
+    const float *c = a->heat_mode ? res->tiles_err : res->tiles_w;
+    const app_view_req *v = &res->view;
+    float vmax = 0;
     for (int i = 0; i < pr * pc; i++) vmax = c[i] > vmax ? c[i] : vmax;
-    static const char *const shade[5] = {" ", "░", "▒", "▓", "█"};
-    for (int yy = 0; yy * 2 < pr; yy++)
-        for (int xx = 0; xx < pc; xx++) {
+    int cy = a->heat_cy < pr ? a->heat_cy : pr - 1, cx = a->heat_cx < pc ? a->heat_cx : pc - 1;
+    bool focus = a->focus == PANE_TENSOR;
+    for (int yy = 0; yy * 2 < pr && 3 + yy < r.h - 3; yy++)
+        for (int xx = 0; xx < pc && xx < w; xx++) {
             float top = c[(2 * yy) * pc + xx], bot = 2 * yy + 1 < pr ? c[(2 * yy + 1) * pc + xx] : 0;
-            if (theme_has_colour()) {
-                int lt = plot_heat_level(top, vmax, TH_HEAT_LEVELS), lb = plot_heat_level(bot, vmax, TH_HEAT_LEVELS);
-                draw_text(r.y + 3 + yy, x0 + xx, 1, lt >= lb ? "▀" : "▄", theme((role)(TH_HEAT0 + (lt >= lb ? lt : lb))));
-            } else {
-                int l = plot_heat_level(top > bot ? top : bot, vmax, 5);
-                draw_text(r.y + 3 + yy, x0 + xx, 1, shade[l], A_NORMAL);
-            }
+            heat_cell(r.y + 3 + yy, x0 + xx, top, bot, vmax, focus && yy == cy / 2 && xx == cx);
         }
-    draw_textf(r.y + 3 + (pr + 1) / 2, x0, w, theme(TH_DIM), "%s per tile (%lldx%lld weights): 0 %s %.4g   m: switch",
-               a->heat_mode ? "|error|" : "max |w|", (long long)(res->rows / pr), (long long)(res->cols / pc),
-               theme_has_colour() ? "→" : "░▒▓█", vmax);
+    int y = r.y + 3 + (pr + 1) / 2;
+    if (y > r.y + r.h - 3) y = r.y + r.h - 3;
+    draw_textf(y, x0, w, theme(TH_DIM), "%s/cell %lldx%lld, rows %lld-%lld cols %lld-%lld: 0 %s %.4g",
+               a->heat_mode ? "|error|" : "max |w|", (long long)(v->heat_nr / pr), (long long)(v->heat_nc / pc),
+               (long long)v->heat_r0, (long long)(v->heat_r0 + v->heat_nr - 1), (long long)v->heat_c0,
+               (long long)(v->heat_c0 + v->heat_nc - 1), theme_has_colour() ? "→" : "░▒▓█", vmax);
+    int64_t r0 = v->heat_r0 + (int64_t)cy * v->heat_nr / pr, r1 = v->heat_r0 + (int64_t)(cy + 1) * v->heat_nr / pr - 1;
+    int64_t c0 = v->heat_c0 + (int64_t)cx * v->heat_nc / pc, c1 = v->heat_c0 + (int64_t)(cx + 1) * v->heat_nc / pc - 1;
+    if (!focus) draw_text(y + 1, x0, w, "m: |w| or |error|   Tab: cursor, + - zoom", theme(TH_DIM));
+    else if (r0 == r1 && c0 == c1)
+        draw_textf(y + 1, x0, w, A_BOLD, "[%lld][%lld]: %s %.6g (- zooms out)", (long long)r0, (long long)c0,
+                   a->heat_mode ? "|error|" : "|w|", c[cy * pc + cx]);
+    else
+        draw_textf(y + 1, x0, w, A_BOLD, "[%lld-%lld][%lld-%lld]: %s %.4g (+ zooms)", (long long)r0, (long long)r1,
+                   (long long)c0, (long long)c1, a->heat_mode ? "max|err|" : "max|w|", c[cy * pc + cx]);
 }
 
 static void channels(rect r, const app_result *res)
