@@ -109,6 +109,7 @@ Test(tui, export_gguf, .timeout = 120) { run_script("tests/ui/export.script"); }
 Test(tui, perplexity_of_the_recipe, .timeout = 120) { run_script("tests/ui/ppl.script"); }
 Test(tui, prompt_and_sort, .timeout = 120) { run_script("tests/ui/prompt.script"); }
 Test(tui, heatmap_cursor_zoom_and_tails, .timeout = 120) { run_script("tests/ui/heatmap.script"); }
+Test(tui, load_saved_recipe, .timeout = 120) { run_script("tests/ui/load.script"); }
 
 Test(tui, layout_sizes)
 {

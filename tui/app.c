@@ -319,6 +319,34 @@ static int apply_preset(app *a, int key)
     return changed ? R_REDRAW | R_RECOMPUTE | R_REGENERATE : R_REDRAW;
 }
 
+/* O: the recipe `e` saved (MODEL.recipe.json in the current directory) loaded back, as one edit */
+static int load_saved_recipe(app *a)
+{
+    char path[512], err[256];
+    const char *base = strrchr(a->model->path, '/');
+    snprintf(path, sizeof path, "%.480s.recipe.json", base ? base + 1 : a->model->path);
+    qs_recipe r;
+    qs_recipe_table t;
+    qs_err e = {0};
+    int rc = qs_recipe_load(path, &r, &e);
+    if (!rc) {
+        rc = qs_recipe_resolve(&r, a->model, false, &t, &e);
+        qs_recipe_free(&r);
+    }
+    if (rc) {
+        snprintf(err, sizeof err, "%.200s", e.msg);
+        snprintf(a->status, sizeof a->status, "cannot load %.100s: %.140s", path, err);
+        return R_REDRAW;
+    }
+    int changed = 0;
+    a->undo_group++;
+    for (int64_t i = 0; i < t.n && i < a->model->n_tensors; i++)
+        if (!t.e[i].keep && app_tensor_quantizable(a, (int)i)) set_cfg(a, (int)i, &t.e[i].cfg, &changed);
+    qs_recipe_table_free(&t);
+    snprintf(a->status, sizeof a->status, "loaded %.200s: %d tensors changed (u undoes)", path, changed);
+    return changed ? R_REDRAW | R_RECOMPUTE | R_REGENERATE : R_REDRAW;
+}
+
 /* PATTERN=CONFIG: the config for every quantizable tensor whose name the regex finds */
 static int apply_bulk(app *a)
 {
@@ -387,6 +415,7 @@ static int recipe_key(app *a, int key)
     case ACT_UNDO: return undo_redo(a, false);
     case ACT_REDO: return undo_redo(a, true);
     case ACT_SAVE: return R_REDRAW | R_SAVE;
+    case ACT_LOAD: return load_saved_recipe(a);
     case ACT_EXPORT: return R_REDRAW | R_EXPORT;
     case ACT_HELP: a->mode = MODE_HELP; return R_REDRAW;
     case ACT_FILTER: /* in the recipe view, / starts a bulk edit */
@@ -680,6 +709,7 @@ int app_handle_key(app *a, int key)
     case ACT_REDO: return undo_redo(a, true);
     case ACT_SAVE: return R_REDRAW | R_SAVE;
     case ACT_EXPORT: return R_REDRAW | R_EXPORT;
+    case ACT_LOAD: return load_saved_recipe(a);
     case ACT_PPL:
         if (!a->eval_path[0] && !a->calib_path[0]) {
             snprintf(a->status, sizeof a->status, "no text to evaluate on: start the workbench with --eval FILE");
