@@ -100,6 +100,11 @@ $(BUILD)/bench/%: bench/%.c $(LIBQS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -I. -o $@ $< $(LIBQS) $(LDLIBS)
 
+# bench_knob measures the workbench's worker: it links the TUI's objects (but not main)
+$(BUILD)/bench/bench_knob: bench/bench_knob.c $(LIBQS) $(filter-out $(BUILD)/tui/main.o,$(APP_OBJS))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -I. -o $@ $< $(filter-out $(BUILD)/tui/main.o,$(APP_OBJS)) $(LIBQS) $(LDLIBS) $(CURSES_LIBS)
+
 bench: $(BENCH_SRCS:%.c=$(BUILD)/%)
 	@for b in $^; do echo "== $$b"; ./$$b || exit 1; done
 

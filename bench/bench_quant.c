@@ -81,8 +81,10 @@ int main(void)
     printf("4096 x 4096 F32; baseline (one pass of sum w^2): %.1f ms%s\n", base * 1e3, sink < 0 ? "!" : "");
     printf("%-8s %-6s %10s %10s %9s %12s %11s %9s\n", "method", "imat", "1 thread", "all cores", "Mw/s(1t)",
            "x baseline", "vs llama.cpp", "<100ms");
+    const char *only = getenv("BENCH_METHOD"); /* one method only (profiling) */
     for (int i = 0; i < qs_method_count; i++) {
         const qs_method *m = &qs_method_table[i];
+        if (only && strcmp(only, m->name)) continue;
         for (int im = 0; im < (m->uses_imatrix ? 2 : 1); im++) {
             qs_qconfig c;
             qs_qconfig_default(&c, m);

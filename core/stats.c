@@ -11,19 +11,48 @@
 
 const double qs_pct_levels[QS_NPCT] = {0.1, 1, 5, 25, 50, 75, 95, 99, 99.9};
 
-static int cmp_float(const void *a, const void *b)
+/* a[k] becomes the k-th smallest of a[lo..hi] with everything before it no larger and everything
+ * after it no smaller (Hoare's quickselect, median-of-three pivots): O(n) where a sort is O(n log n) */
+static void select_kth(float *a, int64_t lo, int64_t hi, int64_t k)
 {
-    float x = *(const float *)a, y = *(const float *)b;
-    return x < y ? -1 : x > y;
+    while (hi > lo) {
+        int64_t mid = lo + (hi - lo) / 2;
+        float t;
+#define SWAP(x, y) (t = a[x], a[x] = a[y], a[y] = t)
+        if (a[mid] < a[lo]) SWAP(lo, mid);
+        if (a[hi] < a[lo]) SWAP(lo, hi);
+        if (a[hi] < a[mid]) SWAP(mid, hi);
+        float pivot = a[mid];
+        int64_t i = lo, j = hi;
+        while (i <= j) {
+            while (a[i] < pivot) i++;
+            while (pivot < a[j]) j--;
+            if (i <= j) {
+                SWAP(i, j);
+                i++, j--;
+            }
+        }
+#undef SWAP
+        if (k <= j) hi = j;
+        else if (k >= i) lo = i;
+        else return;
+    }
 }
 
-static double percentile_sorted(const float *s, int64_t n, double p)
+/* the p-th percentile (linear between order statistics, as of a sorted copy) of a[0..n), whose
+ * part before *from is already no larger than the rest (ascending p: pass the same *from) */
+static double percentile_select(float *a, int64_t n, double p, int64_t *from)
 {
     double pos = p / 100.0 * (double)(n - 1);
     int64_t i = (int64_t)floor(pos);
-    if (i >= n - 1) return s[n - 1];
-    double f = pos - (double)i;
-    return (double)s[i] + f * ((double)s[i + 1] - (double)s[i]);
+    if (i >= n - 1) i = n - 1;
+    select_kth(a, *from, n - 1, i);
+    *from = i;
+    double f = pos - (double)i, lo = a[i];
+    if (i == n - 1 || f == 0) return lo;
+    float next = a[i + 1];
+    for (int64_t k = i + 2; k < n; k++) next = a[k] < next ? a[k] : next;
+    return lo + f * ((double)next - lo);
 }
 
 int qs_dist_compute(const float *x, int64_t n, double outlier_k, qs_dist *d)
@@ -56,8 +85,8 @@ int qs_dist_compute(const float *x, int64_t n, double outlier_k, qs_dist *d)
     float *s = malloc((size_t)n * sizeof *s);
     if (!s) return -1;
     memcpy(s, x, (size_t)n * sizeof *s);
-    qsort(s, (size_t)n, sizeof *s, cmp_float);
-    for (int k = 0; k < QS_NPCT; k++) d->pct[k] = percentile_sorted(s, n, qs_pct_levels[k]);
+    int64_t from = 0;
+    for (int k = 0; k < QS_NPCT; k++) d->pct[k] = percentile_select(s, n, qs_pct_levels[k], &from);
     free(s);
     return 0;
 }
@@ -101,23 +130,41 @@ void qs_hist_compute(const qs_hist_spec *h, const float *x, int64_t n, int64_t *
     if (above) *above = b1;
 }
 
-void qs_tilemap(const float *x, int64_t rows, int64_t cols, int out_rows, int out_cols, qs_tile_mode mode, float *out)
+typedef struct tile_job {
+    const float *x;
+    int64_t rows, cols;
+    int out_rows, out_cols;
+    qs_tile_mode mode;
+    float *out;
+} tile_job;
+
+/* output rows [i0, i1): a max over floats (exact), a mean summed in double */
+static void tile_rows(void *ctx, int64_t i0, int64_t i1)
 {
-    for (int i = 0; i < out_rows; i++) {
-        int64_t r0 = i * rows / out_rows, r1 = (i + 1) * rows / out_rows;
-        for (int j = 0; j < out_cols; j++) {
-            int64_t c0 = j * cols / out_cols, c1 = (j + 1) * cols / out_cols;
+    const tile_job *j = ctx;
+    for (int64_t i = i0; i < i1; i++) {
+        int64_t r0 = i * j->rows / j->out_rows, r1 = (i + 1) * j->rows / j->out_rows;
+        for (int jj = 0; jj < j->out_cols; jj++) {
+            int64_t c0 = jj * j->cols / j->out_cols, c1 = (jj + 1) * j->cols / j->out_cols;
             double acc = 0;
-            int64_t cnt = 0;
-            for (int64_t r = r0; r < r1; r++)
-                for (int64_t c = c0; c < c1; c++) {
-                    double a = fabs((double)x[r * cols + c]);
-                    acc = mode == QS_TILE_MAX_ABS ? fmax(acc, a) : acc + a;
-                    cnt++;
-                }
-            out[i * out_cols + j] = (float)(mode == QS_TILE_MEAN_ABS && cnt ? acc / (double)cnt : acc);
+            float mx = 0;
+            for (int64_t r = r0; r < r1; r++) {
+                const float *p = j->x + r * j->cols;
+                if (j->mode == QS_TILE_MAX_ABS)
+                    for (int64_t c = c0; c < c1; c++) mx = fabsf(p[c]) > mx ? fabsf(p[c]) : mx;
+                else
+                    for (int64_t c = c0; c < c1; c++) acc += fabs((double)p[c]);
+            }
+            int64_t cnt = (r1 - r0) * (c1 - c0);
+            j->out[i * j->out_cols + jj] = j->mode == QS_TILE_MAX_ABS ? mx : (float)(cnt ? acc / (double)cnt : 0);
         }
     }
+}
+
+void qs_tilemap(const float *x, int64_t rows, int64_t cols, int out_rows, int out_cols, qs_tile_mode mode, float *out)
+{
+    tile_job j = {x, rows, cols, out_rows, out_cols, mode, out};
+    qs_parallel_for(out_rows, 1, 0, tile_rows, &j);
 }
 
 void qs_channel_stats_compute(const float *x, int64_t rows, int64_t cols, int axis, qs_channel_stats *out)
@@ -139,8 +186,8 @@ void qs_channel_stats_compute(const float *x, int64_t rows, int64_t cols, int ax
         }
         m2 /= (double)len;
         m4 /= (double)len;
-        qsort(a, (size_t)len, sizeof *a, cmp_float);
-        double med = percentile_sorted(a, len, 50);
+        int64_t from = 0;
+        double med = percentile_select(a, len, 50, &from);
         out[ch] = (qs_channel_stats){(float)amax, (float)sqrt(m2), (float)(m2 > 0 ? m4 / (m2 * m2) - 3 : 0),
                                      (float)(med > 0 ? amax / med : 0)};
     }

@@ -265,3 +265,36 @@ Test(stats, histogram_tiles_channels_metrics)
     qs_stats_compare(a, a, 4, &mt);
     cr_assert(isinf(mt.sqnr_db));
 }
+
+static int cmp_f(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* the percentiles (selected, not sorted, in the library) equal those of a sorted copy, on data
+ * with ties, constant runs and odd and even sizes */
+Test(quant, percentiles_equal_a_sorted_copy)
+{
+    static const int64_t sizes[] = {1, 2, 3, 10, 1001, 4096, 100000};
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+        int64_t n = sizes[k];
+        float *x = malloc((size_t)n * sizeof *x), *s = malloc((size_t)n * sizeof *s);
+        uint32_t st = 12345u + (uint32_t)k;
+        for (int64_t i = 0; i < n; i++) {
+            st = st * 1664525u + 1013904223u;
+            x[i] = k % 2 ? (float)((st >> 8) % 17) - 8.0f : (float)(st >> 8) / 16777216.0f - 0.5f; /* ties for odd k */
+        }
+        memcpy(s, x, (size_t)n * sizeof *s);
+        qsort(s, (size_t)n, sizeof *s, cmp_f);
+        qs_dist d;
+        cr_assert_eq(qs_dist_compute(x, n, 3.0, &d), 0);
+        for (int p = 0; p < QS_NPCT; p++) {
+            double pos = qs_pct_levels[p] / 100.0 * (double)(n - 1), f = pos - floor(pos);
+            int64_t i = (int64_t)floor(pos);
+            double want = i >= n - 1 ? s[n - 1] : (double)s[i] + f * ((double)s[i + 1] - (double)s[i]);
+            cr_expect_eq(d.pct[p], want, "n %lld, p %g: %.9g, want %.9g", (long long)n, qs_pct_levels[p], d.pct[p], want);
+        }
+        free(x), free(s);
+    }
+}

@@ -57,6 +57,7 @@ typedef struct app_result {
     int tile_rows, tile_cols;
     app_view_req view;             /* what was computed: the window the tiles cover, tails or not */
     double tail_cut;               /* tails: the 3σ the histogram starts at */
+    int sampled;                   /* > 1: a preview quantized on every sampled-th row (the full result follows) */
     /* explain: the first group */
     float ex_w[8], ex_deq[8];
     int ex_code[8];               /* RTN / NF4 codes; GGML: -999 (not shown) */

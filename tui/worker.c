@@ -48,8 +48,7 @@ struct worker {
     char kbase_path[256];
     int tensor;
     qs_qconfig cfg;
-    float *cache;          /* the floats of the last tensor read */
-    int cache_t;
+    tensor_cache cache;
     /* generation: the configs of every tensor at the request, and the two models */
     bool gen_pending;
     qs_qconfig *gen_cfg;
@@ -82,20 +81,32 @@ static void fill_explain(const qs_qresult *q, const float *w, app_result *r)
     r->ex_zero = q->zeros ? q->zeros[0] : 0;
 }
 
-static void fill_channels(const float *w, const float *deq, int64_t rows, int64_t cols, app_result *r)
+/* the 8 rows with the largest max/median |w| (depends on the weights alone: cached) */
+static void outlier_rows(const float *w, int64_t rows, int64_t cols, tensor_cache *c)
 {
+    for (int k = 0; k < 8; k++) c->ch_row[k] = -1;
     qs_channel_stats *cs = malloc((size_t)rows * sizeof *cs);
     if (!cs) return;
     qs_channel_stats_compute(w, rows, cols, 0, cs);
     int n = 0;
     for (int64_t i = 0; i < rows; i++) { /* keep the 8 largest max/median, descending */
         int pos = n < 8 ? n++ : 8;
-        while (pos > 0 && cs[i].max_over_median > r->ch[pos - 1].max_over_median) {
-            if (pos < 8) r->ch[pos] = r->ch[pos - 1], r->ch_row[pos] = r->ch_row[pos - 1];
+        while (pos > 0 && cs[i].max_over_median > c->ch[pos - 1].max_over_median) {
+            if (pos < 8) c->ch[pos] = c->ch[pos - 1], c->ch_row[pos] = c->ch_row[pos - 1];
             pos--;
         }
-        if (pos < 8) r->ch[pos] = cs[i], r->ch_row[pos] = (int)i;
+        if (pos < 8) c->ch[pos] = cs[i], c->ch_row[pos] = (int)i;
     }
+    free(cs);
+}
+
+/* the outlier rows with their error under this config */
+static void fill_channels(const float *w, const float *deq, int64_t cols, const tensor_cache *c, app_result *r)
+{
+    memcpy(r->ch, c->ch, sizeof r->ch);
+    memcpy(r->ch_row, c->ch_row, sizeof r->ch_row);
+    int n = 0;
+    while (n < 8 && r->ch_row[n] >= 0) n++;
     for (int k = 0; k < n; k++) {
         double se = 0;
         for (int64_t c = 0; c < cols; c++) {
@@ -104,8 +115,55 @@ static void fill_channels(const float *w, const float *deq, int64_t rows, int64_
         }
         r->ch_err[k] = (float)sqrt(se / (double)cols);
     }
-    for (int k = n; k < 8; k++) r->ch_row[k] = -1;
-    free(cs);
+}
+
+void tensor_cache_free(tensor_cache *c)
+{
+    free(c->w);
+    memset(c, 0, sizeof *c);
+    c->t = -1;
+}
+
+/* the tensor's floats, read once per tensor, and (stats) their own statistics, computed once */
+static int cache_tensor(const qs_tensor *x, int t, bool stats, tensor_cache *c, char *msg, size_t n)
+{
+    int64_t rows = qs_tensor_nrows(x), cols = x->ne[0];
+    if (c->t != t) {
+        qs_err err = {0};
+        tensor_cache_free(c);
+        if (!(c->w = malloc((size_t)(rows * cols) * sizeof *c->w)) || qs_tensor_read_rows(x, 0, rows, c->w, &err)) {
+            snprintf(msg, n, "%s", c->w ? err.msg : "out of memory");
+            tensor_cache_free(c);
+            return -1;
+        }
+        c->hist_tails = -1;
+        c->t = t;
+    }
+    if (stats && !c->have_stats) {
+        qs_dist_compute(c->w, rows * cols, 3.0, &c->dist);
+        outlier_rows(c->w, rows, cols, c);
+        c->have_stats = true;
+    }
+    return 0;
+}
+
+enum { PREVIEW_FROM = 1 << 21, PREVIEW_WEIGHTS = 1 << 19 };
+
+int worker_preview_step(int64_t rows, int64_t cols)
+{
+    int64_t n = rows * cols;
+    if (n < PREVIEW_FROM || rows < 2) return 1;
+    int64_t step = (n + PREVIEW_WEIGHTS - 1) / PREVIEW_WEIGHTS;
+    return (int)(step < rows ? step : rows);
+}
+
+/* every step-th row of w (nr rows) */
+static float *sample_rows(const float *w, int64_t rows, int64_t cols, int step, int64_t *nr)
+{
+    *nr = (rows + step - 1) / step;
+    float *s = malloc((size_t)(*nr * cols) * sizeof *s);
+    for (int64_t i = 0; s && i < *nr; i++) memcpy(s + i * cols, w + i * step * cols, (size_t)cols * sizeof *s);
+    return s;
 }
 
 /* rows kept for the live output error of methods that do not need them (its cost is two
@@ -167,7 +225,7 @@ static app_view_req clamp_view(const app_view_req *req, int64_t rows, int64_t co
     return v;
 }
 
-void worker_compute(const app *a, int t, const qs_qconfig *cfg, const app_view_req *req, float **cache, int *cache_t,
+void worker_compute(const app *a, int t, const qs_qconfig *cfg, const app_view_req *req, int sample, tensor_cache *cache,
                     app_result *r)
 {
     memset(r, 0, sizeof *r);
@@ -179,56 +237,67 @@ void worker_compute(const app *a, int t, const qs_qconfig *cfg, const app_view_r
     int64_t rows = qs_tensor_nrows(x), cols = x->ne[0];
     r->rows = rows, r->cols = cols;
     qs_err err = {0};
-    if (*cache_t != t) {
-        free(*cache);
-        *cache = malloc((size_t)(rows * cols) * sizeof **cache);
-        *cache_t = -1;
-        if (!*cache || qs_tensor_read_rows(x, 0, rows, *cache, &err)) {
-            snprintf(r->error, sizeof r->error, "%s", *cache ? err.msg : "out of memory");
-            return;
-        }
-        *cache_t = t;
-    }
-    const float *w = *cache;
+    if (cache_tensor(x, t, sample <= 1, cache, r->error, sizeof r->error)) return;
+    const float *w = cache->w;
     app_view_req v = clamp_view(req, rows, cols);
     r->view = v;
-    qs_dist_compute(w, rows * cols, 3.0, &r->dist);
+    int64_t nq = rows;
+    float *ws = sample > 1 ? sample_rows(w, rows, cols, sample, &nq) : NULL;
+    const float *wq = ws ? ws : w;
+    if (sample > 1 && !ws) return (void)snprintf(r->error, sizeof r->error, "out of memory");
+    if (cache->have_stats) r->dist = cache->dist;
+    else qs_dist_compute(wq, nq * cols, 3.0, &r->dist); /* a preview of a tensor just opened: of its sample */
     double am = r->dist.absmax > 0 ? r->dist.absmax : 1;
     r->tail_cut = 3 * r->dist.std < am ? 3 * r->dist.std : am / 2;
     r->hist = (qs_hist_spec){APP_HIST_BINS, v.tails ? r->tail_cut : -am, am, false, 1};
-    histogram_of(&r->hist, w, rows * cols, v.tails, r->hist_orig);
+    if (cache->have_stats && cache->hist_tails != (int)v.tails)
+        histogram_of(&r->hist, w, rows * cols, v.tails, cache->hist), cache->hist_tails = v.tails;
+    if (cache->have_stats) memcpy(r->hist_orig, cache->hist, sizeof r->hist_orig);
+    else { /* the sample's, on the original's scale */
+        histogram_of(&r->hist, wq, nq * cols, v.tails, r->hist_orig);
+        for (int k = 0; k < APP_HIST_BINS; k++) r->hist_orig[k] *= rows / nq;
+    }
     r->tile_rows = v.heat_pr, r->tile_cols = v.heat_pc;
     window_tiles(w, rows, cols, &v, r->tile_rows, r->tile_cols, r->tiles_w);
     qs_qresult q;
     qs_calib view = {0};
     int rc = calib_view(a, x, cfg, &view, r->error, sizeof r->error);
-    if (rc) return;
-    rc = qs_quant_run(cfg, w, rows, cols, view.cols ? &view : NULL, NULL, 0, &q, &err);
+    if (!rc) rc = qs_quant_run(cfg, wq, nq, cols, view.cols ? &view : NULL, NULL, 0, &q, &err);
     qs_calib_free(&view);
     if (rc) {
-        snprintf(r->error, sizeof r->error, "%s", err.msg);
+        if (!r->error[0]) snprintf(r->error, sizeof r->error, "%s", err.msg);
+        free(ws);
         return;
     }
     r->ok = true;
+    r->sampled = sample > 1 ? sample : 0;
     r->out_err = q.out_err;
-    qs_stats_compare(w, q.deq, rows * cols, &r->m);
+    qs_stats_compare(wq, q.deq, nq * cols, &r->m);
     r->bpw = q.bpw;
     r->bytes = (int64_t)(q.bpw * (double)(rows * cols) / 8.0 + 0.5);
-    r->n_clipped = q.n_clipped;
+    r->n_clipped = q.n_clipped * (rows / nq);
     r->ggml_type = q.ggml_type;
-    snprintf(r->report, sizeof r->report, "%s", q.report);
-    histogram_of(&r->hist, q.deq, rows * cols, v.tails, r->hist_deq);
+    if (ws) snprintf(r->report, sizeof r->report, "preview on every %dth row (%lld rows); the whole tensor follows", sample,
+                     (long long)nq);
+    else snprintf(r->report, sizeof r->report, "%s", q.report);
+    histogram_of(&r->hist, q.deq, nq * cols, v.tails, r->hist_deq);
+    for (int k = 0; ws && k < APP_HIST_BINS; k++) r->hist_deq[k] *= rows / nq; /* on the original's scale */
     r->n_levels = qs_qresult_levels(&q, 0, 0, r->levels);
     for (int k = 0; v.tails && k < r->n_levels; k++) r->levels[k] = fabsf(r->levels[k]);
-    float *e = malloc((size_t)(rows * cols) * sizeof *e);
+    float *e = ws ? NULL : malloc((size_t)(rows * cols) * sizeof *e);
     if (e) {
         for (int64_t i = 0; i < rows * cols; i++) e[i] = q.deq[i] - w[i];
         window_tiles(e, rows, cols, &v, r->tile_rows, r->tile_cols, r->tiles_err);
         free(e);
     }
-    fill_explain(&q, w, r);
-    fill_channels(w, q.deq, rows, cols, r);
+    fill_explain(&q, wq, r);
+    if (!ws) fill_channels(w, q.deq, cols, cache, r);
+    else {
+        memcpy(r->ch, cache->ch, sizeof r->ch), memcpy(r->ch_row, cache->ch_row, sizeof r->ch_row);
+        for (int k = 0; k < 8; k++) r->ch_err[k] = NAN, r->ch_row[k] = cache->have_stats ? r->ch_row[k] : -1;
+    }
     qs_qresult_free(&q);
+    free(ws);
 }
 
 /* brings the quantized model up to date with cfgs: only tensors whose config changed */
@@ -631,6 +700,21 @@ publish:
     pthread_mutex_unlock(&a->lock);
 }
 
+/* r becomes the app's result (the tensor's measured error with it, unless a preview); returns the
+ * previous one for reuse */
+static app_result *publish(worker *w, int t, app_result *r)
+{
+    pthread_mutex_lock(&w->a->lock);
+    app_result *old = w->a->res;
+    w->a->res = r;
+    if (r->ok && r->m.n && !r->sampled) {
+        double ss = r->m.mse > 0 ? r->m.mse / (r->dist.std * r->dist.std + r->dist.mean * r->dist.mean) : 0;
+        w->a->rel_err[t] = (float)sqrt(ss);
+    }
+    pthread_mutex_unlock(&w->a->lock);
+    return old;
+}
+
 /* the end of any job (with mu held): idle again, waiters woken, the UI told */
 static void job_done(worker *w)
 {
@@ -697,22 +781,27 @@ static void *run(void *arg)
         w->pending = false;
         w->running = true;
         pthread_mutex_unlock(&w->mu);
-        worker_compute(w->a, t, &cfg, &view, &w->cache, &w->cache_t, r);
-        pthread_mutex_lock(&w->a->lock);
-        app_result *old = w->a->res;
-        w->a->res = r;
-        if (r->ok && r->m.n) {
-            double ss = r->m.mse > 0 ? r->m.mse / (r->dist.std * r->dist.std + r->dist.mean * r->dist.mean) : 0;
-            w->a->rel_err[t] = (float)sqrt(ss);
+        const qs_tensor *x = &w->a->model->tensors[t];
+        int step = worker_preview_step(qs_tensor_nrows(x), x->ne[0]);
+        bool newer = false;
+        if (step > 1) { /* a big tensor: a preview on a sample of rows first, redrawn at once */
+            worker_compute(w->a, t, &cfg, &view, step, &w->cache, r);
+            r = publish(w, t, r);
+            notify(w);
+            pthread_mutex_lock(&w->mu);
+            newer = w->pending;
+            pthread_mutex_unlock(&w->mu);
         }
-        pthread_mutex_unlock(&w->a->lock);
-        r = old;
+        if (!newer) { /* (a newer request replaces the full computation of this one) */
+            worker_compute(w->a, t, &cfg, &view, 1, &w->cache, r);
+            r = publish(w, t, r);
+        }
         pthread_mutex_lock(&w->mu);
         job_done(w);
     }
     pthread_mutex_unlock(&w->mu);
     free(r);
-    free(w->cache);
+    tensor_cache_free(&w->cache);
     qs_llm_free(w->base);
     qs_llm_free(w->quant);
     qs_vocab_free(w->vocab);
@@ -728,7 +817,7 @@ worker *worker_start(app *a, int notify_fd)
     if (!w) return NULL;
     w->a = a;
     w->fd = notify_fd;
-    w->cache_t = -1;
+    w->cache.t = -1;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     if (pthread_create(&w->th, NULL, run, w) != 0) {

@@ -35,8 +35,25 @@ void worker_cancel(worker *w);
 bool worker_idle(worker *w);
 void worker_wait_idle(worker *w);
 void worker_stop(worker *w);
-/* the computation itself (also used by tests): fills r for tensor t of a with cfg */
-void worker_compute(const app *a, int t, const qs_qconfig *cfg, const app_view_req *view, float **cache, int *cache_t,
+/* what the computation keeps between calls: the last tensor's floats and what depends on them
+ * alone (the distribution with its sorted percentiles, the outlier rows) — a knob change on the
+ * same tensor recomputes none of it */
+typedef struct tensor_cache {
+    int t;                   /* -1: empty */
+    float *w;
+    bool have_stats;         /* dist and the outlier rows computed (a preview goes without) */
+    qs_dist dist;
+    int ch_row[8];
+    qs_channel_stats ch[8];
+    int hist_tails;          /* hist holds the original's histogram for this range (-1: none) */
+    int64_t hist[APP_HIST_BINS];
+} tensor_cache;
+void tensor_cache_free(tensor_cache *c);
+/* the computation itself (also used by benchmarks): fills r for tensor t of a with cfg; sample > 1
+ * quantizes every sample-th row only (a preview: metrics, histogram and grid of those rows) */
+void worker_compute(const app *a, int t, const qs_qconfig *cfg, const app_view_req *view, int sample, tensor_cache *cache,
                     app_result *r);
+/* the row step of the preview a tensor of rows × cols gets first (1: none, it is quick anyway) */
+int worker_preview_step(int64_t rows, int64_t cols);
 
 #endif

@@ -134,9 +134,13 @@ static void channels(rect r, const app_result *res)
     int y = r.y + 3;
     draw_textf(y++, r.x + 1, r.w - 2, A_BOLD, "%5s %8s %8s %6s %7s %8s", "row", "max|w|", "std", "kurt", "max/med", "RMSE");
     for (int k = 0; k < 8 && res->ch_row[k] >= 0 && y < r.y + r.h; k++)
+    {
+        char err[16] = "       …"; /* a preview has no error for rows outside its sample */
+        if (!isnan(res->ch_err[k])) snprintf(err, sizeof err, "%8.5f", res->ch_err[k]);
         draw_textf(y++, r.x + 1, r.w - 2, res->ch[k].max_over_median > 10 ? theme(TH_WARN) : A_NORMAL,
-                   "%5d %8.4f %8.4f %6.1f %7.1f %8.5f", res->ch_row[k], res->ch[k].absmax, res->ch[k].std,
-                   res->ch[k].kurtosis, res->ch[k].max_over_median, res->ch_err[k]);
+                   "%5d %8.4f %8.4f %6.1f %7.1f %s", res->ch_row[k], res->ch[k].absmax, res->ch[k].std,
+                   res->ch[k].kurtosis, res->ch[k].max_over_median, err);
+    }
     draw_text(y + 1, r.x + 1, r.w - 2, "rows with the largest max/median |w| (outlier channels)", theme(TH_DIM));
 }
 
