@@ -61,5 +61,8 @@ int qs_export_hf_dir(const qs_model *m, int32_t bos, int32_t eos, const char *di
 typedef enum qs_ckpt_format { QS_CKPT_GPTQ, QS_CKPT_AWQ } qs_ckpt_format;
 int qs_export_hf_quant(const qs_model *m, const qs_recipe_table *t, const struct qs_qgrid *grids, qs_ckpt_format fmt,
                        int32_t bos, int32_t eos, const char *dir, char *warning, size_t wn, qs_err *err);
+/* the recipe's configs can go into such a checkpoint (methods and roles; packing shapes are
+ * checked on writing) */
+int qs_export_hf_quant_check(const qs_recipe_table *t, qs_ckpt_format fmt, qs_err *err);
 
 #endif

@@ -117,6 +117,9 @@ static bool is_linear(qs_role r)
            r == QS_ROLE_FFN_GATE || r == QS_ROLE_FFN_UP || r == QS_ROLE_FFN_DOWN;
 }
 
+/* what a checkpoint quantizes: the decoder's 2-D linears */
+static bool in_checkpoint(const qs_tensor *t) { return is_linear(t->role) && !t->is_bias && t->ne[2] * t->ne[3] == 1; }
+
 static int heads_of(const qs_model *m, const qs_tensor *t)
 {
     if (t->is_bias) return 0;
@@ -139,8 +142,6 @@ static int check_entry(const qs_recipe_entry *e, const qs_qgrid *g, qs_ckpt_form
     if (!g->codes)
         return qs_err_set(err, QS_E_USAGE, "%s: %s cannot go into %s (GGML types go into GGUF files)", name,
                           g->ggml ? "awq with a GGML type" : e->cfg.method->name, what);
-    if (!is_linear(e->t->role) || e->t->ne[2] * e->t->ne[3] != 1)
-        return qs_err_set(err, QS_E_USAGE, "%s: %s quantizes the decoder's linears only; keep this tensor", name, what);
     qs_method_kind k = e->cfg.method->kind;
     if (fmt == QS_CKPT_GPTQ) {
         if (k == QS_METHOD_AWQ) return qs_err_set(err, QS_E_USAGE, "%s: awq goes into --format awq, not gptq", name);
@@ -152,6 +153,26 @@ static int check_entry(const qs_recipe_entry *e, const qs_qgrid *g, qs_ckpt_form
         return qs_err_set(err, QS_E_USAGE, "%s: AWQ GEMM stores zero points: use awq:asym=true", name);
     if (qs_awq_pack_check(g->cfg.bits, g->cols, g->rows, g->group, err)) return qs_err_prefix(err, "%s", name);
     return 0;
+}
+
+int qs_export_hf_quant_check(const qs_recipe_table *t, qs_ckpt_format fmt, qs_err *err)
+{
+    bool any = false;
+    for (int64_t i = 0; i < t->n; i++) {
+        const qs_recipe_entry *e = &t->e[i];
+        if (e->keep) continue;
+        const char *name = e->t->gguf_name[0] ? e->t->gguf_name : e->t->name;
+        qs_method_kind k = e->cfg.method->kind;
+        bool ok = fmt == QS_CKPT_AWQ ? k == QS_METHOD_AWQ && e->cfg.ggml < 0 && e->cfg.asym && e->cfg.bits == 4
+                                     : (k == QS_METHOD_GPTQ || k == QS_METHOD_RTN) && e->cfg.group >= 0;
+        if (!in_checkpoint(e->t)) continue; /* kept in F16 (qs_export_hf_quant says so) */
+        if (!ok)
+            return qs_err_set(err, QS_E_USAGE, "%s: %s cannot go into %s", name, e->cfg.method->name,
+                              fmt == QS_CKPT_AWQ ? "an AWQ GEMM checkpoint (awq, 4 bits, zero point)"
+                                                 : "a GPTQ checkpoint (gptq or rtn in groups or per row)");
+        any = true;
+    }
+    return any ? 0 : qs_err_set(err, QS_E_USAGE, "the recipe quantizes no linear layer");
 }
 
 typedef struct qcfg {
@@ -396,19 +417,35 @@ int qs_export_hf_quant(const qs_model *m, const qs_recipe_table *t, const qs_qgr
         return qs_err_set(err, QS_E_UNSUPPORTED, "HF checkpoints are written for llama-family models (this is %s)", m->hp.arch);
     if (warning && wn) warning[0] = '\0';
     bool v2 = false, any = false;
+    size_t n = (size_t)(t->n ? t->n : 1);
+    /* the grids of the decoder's linears; embeddings and the output stay F16 (as AutoGPTQ/AutoAWQ
+     * leave them), whatever the recipe says */
+    qs_qgrid *lin = calloc(n, sizeof *lin);
+    if (!lin) return qs_err_set(err, QS_E_OOM, "out of memory");
+    int outside = 0;
+    const char *first_out = NULL;
     for (int64_t i = 0; i < t->n; i++) {
-        if (t->e[i].keep) continue;
-        if (check_entry(&t->e[i], &grids[i], fmt, err)) return -QS_E_USAGE;
+        if (!t->e[i].keep && !in_checkpoint(t->e[i].t)) outside++, first_out = first_out ? first_out : t->e[i].t->gguf_name;
+        else lin[i] = grids[i];
+    }
+    grids = lin;
+    for (int64_t i = 0; i < t->n; i++) {
+        if (t->e[i].keep || !in_checkpoint(t->e[i].t)) continue;
+        if (check_entry(&t->e[i], &grids[i], fmt, err)) return free(lin), -QS_E_USAGE;
         any = true;
         v2 |= fmt == QS_CKPT_GPTQ && grids[i].cfg.asym && qs_gptq_v1_zero_overflow(grids[i].zeros, grids[i].rows * grids[i].n_groups);
         if (fmt == QS_CKPT_AWQ && grids[i].group != top_config(t, grids).group)
-            return qs_err_set(err, QS_E_USAGE, "%s: an AWQ checkpoint has one group size for every layer", t->e[i].t->gguf_name);
+            return free(lin), qs_err_set(err, QS_E_USAGE, "%s: an AWQ checkpoint has one group size for every layer",
+                                         t->e[i].t->gguf_name);
     }
-    if (!any) return qs_err_set(err, QS_E_USAGE, "the recipe quantizes no linear layer");
+    if (!any) return free(lin), qs_err_set(err, QS_E_USAGE, "the recipe quantizes no linear layer");
+    if (warning && outside)
+        snprintf(warning, wn, "%d tensor(s) outside the decoder's linears (%s …) kept in F16", outside, first_out);
     if (v2 && warning)
-        snprintf(warning, wn, "some asymmetric zero points are 0: written as gptq_v2 (HF transformers/optimum need a v2-capable kernel)");
-    if (mkdir(dir, 0755) && errno != EEXIST) return qs_err_set(err, QS_E_IO, "cannot create %s: %s", dir, strerror(errno));
-    size_t n = (size_t)(t->n ? t->n : 1);
+        snprintf(warning + strlen(warning), wn - strlen(warning),
+                 "%ssome asymmetric zero points are 0: written as gptq_v2 (HF transformers/optimum need a v2-capable kernel)",
+                 outside ? "; " : "");
+    if (mkdir(dir, 0755) && errno != EEXIST) return free(lin), qs_err_set(err, QS_E_IO, "cannot create %s: %s", dir, strerror(errno));
     qs_fold *f = calloc(n, sizeof *f);
     char(*modules)[160] = calloc(n, sizeof *modules);
     ck_out o = {0};
@@ -432,5 +469,6 @@ int qs_export_hf_quant(const qs_model *m, const qs_recipe_table *t, const qs_qgr
     free(o.v), free(o.names);
     qs_fold_free(f, t->n);
     free(modules);
+    free(lin);
     return rc;
 }

@@ -9,6 +9,7 @@ const action qs_actions[] = {
     {ACT_SAVE, "save", {'e', KEY_F(5)}, "e F5", "General", "save the recipe (JSON) beside the model name in the current directory", "Save"},
     {ACT_LOAD, "load", {'O'}, "O", "General", "load the recipe e saved (MODEL.recipe.json in the current directory), one undoable edit", NULL},
     {ACT_EXPORT, "export", {'E'}, "E", "General", "export the recipe as a quantized GGUF (MODEL.quant.gguf in the current directory; gptq/awq use the calibration)", NULL},
+    {ACT_CHECKPOINT, "checkpoint", {'W'}, "W", "General", "write the recipe as a GPTQ (or, all awq, AWQ GEMM) HF checkpoint directory MODEL.gptq/", NULL},
     {ACT_RECIPE, "recipe", {'r', KEY_F(6)}, "r F6", "General", "recipe view: every tensor, totals, llama-quantize presets (keys 1-0), NF4, RTN", "Recipe"},
     {ACT_CALIBRATE, "calibrate", {'C'}, "C", "General", "run the calibration text through the model: gptq and awq need it, every method then shows its output error", NULL},
     {ACT_SCAN, "scan", {'S'}, "S", "General", "sensitivity scan: every tensor alone with this tensor's config, ranked by KLD; colours the layer list", NULL},

@@ -417,6 +417,7 @@ static int recipe_key(app *a, int key)
     case ACT_SAVE: return R_REDRAW | R_SAVE;
     case ACT_LOAD: return load_saved_recipe(a);
     case ACT_EXPORT: return R_REDRAW | R_EXPORT;
+    case ACT_CHECKPOINT: return R_REDRAW | R_CHECKPOINT;
     case ACT_HELP: a->mode = MODE_HELP; return R_REDRAW;
     case ACT_FILTER: /* in the recipe view, / starts a bulk edit */
         a->bulk[0] = '\0';
@@ -709,6 +710,7 @@ int app_handle_key(app *a, int key)
     case ACT_REDO: return undo_redo(a, true);
     case ACT_SAVE: return R_REDRAW | R_SAVE;
     case ACT_EXPORT: return R_REDRAW | R_EXPORT;
+    case ACT_CHECKPOINT: return R_REDRAW | R_CHECKPOINT;
     case ACT_LOAD: return load_saved_recipe(a);
     case ACT_PPL:
         if (!a->eval_path[0] && !a->calib_path[0]) {

@@ -251,7 +251,28 @@ static void export_gguf(app *a, worker *w)
         return;
     }
     a->status[0] = '\0'; /* the status line follows the export */
-    worker_submit_export(w, &t, path);
+    worker_submit_export(w, &t, path, EXPORT_GGUF);
+}
+
+/* `W`: the recipe as an HF checkpoint directory: AWQ GEMM when every quantized tensor is awq,
+ * else GPTQ */
+static void export_checkpoint(app *a, worker *w)
+{
+    qs_recipe_table t = {0};
+    qs_err err = {0};
+    char path[512];
+    const char *base = strrchr(a->model->path, '/');
+    int rc = app_recipe_table(a, &t, &(app_recipe_totals){0}, err.msg, sizeof err.msg);
+    bool awq = !rc;
+    for (int64_t i = 0; !rc && i < t.n; i++) awq &= t.e[i].keep || t.e[i].cfg.method->kind == QS_METHOD_AWQ;
+    snprintf(path, sizeof path, "%.480s.%s", base ? base + 1 : a->model->path, awq ? "awq" : "gptq");
+    if (rc || qs_export_hf_quant_check(&t, awq ? QS_CKPT_AWQ : QS_CKPT_GPTQ, &err)) {
+        snprintf(a->status, sizeof a->status, "cannot write a checkpoint: %.200s", err.msg);
+        qs_recipe_table_free(&t);
+        return;
+    }
+    a->status[0] = '\0';
+    worker_submit_export(w, &t, path, awq ? EXPORT_AWQ : EXPORT_GPTQ);
 }
 
 /* a clean exit: the settings and the recipe as they are now (errors go to stderr, shown on exit) */
@@ -328,6 +349,7 @@ static bool react(app *a, worker *w, int key)
     }
     if (re & R_PARETO) worker_submit_pareto(w, a->calib_path);
     if (re & R_EXPORT) export_gguf(a, w);
+    if (re & R_CHECKPOINT) export_checkpoint(a, w);
     if (re & R_PPL) worker_submit_ppl(w, a->cfg, a->eval_path[0] ? a->eval_path : a->calib_path);
     if (re & R_CANCEL) worker_cancel(w);
     if (re & R_RECOMPUTE) request(a, w);

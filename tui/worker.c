@@ -40,8 +40,9 @@ struct worker {
     char label[96];          /* a job label made at run time */
     qs_qconfig scan_cfg;
     app_view_req view;       /* of the pending tensor request */
-    qs_recipe_table export_table; /* the export job's recipe (owned) and file */
+    qs_recipe_table export_table; /* the export job's recipe (owned), file and format */
     char export_path[512];
+    int export_format;
     qs_qconfig *ppl_cfg;     /* the `p` job's per-tensor configs and text */
     char ppl_path[256];
     qs_kld_base kbase;       /* the original model's records on kbase_path (computed once) */
@@ -594,7 +595,7 @@ static bool has_grids(const qs_recipe_table *t)
 
 /* the recipe as a quantized GGUF: RTN/GPTQ/AWQ entries quantized first (on the calibration set
  * the workbench has), then every tensor written (progress over both, Esc cancels) */
-static void export_compute(worker *w, qs_recipe_table *t, const char *path)
+static void export_compute(worker *w, qs_recipe_table *t, const char *path, int format)
 {
     app *a = w->a;
     qs_err err = {0};
@@ -611,13 +612,23 @@ static void export_compute(worker *w, qs_recipe_table *t, const char *path)
     }
     snprintf(w->label, sizeof w->label, "export: writing tensor");
     qs_export_opts o = {-1, NULL, NULL, 0, grids, NULL};
-    if (!rc) rc = qs_export_gguf(a->model, t, &o, path, &w->calib_prog, &err);
+    char warn[256] = "", file[600];
+    if (!rc && format == EXPORT_GGUF) rc = qs_export_gguf(a->model, t, &o, path, &w->calib_prog, &err);
+    else if (!rc)
+        rc = qs_export_hf_quant(a->model, t, grids, format == EXPORT_AWQ ? QS_CKPT_AWQ : QS_CKPT_GPTQ, a->model->tok.bos,
+                                a->model->tok.eos, path, warn, sizeof warn, &err);
     qs_export_grids_free(grids, t->n);
+    snprintf(file, sizeof file, format == EXPORT_GGUF ? "%s" : "%s/model.safetensors", path);
     struct stat st;
     pthread_mutex_lock(&a->lock);
-    if (!rc && stat(path, &st) == 0)
-        snprintf(a->calib_status, sizeof a->calib_status, "exported %.200s: %.2f MiB (llama.cpp reads it)", path,
-                 (double)st.st_size / 1048576.0);
+    if (!rc && stat(file, &st) == 0)
+    {
+        char note[96];
+        snprintf(note, sizeof note, "%s%.70s", format == EXPORT_GGUF ? " (llama.cpp reads it)" : warn[0] ? "; " : " (with config.json)",
+                 warn);
+        snprintf(a->calib_status, sizeof a->calib_status, "exported %.120s: %.2f MiB%s", path, (double)st.st_size / 1048576.0,
+                 note);
+    }
     else snprintf(a->calib_status, sizeof a->calib_status, "export %.200s", err.code == QS_E_CANCELLED ? "cancelled" : err.msg);
     pthread_mutex_unlock(&a->lock);
 }
@@ -752,7 +763,7 @@ static void *run(void *arg)
             if (job == JOB_CALIB) calib_compute(w, path);
             else if (job == JOB_SCAN) scan_compute(w, &cfg, path);
             else if (job == JOB_PARETO) pareto_compute(w, path);
-            else if (job == JOB_EXPORT) export_compute(w, &et, epath);
+            else if (job == JOB_EXPORT) export_compute(w, &et, epath, w->export_format);
             else if (pcfg) ppl_compute(w, pcfg, ppath);
             free(pcfg);
             if (job == JOB_EXPORT) qs_recipe_table_free(&et);
@@ -883,9 +894,10 @@ void worker_submit_ppl(worker *w, const qs_qconfig *cfgs, const char *path)
     pthread_mutex_unlock(&w->mu);
 }
 
-void worker_submit_export(worker *w, qs_recipe_table *t, const char *path)
+void worker_submit_export(worker *w, qs_recipe_table *t, const char *path, int format)
 {
     pthread_mutex_lock(&w->mu);
+    w->export_format = format;
     qs_recipe_table_free(&w->export_table);
     w->export_table = *t;
     memset(t, 0, sizeof *t);

@@ -25,8 +25,10 @@ void worker_submit_scan(worker *w, const qs_qconfig *cfg, const char *path);
 /* scans of the K-quant candidates and the Pareto points of their mixes into the app */
 void worker_submit_pareto(worker *w, const char *path);
 struct qs_recipe_table;
-/* exports the recipe t (taken over, *t emptied) as a quantized GGUF at path */
-void worker_submit_export(worker *w, struct qs_recipe_table *t, const char *path);
+/* exports the recipe t (taken over, *t emptied) at path: a quantized GGUF, or a GPTQ / AWQ
+ * checkpoint directory */
+enum { EXPORT_GGUF, EXPORT_GPTQ, EXPORT_AWQ };
+void worker_submit_export(worker *w, struct qs_recipe_table *t, const char *path, int format);
 /* perplexity and KL divergence of the model quantized with cfgs (one per tensor) against the
  * original on the text at path */
 void worker_submit_ppl(worker *w, const qs_qconfig *cfgs, const char *path);
