@@ -391,21 +391,35 @@ static int add_quantized(ck_out *o, const qs_model *m, const qs_tensor *t, const
     return rc;
 }
 
+/* AutoAWQ's own quant_config.json (its key names, spec/awq.md §7) */
+static cJSON *awq_side_config(const cJSON *qc)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddBoolToObject(o, "zero_point", true);
+    cJSON_AddNumberToObject(o, "q_group_size", cJSON_GetObjectItemCaseSensitive(qc, "group_size")->valuedouble);
+    cJSON_AddNumberToObject(o, "w_bit", 4);
+    cJSON_AddStringToObject(o, "version", "GEMM");
+    return o;
+}
+
+/* config.json with quantization_config, and the quantizer's own file beside it (GPTQ:
+ * quantize_config.json, the same object; AWQ: quant_config.json) */
 static int write_ckpt_config(const char *dir, const qs_model *m, int32_t bos, int32_t eos, cJSON *qc, bool gptq, qs_err *err)
 {
     char *base = config_json(m, bos, eos), path[4200];
-    cJSON *o = base ? cJSON_Parse(base) : NULL;
+    cJSON *o = base ? cJSON_Parse(base) : NULL, *side_obj = gptq ? NULL : awq_side_config(qc);
     free(base);
-    if (!o) return cJSON_Delete(qc), qs_err_set(err, QS_E_OOM, "out of memory");
+    if (!o) return cJSON_Delete(qc), cJSON_Delete(side_obj), qs_err_set(err, QS_E_OOM, "out of memory");
     cJSON_ReplaceItemInObject(o, "torch_dtype", cJSON_CreateString("float16"));
-    char *side = gptq ? cJSON_Print(qc) : NULL;
+    char *side = cJSON_Print(gptq ? qc : side_obj);
+    cJSON_Delete(side_obj);
     cJSON_AddItemToObject(o, "quantization_config", qc);
     char *text = cJSON_Print(o);
     cJSON_Delete(o);
     snprintf(path, sizeof path, "%s/config.json", dir);
     int rc = text ? write_text(path, text, err) : qs_err_set(err, QS_E_OOM, "out of memory");
-    snprintf(path, sizeof path, "%s/quantize_config.json", dir);
-    if (!rc && gptq) rc = side ? write_text(path, side, err) : qs_err_set(err, QS_E_OOM, "out of memory");
+    snprintf(path, sizeof path, "%s/%s", dir, gptq ? "quantize_config.json" : "quant_config.json");
+    if (!rc) rc = side ? write_text(path, side, err) : qs_err_set(err, QS_E_OOM, "out of memory");
     free(text), free(side);
     return rc;
 }

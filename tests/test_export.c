@@ -612,6 +612,12 @@ Test(export, awq_checkpoint_is_the_predicted_model, .timeout = 120)
     cr_expect(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(q, "zero_point")));
     cr_expect_eq(cJSON_GetObjectItemCaseSensitive(q, "group_size")->valueint, 64);
     cJSON_Delete(cfg);
+    cJSON *side = read_json(ck, "quant_config.json"); /* AutoAWQ's own names */
+    cr_expect(cJSON_GetObjectItemCaseSensitive(side, "q_group_size")->valueint == 64 &&
+                  cJSON_GetObjectItemCaseSensitive(side, "w_bit")->valueint == 4 &&
+                  cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(side, "zero_point")),
+              "quant_config.json has q_group_size, w_bit, zero_point");
+    cJSON_Delete(side);
     char st_path[4300];
     snprintf(st_path, sizeof st_path, "%s/model.safetensors", ck);
     qs_st_set *st = qs_st_open(st_path, &err);
