@@ -357,6 +357,60 @@ static void sb_word(sbuf *b, const char *w)
 
 static int entry_type(const qs_recipe_entry *e) { return e->keep ? e->t->type : e->ggml_type; }
 
+/* one --tensor-type per type: the tensors of that type as one anchored alternation, the blocks of a
+ * tensor kind folded together ("^(blk\.(0|1|5)\.ffn_down\.weight|blk\.2\.attn_v\.weight)$=q6_k");
+ * the patterns are disjoint, so their order does not matter */
+static void type_patterns(const qs_recipe_table *t, const int64_t *idx, int64_t n, sbuf *line)
+{
+    bool *done = calloc((size_t)(n ? n : 1), sizeof *done);
+    for (int64_t a = 0; done && a < n; a++) {
+        if (done[a]) continue;
+        int type = entry_type(&t->e[idx[a]]);
+        sbuf pat = {0};
+        int alts = 0;
+        for (int64_t b = a; b < n; b++) { /* the kinds (suffix after blk.N.) of this type, in order */
+            const char *nb = t->e[idx[b]].t->name, *sb = NULL;
+            if (done[b] || entry_type(&t->e[idx[b]]) != type) continue;
+            int blk, len = 0;
+            if (sscanf(nb, "blk.%d.%n", &blk, &len) == 1 && len) sb = nb + len;
+            sbuf blocks = {0};
+            int nblk = 0;
+            for (int64_t c = b; c < n; c++) {
+                const char *nc = t->e[idx[c]].t->name;
+                int bc, lc = 0;
+                if (done[c] || entry_type(&t->e[idx[c]]) != type) continue;
+                bool same = sb ? sscanf(nc, "blk.%d.%n", &bc, &lc) == 1 && lc && !strcmp(nc + lc, sb) : c == b;
+                if (!same) continue;
+                if (sb) sb_add(&blocks, "%s%d", nblk ? "|" : "", bc);
+                nblk++;
+                done[c] = true;
+            }
+            sb_add(&pat, alts++ ? "|" : "");
+            if (!sb) {
+                sbuf one = {0};
+                sb_anchored(&one, nb); /* "^name$": keep the inside */
+                if (one.s) sb_add(&pat, "%.*s", (int)one.n - 2, one.s + 1);
+                free(one.s);
+            } else {
+                sbuf suf = {0};
+                sb_anchored(&suf, sb);
+                sb_add(&pat, nblk > 1 ? "blk\\.(%s)\\.%.*s" : "blk\\.%s\\.%.*s", blocks.s ? blocks.s : "",
+                       suf.s ? (int)suf.n - 2 : 0, suf.s ? suf.s + 1 : "");
+                free(suf.s);
+            }
+            free(blocks.s);
+        }
+        sbuf arg = {0};
+        sb_add(&arg, alts > 1 ? "^(%s)$=" : "^%s$=", pat.s ? pat.s : "");
+        sb_type(&arg, type);
+        sb_add(line, " --tensor-type");
+        if (arg.s) sb_word(line, arg.s);
+        line->oom |= pat.oom || arg.oom;
+        free(pat.s), free(arg.s);
+    }
+    free(done);
+}
+
 int qs_export_llama_quantize(const qs_model *m, const qs_recipe_table *t, const char *imatrix, const char *types_path,
                              const char *out_path, char **types_text, char **cmd, qs_err *err)
 {
@@ -367,6 +421,7 @@ int qs_export_llama_quantize(const qs_model *m, const qs_recipe_table *t, const 
     qsort_r(order, (size_t)t->n, sizeof *order, cmp_order, (void *)t);
     sbuf file = {0}, line = {0};
     int out_type = -1, embd_type = -1, rc = 0;
+    int64_t n_listed = 0;
     for (int64_t k = 0; k < t->n && !rc; k++) {
         const qs_recipe_entry *e = &t->e[order[k]];
         const char *name = e->t->name;
@@ -381,14 +436,13 @@ int qs_export_llama_quantize(const qs_model *m, const qs_recipe_table *t, const 
                             "%s: llama-quantize lower-cases --tensor-type patterns and splits them at '='; "
                             "this name cannot be matched", name);
         else if (!strcmp(name, "token_embd.weight")) embd_type = entry_type(e);
-        else {
+        else if (types_path) {
             sb_anchored(&file, name);
             sb_add(&file, "=");
             sb_type(&file, entry_type(e));
             sb_add(&file, "\n");
-        }
+        } else order[n_listed++] = order[k]; /* for the --tensor-type patterns */
     }
-    free(order);
     int ftype = derived_ftype(t, &(qs_export_opts){-1, NULL, NULL, 0, NULL, NULL});
     if (ftype == 0 || ftype == 1 || ftype == 32) ftype = 7; /* overrides need a quantized default type: Q8_0 */
     sb_add(&line, "llama-quantize");
@@ -404,8 +458,11 @@ int qs_export_llama_quantize(const qs_model *m, const qs_recipe_table *t, const 
         sb_add(&line, " --token-embedding-type ");
         sb_type(&line, embd_type);
     }
-    sb_add(&line, " --tensor-type-file");
-    sb_word(&line, types_path);
+    if (types_path) {
+        sb_add(&line, " --tensor-type-file");
+        sb_word(&line, types_path);
+    } else if (!rc) type_patterns(t, order, n_listed, &line);
+    free(order);
     sb_word(&line, m->path);
     sb_word(&line, out_path);
     sb_add(&line, " %s", qs_preset_name(ftype));

@@ -757,3 +757,65 @@ Test(export, ggml_rows_divide_through_their_block_scales)
     }
     cr_expect_eq(qs_ggml_scale_rows(QS_TYPE_F16, NULL, 1, 32, div), -1, "F16 has no block scales");
 }
+
+/* the command-line form: one --tensor-type per type, its anchored alternation matching exactly
+ * the tensors of that type, replayed with POSIX regex as llama-quantize matches them */
+Test(export, llama_quantize_tensor_type_patterns_reproduce_the_recipe)
+{
+    char dir[4096], src[4200];
+    snprintf(dir, sizeof dir, "%s/ggml/preset", tu_golden_dir());
+    snprintf(src, sizeof src, "%s/ggml/synth-a.f32.gguf", tu_golden_dir());
+    int n = 0;
+    char **files = tu_list(dir, ".gguf", 0, &n);
+    qs_err err = {0};
+    qs_model *f32 = n ? qs_model_open(src, &err) : NULL;
+    if (!f32) {
+        tu_free_list(files);
+        cr_skip_test("golden/ggml/preset or its source is absent");
+    }
+    for (char **f = files; *f; f++) {
+        qs_model *q = qs_model_open(*f, &err);
+        cr_assert_not_null(q, "%s", err.msg);
+        qs_recipe r;
+        qs_recipe_table t;
+        qs_recipe_init(&r, f32);
+        cr_assert_eq(qs_recipe_from_model(&r, q, &err), 0);
+        cr_assert_eq(qs_recipe_resolve(&r, f32, false, &t, &err), 0, "%s", err.msg);
+        char *types, *cmd;
+        cr_assert_eq(qs_export_llama_quantize(f32, &t, NULL, NULL, "out.gguf", &types, &cmd, &err), 0, "%s", err.msg);
+        cr_assert_null(strstr(cmd, "--tensor-type-file"), "%s", cmd);
+        /* the patterns, in order: ' --tensor-type 'PATTERN=type'' */
+        regex_t re[32];
+        char type[32][16];
+        int np = 0;
+        for (const char *p = strstr(cmd, " --tensor-type '"); p && np < 32; p = strstr(p + 1, " --tensor-type '")) {
+            const char *s = p + strlen(" --tensor-type '"), *e = strchr(s, '\''), *eq = memrchr(s, '=', (size_t)(e - s));
+            cr_assert(e && eq, "%s", cmd);
+            char pat[8192];
+            snprintf(pat, sizeof pat, "%.*s", (int)(eq - s), s);
+            snprintf(type[np], sizeof type[np], "%.*s", (int)(e - eq - 1), eq + 1);
+            cr_assert_eq(regcomp(&re[np], pat, REG_EXTENDED | REG_NOSUB), 0, "%s", pat);
+            for (int k = 0; k < np; k++) cr_expect(strcmp(type[k], type[np]), "one pattern per type: %s twice", type[np]);
+            np++;
+        }
+        cr_assert_gt(np, 0, "%s", cmd);
+        for (int64_t i = 0; i < q->n_tensors; i++) {
+            const qs_tensor *g = &q->tensors[i];
+            if (g->n_dims < 2 || !strcmp(g->name, "output.weight") || !strcmp(g->name, "token_embd.weight")) continue;
+            int hits = 0;
+            const char *got = NULL;
+            for (int k = 0; k < np; k++)
+                if (regexec(&re[k], g->name, 0, NULL, 0) == 0) hits++, got = type[k];
+            cr_expect_eq(hits, 1, "%s %s: matched by %d patterns", *f, g->name, hits);
+            cr_expect(got && !strcasecmp(got, qs_type_name(g->type)), "%s %s: %s, want %s", *f, g->name, got ? got : "-",
+                      qs_type_name(g->type));
+        }
+        for (int k = 0; k < np; k++) regfree(&re[k]);
+        free(types), free(cmd);
+        qs_recipe_table_free(&t);
+        qs_recipe_free(&r);
+        qs_model_close(q);
+    }
+    qs_model_close(f32);
+    tu_free_list(files);
+}

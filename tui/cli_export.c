@@ -25,16 +25,19 @@ static void export_progress(void *ctx, int64_t done, int64_t total)
     if (done == total) fputc('\n', stderr);
 }
 
-/* --llama-quantize: the tensor-type file and the command that makes llama-quantize write this recipe */
+/* --llama-quantize: the command that makes llama-quantize write this recipe — with one --tensor-type
+ * per type, or (--tensor-type-file FILE) with the file form written to FILE */
 static int write_llama_quantize(const qs_model *m, const qs_recipe_table *t, const char *imat, const char *types_path,
                                 const char *out)
 {
     qs_err err = {0};
     char *text, *cmd;
     if (qs_export_llama_quantize(m, t, imat, types_path, out, &text, &cmd, &err)) return qs_cli_fail(m->path, &err);
-    qs_afile af;
-    int rc = qs_afile_open(&af, types_path, &err) || qs_afile_write(&af, text, strlen(text), &err) ||
-             qs_afile_commit(&af, &err);
+    qs_afile af = {0};
+    int rc = 0;
+    if (types_path && (qs_afile_open(&af, types_path, &err) || qs_afile_write(&af, text, strlen(text), &err)))
+        qs_afile_abort(&af), rc = -1;
+    else if (types_path) rc = qs_afile_commit(&af, &err);
     if (rc) rc = qs_cli_fail(types_path, &err);
     else printf("%s\n", cmd);
     free(text);
@@ -59,7 +62,7 @@ static int export_hf(const char *model, const char *dir)
 
 typedef struct export_args {
     const char *model, *recipe, *type, *preset, *out, *imat, *ftype_name, *lq, *hf, *vocab, *format;
-    bool force;
+    bool force, llama_quantize;
     qs_cli_calib calib;
 } export_args;
 
@@ -75,7 +78,7 @@ static int parse_args(int argc, char **argv, export_args *a)
                            : !strcmp(argv[i], "--recipe")         ? &a->recipe
                            : !strcmp(argv[i], "--type")           ? &a->type
                            : !strcmp(argv[i], "--preset")         ? &a->preset
-                           : !strcmp(argv[i], "--llama-quantize") ? &a->lq
+                           : !strcmp(argv[i], "--tensor-type-file") ? &a->lq
                            : !strcmp(argv[i], "--hf")             ? &a->hf
                            : !strcmp(argv[i], "-o")               ? &a->out
                            : !strcmp(argv[i], "--imatrix")        ? &a->imat
@@ -87,6 +90,11 @@ static int parse_args(int argc, char **argv, export_args *a)
         if (ca < 0) return qs_cli_usage_error("export: %s needs a value", argv[i]);
         if (dst) *dst = argv[++i];
         else if (!strcmp(argv[i], "--force")) a->force = true;
+        else if (!strcmp(argv[i], "--llama-quantize")) { /* the older spelling took the file: --llama-quantize FILE.txt */
+            a->llama_quantize = true;
+            size_t n = next ? strlen(argv[i + 1]) : 0;
+            if (n > 4 && !strcmp(argv[i + 1] + n - 4, ".txt")) a->lq = argv[++i];
+        }
         else if (argv[i][0] == '-') return qs_cli_usage_error("export: unknown or incomplete option '%s'", argv[i]);
         else if (!a->model) a->model = argv[i];
         else return qs_cli_usage_error("export: unexpected argument '%s'", argv[i]);
@@ -96,7 +104,7 @@ static int parse_args(int argc, char **argv, export_args *a)
         (strcmp(a->format, "gguf") && strcmp(a->format, "gptq") && strcmp(a->format, "awq")))
         return qs_cli_usage_error(
             "usage: quantscope export MODEL (--recipe R.json | --type T | --preset NAME) -o OUT.gguf "
-            "[--imatrix FILE] [--ftype NAME] [--force] [--vocab TOKENIZER.gguf] [--calib TEXT …] [--llama-quantize TYPES.txt]\n"
+            "[--imatrix FILE] [--ftype NAME] [--force] [--vocab TOKENIZER.gguf] [--calib TEXT …] [--llama-quantize [--tensor-type-file TYPES.txt]]\n"
             "       quantscope export MODEL (--recipe R.json | --type CONFIG) --format gptq|awq -o DIR [--calib TEXT …]\n"
             "       quantscope export MODEL --hf DIR");
     if (a->preset && qs_preset_ftype(a->preset) < 0) return qs_cli_usage_error("export: unknown preset '%s'", a->preset);
@@ -197,7 +205,7 @@ static int export_recipe(const export_args *a, qs_model *m, const qs_gguf *tok)
     if (!rc && a->imat && !(im = qs_imatrix_load(a->imat, &err))) rc = qs_cli_fail(a->imat, &err);
     if (!rc && qs_recipe_resolve(&r, m, a->force, &t, &err)) rc = qs_cli_fail(a->recipe ? a->recipe : a->model, &err);
     if (!rc && t.warnings[0]) fprintf(stderr, "%s", t.warnings);
-    if (!rc && a->lq) rc = write_llama_quantize(m, &t, a->imat, a->lq, a->out);
+    if (!rc && (a->lq || a->llama_quantize)) rc = write_llama_quantize(m, &t, a->imat, a->lq, a->out);
     else if (!rc) {
         bool grid = has_grids(&t) || strcmp(a->format, "gguf");
         if (!strcmp(a->format, "gguf") && qs_export_gguf_check(&t, &err)) rc = qs_cli_fail(a->out, &err);
