@@ -394,6 +394,18 @@ static int calib_levels(const qs_qresult *r, int64_t row, int64_t col, float *lv
     return n;
 }
 
+void qs_qresult_group_scales(const qs_qresult *r, float *out)
+{
+    int64_t n = r->rows * r->cols;
+    bool calib = r->ggml_type < 0 && (r->cfg.method->kind == QS_METHOD_GPTQ || r->cfg.method->kind == QS_METHOD_AWQ);
+    for (int64_t i = 0; i < n; i++) {
+        int64_t row = i / r->cols, col = i % r->cols;
+        if (!r->scales || !r->group_len) out[i] = 0;
+        else if (calib) out[i] = r->scales[calib_group(r, row, col)] / (r->col_scale ? r->col_scale[col] : 1);
+        else out[i] = r->scales[i / r->group_len] / (r->col_scale ? r->col_scale[col] : 1);
+    }
+}
+
 int qs_qresult_levels(const qs_qresult *r, int64_t row, int64_t col, float *levels)
 {
     if (!r->group_len || row < 0 || col < 0 || row >= r->rows || col >= r->cols) return 0;

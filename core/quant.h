@@ -122,6 +122,11 @@ void qs_qresult_free(qs_qresult *r);
  * (<= 256; 0 when the format has no grid, e.g. F16). */
 int qs_qresult_levels(const qs_qresult *r, int64_t row, int64_t col, float *levels);
 
+/* The scale of each weight's group — its grid's step (RTN, GPTQ, AWQ: scale; AWQ divided by the
+ * channel scale; GGML: the sub-block's mean level spacing; NF4/FP4: the block's absmax) — as
+ * rows × cols floats, 0 where the format has no grid; for heatmaps of the scales. */
+void qs_qresult_group_scales(const qs_qresult *r, float *out);
+
 /* llama-quantize's block-size fallback (spec/llama-quant-presets.md §4): the type to use for a
  * row of ne0 weights, or -1 when the requested type has none. */
 int qs_ggml_fallback_type(int type, int64_t ne0);

@@ -40,7 +40,7 @@ const action qs_actions[] = {
     {ACT_NEXT_TAB, "next-tab", {'t'}, "t", "Tensor view", "next tab", NULL},
     {ACT_LOG, "log-counts", {'L'}, "L", "Tensor view", "histogram: linear or logarithmic counts", NULL},
     {ACT_TAILS, "tails", {'z'}, "z", "Tensor view", "histogram: zoom on the tails (|w| beyond 3 sigma) or the whole range", NULL},
-    {ACT_HEAT_MODE, "heat-mode", {'m'}, "m", "Tensor view", "heatmap: max |w| or |error| per tile; focused: arrows move the cursor, + - zoom", NULL},
+    {ACT_HEAT_MODE, "heat-mode", {'m'}, "m", "Tensor view", "heatmap: max |w|, |error| or group scale per cell; focused: arrows, + - zoom", NULL},
 };
 const int qs_n_actions = (int)(sizeof qs_actions / sizeof *qs_actions);
 

@@ -590,10 +590,19 @@ static int heat_key(app *a, action_id act)
     int dy = act == ACT_UP ? -1 : act == ACT_DOWN ? 1 : 0, dx = act == ACT_LEFT ? -1 : act == ACT_RIGHT ? 1 : 0;
     if (dy || dx) {
         int cy = a->heat_cy + dy, cx = a->heat_cx + dx;
+        /* past an edge of a zoomed window: the window pans by one cell */
+        int64_t sr = v.heat_nr / pr > 0 ? v.heat_nr / pr : 1, sc = v.heat_nc / pc > 0 ? v.heat_nc / pc : 1;
+        int64_t r0 = v.heat_r0 + (cy < 0 ? -sr : cy >= pr ? sr : 0), c0 = v.heat_c0 + (cx < 0 ? -sc : cx >= pc ? sc : 0);
+        r0 = r0 < 0 ? 0 : r0 + v.heat_nr > rows ? rows - v.heat_nr : r0;
+        c0 = c0 < 0 ? 0 : c0 + v.heat_nc > cols ? cols - v.heat_nc : c0;
         a->heat_cy = cy < 0 ? 0 : cy >= pr ? pr - 1 : cy;
         a->heat_cx = cx < 0 ? 0 : cx >= pc ? pc - 1 : cx;
         a->heat_fr = a->heat_fc = -1;
-        return R_REDRAW;
+        if (r0 == v.heat_r0 && c0 == v.heat_c0) return R_REDRAW;
+        a->view.heat_r0 = r0, a->view.heat_c0 = c0, a->view.heat_nr = v.heat_nr, a->view.heat_nc = v.heat_nc;
+        snprintf(a->status, sizeof a->status, "heatmap: rows %lld–%lld, columns %lld–%lld (panned)", (long long)r0,
+                 (long long)(r0 + v.heat_nr - 1), (long long)c0, (long long)(c0 + v.heat_nc - 1));
+        return R_REDRAW | R_VIEW;
     }
     bool in = act == ACT_INC;
     if (!in && v.heat_nr == rows && v.heat_nc == cols) return R_NONE;
@@ -691,7 +700,7 @@ int app_handle_key(app *a, int key)
         a->view.tails = !a->view.tails;
         snprintf(a->status, sizeof a->status, "histogram: %s", a->view.tails ? "the tails, |w| beyond 3 sigma" : "the whole range");
         return R_REDRAW | R_VIEW;
-    case ACT_HEAT_MODE: a->heat_mode = !a->heat_mode; return R_REDRAW;
+    case ACT_HEAT_MODE: a->heat_mode = (a->heat_mode + 1) % 3; return R_REDRAW;
     case ACT_PROMPT:
         pthread_mutex_lock(&a->lock);
         snprintf(a->prompt_edit, sizeof a->prompt_edit, "%s", a->gen.prompt);

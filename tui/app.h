@@ -54,6 +54,7 @@ typedef struct app_result {
     float levels[256];             /* grid of the first group */
     int n_levels;
     float tiles_w[APP_TILE_ROWS * APP_TILE_COLS], tiles_err[APP_TILE_ROWS * APP_TILE_COLS];
+    float tiles_scale[APP_TILE_ROWS * APP_TILE_COLS]; /* max group scale per cell (not in a preview) */
     int tile_rows, tile_cols;
     app_view_req view;             /* what was computed: the window the tiles cover, tails or not */
     double tail_cut;               /* tails: the 3σ the histogram starts at */
@@ -116,7 +117,7 @@ typedef struct app {
     app_mode mode;
     int knob_sel;
     bool log_counts;
-    int heat_mode;                 /* 0 max |w|, 1 |error| */
+    int heat_mode;                 /* 0 max |w|, 1 |error|, 2 the groups' scales */
     app_view_req view;             /* the histogram range and heatmap window asked for */
     int heat_cy, heat_cx;          /* the heatmap cursor (a cell) */
     int64_t heat_fr, heat_fc;      /* the weight it points at (-1: the cell's centre); zooms centre on it */

@@ -41,7 +41,7 @@ void settings_load(settings *s)
     if (cJSON_IsString(th) && settings_theme_known(th->valuestring)) snprintf(s->theme, sizeof s->theme, "%s", th->valuestring);
     if (cJSON_IsBool(mo)) s->mouse = cJSON_IsTrue(mo);
     if (cJSON_IsBool(lc)) s->log_counts = cJSON_IsTrue(lc);
-    if (cJSON_IsNumber(hm) && (hm->valueint == 0 || hm->valueint == 1)) s->heat_mode = hm->valueint;
+    if (cJSON_IsNumber(hm) && hm->valueint >= 0 && hm->valueint <= 2) s->heat_mode = hm->valueint;
     cJSON_Delete(o);
 }
 

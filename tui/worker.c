@@ -289,6 +289,8 @@ void worker_compute(const app *a, int t, const qs_qconfig *cfg, const app_view_r
     if (e) {
         for (int64_t i = 0; i < rows * cols; i++) e[i] = q.deq[i] - w[i];
         window_tiles(e, rows, cols, &v, r->tile_rows, r->tile_cols, r->tiles_err);
+        qs_qresult_group_scales(&q, e);
+        window_tiles(e, rows, cols, &v, r->tile_rows, r->tile_cols, r->tiles_scale);
         free(e);
     }
     fill_explain(&q, wq, r);

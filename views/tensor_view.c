@@ -101,7 +101,9 @@ static void heatmap(rect r, const app *a, const app_result *res)
 {
     int w = r.w - 2, x0 = r.x + 1, pr = res->tile_rows, pc = res->tile_cols;
     if (w < 8 || r.h < 7 || !pr || !pc) return;
-    const float *c = a->heat_mode ? res->tiles_err : res->tiles_w;
+    static const char *const what[3] = {"max |w|", "|error|", "scale"};
+    int hm = a->heat_mode >= 0 && a->heat_mode < 3 ? a->heat_mode : 0;
+    const float *c = hm == 2 ? res->tiles_scale : hm == 1 ? res->tiles_err : res->tiles_w;
     const app_view_req *v = &res->view;
     float vmax = 0;
     for (int i = 0; i < pr * pc; i++) vmax = c[i] > vmax ? c[i] : vmax;
@@ -115,18 +117,18 @@ static void heatmap(rect r, const app *a, const app_result *res)
     int y = r.y + 3 + (pr + 1) / 2;
     if (y > r.y + r.h - 3) y = r.y + r.h - 3;
     draw_textf(y, x0, w, theme(TH_DIM), "%s/cell %lldx%lld, rows %lld-%lld cols %lld-%lld: 0 %s %.4g",
-               a->heat_mode ? "|error|" : "max |w|", (long long)(v->heat_nr / pr), (long long)(v->heat_nc / pc),
+               what[hm], (long long)(v->heat_nr / pr), (long long)(v->heat_nc / pc),
                (long long)v->heat_r0, (long long)(v->heat_r0 + v->heat_nr - 1), (long long)v->heat_c0,
                (long long)(v->heat_c0 + v->heat_nc - 1), theme_has_colour() ? "→" : "░▒▓█", vmax);
     int64_t r0 = v->heat_r0 + (int64_t)cy * v->heat_nr / pr, r1 = v->heat_r0 + (int64_t)(cy + 1) * v->heat_nr / pr - 1;
     int64_t c0 = v->heat_c0 + (int64_t)cx * v->heat_nc / pc, c1 = v->heat_c0 + (int64_t)(cx + 1) * v->heat_nc / pc - 1;
-    if (!focus) draw_text(y + 1, x0, w, "m: |w| or |error|   Tab: cursor, + - zoom", theme(TH_DIM));
+    if (!focus) draw_text(y + 1, x0, w, "m: |w| |error| scale  Tab: cursor +- zoom", theme(TH_DIM));
     else if (r0 == r1 && c0 == c1)
         draw_textf(y + 1, x0, w, A_BOLD, "[%lld][%lld]: %s %.6g (- zooms out)", (long long)r0, (long long)c0,
-                   a->heat_mode ? "|error|" : "|w|", c[cy * pc + cx]);
+                   hm == 2 ? "scale" : hm ? "|error|" : "|w|", c[cy * pc + cx]);
     else
         draw_textf(y + 1, x0, w, A_BOLD, "[%lld-%lld][%lld-%lld]: %s %.4g (+ zooms)", (long long)r0, (long long)r1,
-                   (long long)c0, (long long)c1, a->heat_mode ? "max|err|" : "max|w|", c[cy * pc + cx]);
+                   (long long)c0, (long long)c1, hm == 2 ? "max scale" : hm ? "max|err|" : "max|w|", c[cy * pc + cx]);
 }
 
 static void channels(rect r, const app_result *res)
