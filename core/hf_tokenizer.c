@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "fileio.h"
 
 enum { TT_NORMAL = 1, TT_CONTROL = 3, TT_USER = 4, TT_UNUSED = 5 };
 
@@ -188,4 +191,27 @@ int qs_hf_tokenizer_keys(const char *json, size_t len, const char *config, size_
     free(v.tokens), free(v.types), free(m);
     cJSON_Delete(root);
     return rc;
+}
+
+qs_gguf *qs_hf_tokenizer_gguf(const char *dir, qs_err *err)
+{
+    char path[4200], tmp[] = "/tmp/quantscope-tokenizer-XXXXXX";
+    size_t len, clen = 0;
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    char *json = qs_read_file(path, (size_t)1 << 30, &len, err);
+    if (!json) return NULL;
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    char *config = qs_read_file(path, 16u << 20, &clen, NULL);
+    qs_gguf_writer *w = qs_gguf_writer_new();
+    int fd = mkstemp(tmp);
+    int rc = !w ? qs_err_set(err, QS_E_OOM, "out of memory") : fd < 0 ? qs_err_set(err, QS_E_IO, "cannot create %s", tmp) : 0;
+    if (fd >= 0) close(fd);
+    if (!rc) rc = qs_gguf_writer_set_str(w, "general.architecture", "llama") ? qs_err_set(err, QS_E_OOM, "out of memory") : 0;
+    if (!rc) rc = qs_hf_tokenizer_keys(json, len, config, clen, w, err);
+    if (!rc) rc = qs_gguf_writer_write(w, tmp, err);
+    qs_gguf *g = rc ? NULL : qs_gguf_open(tmp, err);
+    if (fd >= 0) unlink(tmp);
+    qs_gguf_writer_free(w);
+    free(json), free(config);
+    return g;
 }

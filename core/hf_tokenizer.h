@@ -20,4 +20,9 @@
 int qs_hf_tokenizer_keys(const char *json, size_t len, const char *config, size_t config_len, qs_gguf_writer *w,
                          qs_err *err);
 
+/* The tokenizer.json (and config.json ids) of an HF checkpoint directory as a GGUF holding only
+ * the tokenizer keys, for qs_vocab_load (a temporary file, mapped and already unlinked); NULL with
+ * err set when the directory has no tokenizer.json or it cannot be read. */
+qs_gguf *qs_hf_tokenizer_gguf(const char *dir, qs_err *err);
+
 #endif

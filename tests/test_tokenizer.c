@@ -9,6 +9,7 @@
 #include "core/hf_tokenizer.h"
 #include <cjson/cJSON.h>
 #include <stdbool.h>
+#include <sys/stat.h>
 #include "core/tokenizer.h"
 #include "tests/testutil.h"
 
@@ -285,6 +286,34 @@ Test(tokenizer, hf_tokenizer_json_becomes_the_gguf_vocabulary, .timeout = 300)
         cr_expect(pl2 == pl && !memcmp(pre2, pre, pl), "%s: pre-tokenizer %.*s", base, (int)pl2, pre2);
         cr_expect(bos2 == bos && eos2 == eos && add2 == add_bos, "%s: special ids and add_bos", base);
         qs_gguf_close(h);
+        /* the same through an HF directory: tokenizer.json + config.json → a vocabulary */
+        char hfdir[8300], tj[8400];
+        snprintf(hfdir, sizeof hfdir, "%s/hf-%s", dir, base);
+        mkdir(hfdir, 0755);
+        snprintf(tj, sizeof tj, "%s/tokenizer.json", hfdir);
+        FILE *jf = fopen(tj, "w");
+        char *json2 = tokenizer_json_of(g, llama3, add_bos);
+        fputs(json2, jf);
+        fclose(jf);
+        free(json2);
+        snprintf(tj, sizeof tj, "%s/config.json", hfdir);
+        jf = fopen(tj, "w");
+        fputs(config, jf);
+        fclose(jf);
+        qs_gguf *hg = qs_hf_tokenizer_gguf(hfdir, &err);
+        cr_assert_not_null(hg, "%s", err.msg);
+        qs_vocab *va = qs_vocab_load(g, &err), *vb = qs_vocab_load(hg, &err);
+        qs_gguf_close(hg);
+        cr_assert(va && vb, "%s", err.msg);
+        static const char sample_text[] = "Hello world, 3.14159 and  spaces\n\tnew lines — ünïcödé 🦙!";
+        int32_t *ia, *ib;
+        int64_t na, nb;
+        cr_assert_eq(qs_tokenize(va, sample_text, strlen(sample_text), true, false, &ia, &na, &err), 0);
+        cr_assert_eq(qs_tokenize(vb, sample_text, strlen(sample_text), true, false, &ib, &nb, &err), 0);
+        cr_expect(na == nb && !memcmp(ia, ib, (size_t)na * sizeof *ia), "%s: the HF directory's vocabulary tokenizes alike",
+                  base);
+        free(ia), free(ib);
+        qs_vocab_free(va), qs_vocab_free(vb);
         int cases = check_vocab(out);
         cr_expect_gt(cases, 0, "%s: the converted vocabulary tokenizes the test inputs", base);
         cr_log_info("%s from tokenizer.json: %d test inputs tokenized as llama.cpp does", base, cases);

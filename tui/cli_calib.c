@@ -7,6 +7,8 @@
 #include "core/calib.h"
 #include "core/fileio.h"
 #include "core/gguf.h"
+#include "core/hf_tokenizer.h"
+#include "core/safetensors.h"
 #include "core/infer.h"
 #include "core/model.h"
 #include "core/recipe.h"
@@ -71,10 +73,14 @@ int qs_cli_vocab_llm_from(const char *path, const qs_model *m, const qs_gguf *to
 {
     qs_err err = {0};
     *v = NULL, *l = NULL;
-    if (!tok) tok = m->gguf;
+    qs_gguf *own = !tok && !m->gguf && m->st ? qs_hf_tokenizer_gguf(m->st->dir, &err) : NULL; /* tokenizer.json */
+    if (!tok) tok = m->gguf ? m->gguf : own;
     if (!tok)
-        return qs_cli_fail(path, &(qs_err){QS_E_UNSUPPORTED, "tokenizers are read from GGUF files only: give one with --vocab"});
-    if (!(*v = qs_vocab_load(tok, &err)) || !(*l = qs_llm_new(m, ctx, &err))) {
+        return qs_cli_fail(path, &(qs_err){QS_E_UNSUPPORTED, "no tokenizer: give a GGUF vocabulary with --vocab, or a "
+                                                              "byte-level BPE tokenizer.json beside the checkpoint"});
+    *v = qs_vocab_load(tok, &err);
+    qs_gguf_close(own);
+    if (!*v || !(*l = qs_llm_new(m, ctx, &err))) {
         qs_vocab_free(*v);
         *v = NULL;
         return qs_cli_fail(path, &err);

@@ -371,7 +371,9 @@ static void react_click(app *a, worker *w, int y, int x)
 /* the generation pane runs when the model can: llama family, GGUF vocabulary */
 static void init_generation(app *a)
 {
-    a->gen.enabled = a->model->hp.supported && a->model->gguf && strcmp(a->model->tok.kind, "none") != 0;
+    /* GGUF vocabularies, and HF checkpoints with a tokenizer.json (the worker converts it) */
+    a->gen.enabled = a->model->hp.supported && strcmp(a->model->tok.kind, "none") != 0 &&
+                     (a->model->gguf || !strncmp(a->model->tok.kind, "hf-", 3));
     snprintf(a->gen.prompt, sizeof a->gen.prompt, "%s", strstr(a->model->path, "kjv") ? "And God said" : "Once upon a time");
     if (!a->gen.enabled)
         snprintf(a->gen.error, sizeof a->gen.error, "generation needs a llama-family GGUF with a tokenizer (%.60s)",
