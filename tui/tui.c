@@ -305,13 +305,13 @@ static void request(app *a, worker *w)
 {
     int t = app_selected_tensor(a);
     if (t < 0 || !app_tensor_quantizable(a, t)) return;
+    pthread_mutex_lock(&a->lock);
     if (t != a->res->tensor) { /* another tensor: the heatmap shows all of it again */
         a->view.heat_r0 = a->view.heat_c0 = a->view.heat_nr = a->view.heat_nc = 0;
         a->heat_cy = a->heat_cx = 0;
         a->heat_fr = a->heat_fc = -1;
     }
-    pthread_mutex_lock(&a->lock);
-    if (a->res->tensor == t && a->res->ok) {
+    if (a->res->tensor == t && a->res->ok && !a->res->sampled) { /* a preview is no "previous value" */
         a->prev_m = a->res->m;
         a->prev_bpw = a->res->bpw;
         a->have_prev = true;
