@@ -321,6 +321,14 @@ static double ppl_of(const char *args)
     return v;
 }
 
+/* runs the CLI and requires success */
+static void run_ok(const char *args)
+{
+    tu_run_result r = tu_run(args);
+    cr_assert_eq(r.status, 0, "%s: %s", args, r.err);
+    tu_run_free(&r);
+}
+
 Test(export, grid_recipes_keep_their_predicted_perplexity, .timeout = 300)
 {
     const char *model = "sample_models/kjv-tiny.gguf", *calib = "build/kjv/calib.txt", *eval = "build/kjv/eval.txt";
@@ -348,9 +356,7 @@ Test(export, grid_recipes_keep_their_predicted_perplexity, .timeout = 300)
         snprintf(args, sizeof args, "ppl %s --text %s --chunks 3 --ctx 128 --recipe %s %s", model, eval, rpath, cal);
         double predicted = ppl_of(args);
         snprintf(args, sizeof args, "export %s --recipe %s %s -o %s", model, rpath, cal, out);
-        tu_run_result r = tu_run(args);
-        cr_assert_eq(r.status, 0, "%s: %s", recipes[k], r.err);
-        tu_run_free(&r);
+        run_ok(args);
         snprintf(args, sizeof args, "ppl %s --text %s --chunks 3 --ctx 128", out, eval);
         double exported = ppl_of(args);
         cr_log_info("recipe %zu: predicted PPL %.4f, exported %.4f", k, predicted, exported);
@@ -664,13 +670,9 @@ Test(export, hf_checkpoint_exports_the_same_gguf_tensors, .timeout = 60)
     snprintf(a, sizeof a, "%s/from-hf.gguf", dir);
     snprintf(b, sizeof b, "%s/from-gguf.gguf", dir);
     snprintf(args, sizeof args, "export %s --vocab %s --type q4_K -o %s", hf, gg, a);
-    tu_run_result r = tu_run(args);
-    cr_assert_eq(r.status, 0, "%s", r.err);
-    tu_run_free(&r);
+    run_ok(args);
     snprintf(args, sizeof args, "export %s --type q4_K -o %s", gg, b);
-    r = tu_run(args);
-    cr_assert_eq(r.status, 0, "%s", r.err);
-    tu_run_free(&r);
+    run_ok(args);
     qs_err err = {0};
     qs_model *x = qs_model_open(a, &err), *y = qs_model_open(b, &err);
     cr_assert(x && y, "%s", err.msg);
@@ -696,10 +698,9 @@ Test(export, mixed_kjv_small_recipe_opens_with_its_predicted_perplexity, .timeou
 {
     const char *model = "sample_models/kjv-small.gguf", *eval = "build/kjv/eval.txt";
     if (access(model, R_OK) || access(eval, R_OK)) cr_skip_test("%s or %s is not there", model, eval);
-    char *dir = tu_tmpdir(), args[16384], rp[4200], out[4200], back[4200];
+    char *dir = tu_tmpdir(), args[16384], rp[4200], out[4200];
     snprintf(rp, sizeof rp, "%s/r.json", dir);
     snprintf(out, sizeof out, "%s/mix.gguf", dir);
-    snprintf(back, sizeof back, "%s/back.json", dir);
     snprintf(args, sizeof args, "recipe %s --preset Q4_K_M --set 'blk\\.[0-1]\\.ffn_down=q6_K' --set 'blk\\.5\\.attn_v=q8_0' "
              "--set 'blk\\.[2-4]\\.ffn_up=q3_K' -o %s", model, rp);
     tu_run_result r = tu_run(args);
@@ -707,9 +708,7 @@ Test(export, mixed_kjv_small_recipe_opens_with_its_predicted_perplexity, .timeou
     cr_expect(strstr(r.out, "blk.5.attn_v.weight                  [256, 512]       q8_0") != NULL, "--set beats the preset");
     tu_run_free(&r);
     snprintf(args, sizeof args, "export %s --recipe %s -o %s", model, rp, out);
-    r = tu_run(args);
-    cr_assert_eq(r.status, 0, "%s", r.err);
-    tu_run_free(&r);
+    run_ok(args);
     snprintf(args, sizeof args, "ppl %s --text %s --chunks 4 --recipe %s", model, eval, rp);
     double predicted = ppl_of(args);
     snprintf(args, sizeof args, "ppl %s --text %s --chunks 4", out, eval);
