@@ -74,10 +74,10 @@ int main(void)
     qs_qconfig_default(&c, qs_method_find("q4_K"));
     int step = worker_preview_step(ROWS, COLS);
     t0 = now();
-    worker_compute(&a, 0, &c, &view, step, &cache, r);
+    worker_compute(&a, 0, &c, &view, step, &cache, NULL, r);
     double t_open = now() - t0;
     t0 = now();
-    worker_compute(&a, 0, &c, &view, 1, &cache, r);
+    worker_compute(&a, 0, &c, &view, 1, &cache, NULL, r);
     printf("a tensor opened: first preview (the floats read, a sample's statistics) %.1f ms %s; the full result "
            "(distribution and outlier rows computed and cached) %.1f ms\n",
            t_open * 1e3, t_open < 0.1 ? "(< 100 ms)" : "(NOT < 100 ms)", (now() - t0) * 1e3);
@@ -90,10 +90,10 @@ int main(void)
         double best_p = 1e9, best_f = 1e9;
         for (int rep = 0; rep < 2; rep++) {
             t0 = now();
-            worker_compute(&a, 0, &c, &view, step, &cache, r);
+            worker_compute(&a, 0, &c, &view, step, &cache, NULL, r);
             double tp = now() - t0;
             t0 = now();
-            worker_compute(&a, 0, &c, &view, 1, &cache, r);
+            worker_compute(&a, 0, &c, &view, 1, &cache, NULL, r);
             double tf = now() - t0;
             if (!r->ok) return fprintf(stderr, "bench_knob: %s: %s\n", cfgs[k], r->error), 1;
             best_p = tp < best_p ? tp : best_p, best_f = tf < best_f ? tf : best_f;

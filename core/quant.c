@@ -532,7 +532,7 @@ static void count_calib_clipped(qs_qresult *r, const float *w)
         }
 }
 
-static int run_gptq(qs_qresult *r, const float *w, const qs_calib *calib, qs_err *err)
+static int run_gptq(qs_qresult *r, const float *w, const qs_calib *calib, qs_progress *prog, qs_err *err)
 {
     if (!calib || !calib->H)
         return qs_err_set(err, QS_E_USAGE, "gptq needs calibration data: its Hessian (run a calibration first, --calib TEXT)");
@@ -544,7 +544,7 @@ static int run_gptq(qs_qresult *r, const float *w, const qs_calib *calib, qs_err
     if (rc) return rc;
     if (!(r->g_idx = malloc((size_t)r->cols * sizeof *r->g_idx))) return qs_err_set(err, QS_E_OOM, "out of memory");
     qs_gptq_out o = {r->data, r->deq, r->scales, r->zeros, r->g_idx, 0};
-    if ((rc = qs_gptq_quantize(&p, w, r->rows, r->cols, calib->H, &o, NULL, err))) return rc;
+    if ((rc = qs_gptq_quantize(&p, w, r->rows, r->cols, calib->H, &o, prog, err))) return rc;
     r->group_len = p.group > 0 ? p.group : r->cols;
     r->loss = o.loss;
     r->bpw = qs_qconfig_bpw(c, r->rows, r->cols, -1);
@@ -552,7 +552,7 @@ static int run_gptq(qs_qresult *r, const float *w, const qs_calib *calib, qs_err
     return 0;
 }
 
-static int run_awq(qs_qresult *r, const float *w, const qs_calib *calib, qs_err *err)
+static int run_awq(qs_qresult *r, const float *w, const qs_calib *calib, qs_progress *prog, qs_err *err)
 {
     if (!calib || !calib->X || calib->n_rows <= 0)
         return qs_err_set(err, QS_E_USAGE, "awq needs calibration data: input rows (run a calibration first, --calib TEXT)");
@@ -565,7 +565,7 @@ static int run_awq(qs_qresult *r, const float *w, const qs_calib *calib, qs_err 
     if (rc) return rc;
     if (!(r->col_scale = malloc((size_t)r->cols * sizeof *r->col_scale))) return qs_err_set(err, QS_E_OOM, "out of memory");
     qs_awq_out o = {r->deq, r->data, r->scales, r->zeros, r->col_scale, NULL, {0}, 0};
-    if ((rc = qs_awq_quantize(&p, w, r->rows, r->cols, calib->X, calib->n_rows, calib->x_mean, NULL, &o, NULL, err)))
+    if ((rc = qs_awq_quantize(&p, w, r->rows, r->cols, calib->X, calib->n_rows, calib->x_mean, NULL, &o, prog, err)))
         return rc;
     r->group_len = G;
     int best = c->alpha >= 0 ? -1 : (int)lrintf(o.best_ratio * QS_AWQ_GRID);
@@ -622,7 +622,7 @@ static int run_ggml(qs_qresult *r, const float *w, int type, const float *imatri
  * by s); the dequantized weights divided by s again. No clip: AWQ's clip search fits its own grid
  * and hurts the GGML types (kjv-tiny, w4 g128 → q4_K: PPL 36.60 without, 37.73 with it) */
 static int run_awq_ggml(qs_qresult *r, const float *w, const qs_calib *calib, int type, const float *imatrix,
-                        int n_threads, qs_err *err)
+                        int n_threads, qs_progress *prog, qs_err *err)
 {
     if (!calib || !calib->X || calib->n_rows <= 0)
         return qs_err_set(err, QS_E_USAGE, "awq needs calibration data: input rows (run a calibration first, --calib TEXT)");
@@ -640,7 +640,7 @@ static int run_awq_ggml(qs_qresult *r, const float *w, const qs_calib *calib, in
                  ? qs_err_set(err, QS_E_OOM, "out of memory")
                  : 0;
     qs_awq_out o = {deq, codes, gs, gz, r->col_scale, NULL, {0}, 0};
-    if (!rc) rc = qs_awq_quantize(&p, w, R, C, calib->X, calib->n_rows, calib->x_mean, NULL, &o, NULL, err);
+    if (!rc) rc = qs_awq_quantize(&p, w, R, C, calib->X, calib->n_rows, calib->x_mean, NULL, &o, prog, err);
     for (int64_t i = 0; !rc && i < n; i++) ws[i] = w[i] * r->col_scale[i % C];
     for (int64_t k = 0; !rc && iw && k < C; k++) iw[k] = imatrix[k] / (r->col_scale[k] * r->col_scale[k]);
     free(deq), free(gs), free(gz), free(codes);
@@ -657,6 +657,12 @@ static int run_awq_ggml(qs_qresult *r, const float *w, const qs_calib *calib, in
 
 int qs_quant_run(const qs_qconfig *cfg, const float *w, int64_t rows, int64_t cols, const struct qs_calib *calib,
                  const float *imatrix, int n_threads, qs_qresult *out, qs_err *err)
+{
+    return qs_quant_run_progress(cfg, w, rows, cols, calib, imatrix, n_threads, NULL, out, err);
+}
+
+int qs_quant_run_progress(const qs_qconfig *cfg, const float *w, int64_t rows, int64_t cols, const struct qs_calib *calib,
+                          const float *imatrix, int n_threads, qs_progress *prog, qs_qresult *out, qs_err *err)
 {
     memset(out, 0, sizeof *out);
     out->rows = rows;
@@ -677,8 +683,10 @@ int qs_quant_run(const qs_qconfig *cfg, const float *w, int64_t rows, int64_t co
     case QS_METHOD_RTN: rc = run_rtn(out, w, n_threads, err); break;
     case QS_METHOD_NF4: case QS_METHOD_FP4: rc = run_bnb4(out, w, err); break;
     case QS_METHOD_GGML: rc = run_ggml(out, w, type, imatrix, n_threads, err); break;
-    case QS_METHOD_GPTQ: rc = run_gptq(out, w, calib, err); break;
-    case QS_METHOD_AWQ: rc = cfg->ggml >= 0 ? run_awq_ggml(out, w, calib, type, imatrix, n_threads, err) : run_awq(out, w, calib, err); break;
+    case QS_METHOD_GPTQ: rc = run_gptq(out, w, calib, prog, err); break;
+    case QS_METHOD_AWQ:
+        rc = cfg->ggml >= 0 ? run_awq_ggml(out, w, calib, type, imatrix, n_threads, prog, err) : run_awq(out, w, calib, prog, err);
+        break;
     }
     if (rc) {
         qs_qresult_free(out);

@@ -117,6 +117,11 @@ struct qs_calib; /* calibration statistics (core/calib.h): GPTQ needs its H, AWQ
  * relative output error (out_err). */
 int qs_quant_run(const qs_qconfig *cfg, const float *w, int64_t rows, int64_t cols, const struct qs_calib *calib,
                  const float *imatrix, int n_threads, qs_qresult *out, qs_err *err);
+/* the same with progress and cancellation for the long methods (GPTQ's column blocks, AWQ's
+ * search): a cancelled run returns QS_E_CANCELLED */
+struct qs_progress;
+int qs_quant_run_progress(const qs_qconfig *cfg, const float *w, int64_t rows, int64_t cols, const struct qs_calib *calib,
+                          const float *imatrix, int n_threads, struct qs_progress *prog, qs_qresult *out, qs_err *err);
 void qs_qresult_free(qs_qresult *r);
 /* The grid of the group holding weight (row, col): ascending values, returns the count
  * (<= 256; 0 when the format has no grid, e.g. F16). */

@@ -10,6 +10,7 @@
 #include "core/gguf.h"
 #include "core/calib.h"
 #include "core/gptq.h"
+#include "core/progress.h"
 #include "core/quant.h"
 #include "core/recipe.h"
 #include "core/stats.h"
@@ -222,4 +223,35 @@ Test(gptq, fractional_knobs)
     qs_config_parse("gptq:damp=0.1,static_groups=true", &c, &keep, &err);
     qs_qconfig_describe(&c, d, sizeof d);
     cr_expect_str_eq(d, "gptq w4 g128 sym damp 0.1 static");
+}
+
+/* a cancelled run stops between column blocks with QS_E_CANCELLED (the workbench cancels an
+ * out-of-date GPTQ/AWQ run this way); an uncancelled one with progress gives the same result as
+ * without */
+Test(gptq, cancelled_run_stops)
+{
+    enum { R = 32, C = 512 };
+    float *w = malloc(sizeof(float) * R * C), *H = calloc((size_t)C * C, sizeof *H), *X = malloc(sizeof(float) * 64 * C);
+    uint32_t s = 7;
+    for (int i = 0; i < R * C; i++) s = s * 1664525u + 1013904223u, w[i] = (float)(s >> 8) / 16777216.0f - 0.5f;
+    for (int i = 0; i < 64 * C; i++) s = s * 1664525u + 1013904223u, X[i] = (float)(s >> 8) / 16777216.0f - 0.5f;
+    for (int i = 0; i < C; i++)
+        for (int j = 0; j < C; j++) {
+            double acc = 0;
+            for (int t = 0; t < 64; t++) acc += (double)X[t * C + i] * X[t * C + j];
+            H[i * C + j] = (float)(2 * acc / 64);
+        }
+    qs_calib cv = {C, H, NULL, X, 64, NULL, NULL};
+    qs_qconfig cfg;
+    qs_qconfig_default(&cfg, qs_method_find("gptq"));
+    qs_qresult a, b;
+    qs_err err = {0};
+    qs_progress stop = {0, 0, 1, NULL, NULL}, go = {0};
+    cr_expect_eq(qs_quant_run_progress(&cfg, w, R, C, &cv, NULL, 1, &stop, &a, &err), -QS_E_CANCELLED, "%s", err.msg);
+    cr_assert_eq(qs_quant_run_progress(&cfg, w, R, C, &cv, NULL, 1, &go, &a, &err), 0, "%s", err.msg);
+    cr_assert_eq(qs_quant_run(&cfg, w, R, C, &cv, NULL, 1, &b, &err), 0, "%s", err.msg);
+    cr_expect(!memcmp(a.deq, b.deq, sizeof(float) * R * C), "progress does not change the result");
+    cr_expect_eq(go.done, go.total, "progress reaches its total");
+    qs_qresult_free(&a), qs_qresult_free(&b);
+    free(w), free(H), free(X);
 }

@@ -34,6 +34,8 @@ struct worker {
     pthread_cond_t cv;
     bool pending, running, quit;
     bool tensor_seen;
+    bool tensor_running;     /* the job running is a tensor request: a newer one cancels it */
+    qs_progress tensor_prog; /* its cancel flag (GPTQ/AWQ check it) */
     /* the long jobs on the calibration text: pending bits, run in this order after tensor requests
      * and before generation */
     unsigned long_pending;
@@ -230,7 +232,7 @@ static app_view_req clamp_view(const app_view_req *req, int64_t rows, int64_t co
 }
 
 void worker_compute(const app *a, int t, const qs_qconfig *cfg, const app_view_req *req, int sample, tensor_cache *cache,
-                    app_result *r)
+                    qs_progress *prog, app_result *r)
 {
     memset(r, 0, sizeof *r);
     r->tensor = t;
@@ -266,7 +268,7 @@ void worker_compute(const app *a, int t, const qs_qconfig *cfg, const app_view_r
     qs_qresult q;
     qs_calib view = {0};
     int rc = calib_view(a, x, cfg, &view, r->error, sizeof r->error);
-    if (!rc) rc = qs_quant_run(cfg, wq, nq, cols, view.cols ? &view : NULL, NULL, 0, &q, &err);
+    if (!rc) rc = qs_quant_run_progress(cfg, wq, nq, cols, view.cols ? &view : NULL, NULL, 0, prog, &q, &err);
     qs_calib_free(&view);
     if (rc) {
         if (!r->error[0]) snprintf(r->error, sizeof r->error, "%s", err.msg);
@@ -801,24 +803,25 @@ static void *run(void *arg)
         qs_qconfig cfg = w->cfg;
         app_view_req view = w->view;
         w->pending = false;
-        w->running = true;
+        w->running = w->tensor_running = true;
+        w->tensor_prog = (qs_progress){0};
         pthread_mutex_unlock(&w->mu);
         const qs_tensor *x = &w->a->model->tensors[t];
         int step = worker_preview_step(qs_tensor_nrows(x), x->ne[0]);
         bool newer = false;
         if (step > 1) { /* a big tensor: a preview on a sample of rows first, redrawn at once */
-            worker_compute(w->a, t, &cfg, &view, step, &w->cache, r);
-            r = publish(w, t, r);
-            notify(w);
+            worker_compute(w->a, t, &cfg, &view, step, &w->cache, &w->tensor_prog, r);
+            if (!w->tensor_prog.cancel) r = publish(w, t, r), notify(w);
             pthread_mutex_lock(&w->mu);
             newer = w->pending;
             pthread_mutex_unlock(&w->mu);
         }
         if (!newer) { /* (a newer request replaces the full computation of this one) */
-            worker_compute(w->a, t, &cfg, &view, 1, &w->cache, r);
-            r = publish(w, t, r);
+            worker_compute(w->a, t, &cfg, &view, 1, &w->cache, &w->tensor_prog, r);
+            if (!w->tensor_prog.cancel) r = publish(w, t, r); /* a cancelled GPTQ/AWQ run: the newer request follows */
         }
         pthread_mutex_lock(&w->mu);
+        w->tensor_running = false;
         job_done(w);
     }
     pthread_mutex_unlock(&w->mu);
@@ -855,6 +858,7 @@ void worker_submit(worker *w, int tensor, const qs_qconfig *cfg, const app_view_
     w->tensor = tensor;
     w->cfg = *cfg;
     w->view = *view;
+    if (w->tensor_running) w->tensor_prog.cancel = 1; /* the running one is out of date */
     w->pending = true;
     w->tensor_seen = true;
     pthread_cond_broadcast(&w->cv);

@@ -53,8 +53,9 @@ typedef struct tensor_cache {
 void tensor_cache_free(tensor_cache *c);
 /* the computation itself (also used by benchmarks): fills r for tensor t of a with cfg; sample > 1
  * quantizes every sample-th row only (a preview: metrics, histogram and grid of those rows) */
+struct qs_progress;
 void worker_compute(const app *a, int t, const qs_qconfig *cfg, const app_view_req *view, int sample, tensor_cache *cache,
-                    app_result *r);
+                    struct qs_progress *prog, app_result *r);
 /* the row step of the preview a tensor of rows × cols gets first (1: none, it is quick anyway) */
 int worker_preview_step(int64_t rows, int64_t cols);
 
