@@ -40,7 +40,7 @@ static const command commands[] = {
     {"recipe", qs_cli_recipe, "recipe MODEL [--preset NAME] [--default CONFIG] [--set PATTERN=CONFIG …] -o R.json | recipe show R.json [--model M]\n"
                               "                                  write or show a per-tensor quantization recipe"},
     {"export", qs_cli_export, "export MODEL (--recipe R.json | --type T | --preset P) -o OUT.gguf [--imatrix F] [--ftype NAME]\n"
-                              "       [--vocab TOKENIZER.gguf] [--calib TEXT] [--llama-quantize TYPES.txt]\n"
+                              "       [--vocab TOKENIZER.gguf] [--calib TEXT] [--llama-quantize [--tensor-type-file TYPES.txt]]\n"
                               "       | export MODEL --recipe R.json --format gptq|awq -o DIR [--calib TEXT] | export MODEL --hf DIR\n"
                               "                                  write the quantized GGUF (llama-quantize's layout) or a GPTQ/AWQ checkpoint"},
     {"vocab", qs_cli_vocab, "vocab --data TEXT [--size N] -o VOCAB.gguf   train a SentencePiece-style BPE vocabulary"},
