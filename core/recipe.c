@@ -450,6 +450,20 @@ int qs_recipe_resolve(const qs_recipe *r, const qs_model *m, bool force, qs_reci
     return 0;
 }
 
+bool qs_recipe_table_needs_calib(const qs_recipe_table *t)
+{
+    for (int64_t i = 0; i < t->n; i++)
+        if (!t->e[i].keep && t->e[i].cfg.method->needs_calib) return true;
+    return false;
+}
+
+bool qs_recipe_table_has_non_ggml(const qs_recipe_table *t)
+{
+    for (int64_t i = 0; i < t->n; i++)
+        if (!t->e[i].keep && t->e[i].cfg.method->kind != QS_METHOD_GGML) return true;
+    return false;
+}
+
 void qs_recipe_table_free(qs_recipe_table *t)
 {
     free(t->e);

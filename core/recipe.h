@@ -78,6 +78,10 @@ void qs_model_table_hash(const qs_model *m, char out[32]);
 bool qs_recipe_quantizable(const qs_tensor *t);
 int qs_recipe_resolve(const qs_recipe *r, const qs_model *m, bool force, qs_recipe_table *out, qs_err *err);
 void qs_recipe_table_free(qs_recipe_table *t);
+/* some quantized entry's method needs calibration data (gptq, awq) */
+bool qs_recipe_table_needs_calib(const qs_recipe_table *t);
+/* some quantized entry's method is not a GGML type (rtn, nf4, gptq, awq …) */
+bool qs_recipe_table_has_non_ggml(const qs_recipe_table *t);
 
 struct qs_llm;
 struct qs_progress;

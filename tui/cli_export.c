@@ -113,20 +113,6 @@ static int parse_args(int argc, char **argv, export_args *a)
     return QS_EXIT_OK;
 }
 
-static bool has_grids(const qs_recipe_table *t)
-{
-    for (int64_t i = 0; i < t->n; i++)
-        if (!t->e[i].keep && t->e[i].cfg.method->kind != QS_METHOD_GGML) return true;
-    return false;
-}
-
-static bool needs_calib(const qs_recipe_table *t)
-{
-    for (int64_t i = 0; i < t->n; i++)
-        if (!t->e[i].keep && t->e[i].cfg.method->needs_calib) return true;
-    return false;
-}
-
 /* runs the RTN/GPTQ/AWQ entries of t (calibrated when they need it) into grids */
 static int collect_grids(const export_args *a, const qs_model *m, const qs_gguf *tok, const qs_recipe_table *t,
                          qs_qgrid *grids)
@@ -134,7 +120,7 @@ static int collect_grids(const export_args *a, const qs_model *m, const qs_gguf 
     qs_recipe_sink sink = qs_export_grid_sink(grids);
     qs_cli_prog cp = qs_cli_prog_start("quantizing: tensor");
     qs_progress prog = {0, 0, 0, qs_cli_progress, &cp};
-    if (!needs_calib(t)) {
+    if (!qs_recipe_table_needs_calib(t)) {
         qs_err err = {0};
         return qs_recipe_apply(t, NULL, NULL, 0, &sink, &prog, &err) ? qs_cli_fail(a->model, &err) : QS_EXIT_OK;
     }
@@ -207,7 +193,7 @@ static int export_recipe(const export_args *a, qs_model *m, const qs_gguf *tok)
     if (!rc && t.warnings[0]) fprintf(stderr, "%s", t.warnings);
     if (!rc && (a->lq || a->llama_quantize)) rc = write_llama_quantize(m, &t, a->imat, a->lq, a->out);
     else if (!rc) {
-        bool grid = has_grids(&t) || strcmp(a->format, "gguf");
+        bool grid = qs_recipe_table_has_non_ggml(&t) || strcmp(a->format, "gguf");
         if (!strcmp(a->format, "gguf") && qs_export_gguf_check(&t, &err)) rc = qs_cli_fail(a->out, &err);
         if (!rc && grid && !(grids = calloc((size_t)(t.n ? t.n : 1), sizeof *grids))) rc = qs_cli_fail(a->model, &(qs_err){QS_E_OOM, "out of memory"});
         if (!rc && grid) rc = collect_grids(a, m, tok, &t, grids);

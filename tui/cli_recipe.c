@@ -163,13 +163,6 @@ int qs_cli_recipe(int argc, char **argv)
     return rc;
 }
 
-static bool needs_calib(const qs_recipe_table *t)
-{
-    for (int64_t i = 0; i < t->n; i++)
-        if (!t->e[i].keep && t->e[i].cfg.method->needs_calib) return true;
-    return false;
-}
-
 int qs_cli_apply_recipe(const char *path, const qs_model *m, qs_llm *l, const qs_vocab *v, const qs_cli_calib *calib)
 {
     qs_recipe r;
@@ -181,7 +174,7 @@ int qs_cli_apply_recipe(const char *path, const qs_model *m, qs_llm *l, const qs
         if (t.warnings[0]) fprintf(stderr, "%s", t.warnings);
         qs_cli_prog cp = qs_cli_prog_start("applying recipe: tensor");
         qs_progress prog = {0, 0, 0, qs_cli_progress, &cp};
-        if (needs_calib(&t)) rc = qs_cli_apply_calibrated(path, &t, l, v, calib, NULL, &prog);
+        if (qs_recipe_table_needs_calib(&t)) rc = qs_cli_apply_calibrated(path, &t, l, v, calib, NULL, &prog);
         else if (qs_recipe_apply(&t, l, NULL, 0, NULL, &prog, &err)) rc = qs_cli_fail(path, &err);
         qs_recipe_table_free(&t);
     }

@@ -599,13 +599,6 @@ static void pareto_compute(worker *w, const char *path)
     pthread_mutex_unlock(&a->lock);
 }
 
-static bool has_grids(const qs_recipe_table *t)
-{
-    for (int64_t i = 0; i < t->n; i++)
-        if (!t->e[i].keep && t->e[i].cfg.method->kind != QS_METHOD_GGML) return true;
-    return false;
-}
-
 /* the recipe as a quantized GGUF: RTN/GPTQ/AWQ entries quantized first (on the calibration set
  * the workbench has), then every tensor written (progress over both, Esc cancels) */
 static void export_compute(worker *w, qs_recipe_table *t, const char *path, int format)
@@ -616,9 +609,10 @@ static void export_compute(worker *w, qs_recipe_table *t, const char *path, int 
     const qs_calib_set *calib = a->calib;
     snprintf(a->calib_status, sizeof a->calib_status, "exporting %.200s… (Esc cancels)", path);
     pthread_mutex_unlock(&a->lock);
-    qs_qgrid *grids = has_grids(t) ? calloc((size_t)t->n, sizeof *grids) : NULL;
+    bool grid = qs_recipe_table_has_non_ggml(t);
+    qs_qgrid *grids = grid ? calloc((size_t)t->n, sizeof *grids) : NULL;
     qs_recipe_sink sink = qs_export_grid_sink(grids);
-    int rc = has_grids(t) && !grids ? qs_err_set(&err, QS_E_OOM, "out of memory") : 0;
+    int rc = grid && !grids ? qs_err_set(&err, QS_E_OOM, "out of memory") : 0;
     if (!rc && grids) {
         snprintf(w->label, sizeof w->label, "export: quantizing tensor");
         rc = qs_recipe_apply(t, NULL, calib, 0, &sink, &w->calib_prog, &err);
