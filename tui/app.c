@@ -319,12 +319,17 @@ static int apply_preset(app *a, int key)
     return changed ? R_REDRAW | R_RECOMPUTE | R_REGENERATE : R_REDRAW;
 }
 
+void app_model_file(const app *a, const char *suffix, char *out, size_t n)
+{
+    const char *base = strrchr(a->model->path, '/');
+    snprintf(out, n, "%.480s%s", base ? base + 1 : a->model->path, suffix);
+}
+
 /* O: the recipe `e` saved (MODEL.recipe.json in the current directory) loaded back, as one edit */
 static int load_saved_recipe(app *a)
 {
     char path[512], err[256];
-    const char *base = strrchr(a->model->path, '/');
-    snprintf(path, sizeof path, "%.480s.recipe.json", base ? base + 1 : a->model->path);
+    app_model_file(a, ".recipe.json", path, sizeof path);
     qs_recipe r;
     qs_recipe_table t;
     qs_err e = {0};

@@ -176,6 +176,9 @@ int app_build_recipe(const app *a, struct qs_recipe *r, char *err, size_t errn);
 /* the configs of a recipe file resolved against the model (a recipe for another model is an
  * error); the app is then "saved" */
 int app_load_recipe(app *a, const char *path, char *err, size_t errn);
+/* the model's file name with a suffix (".recipe.json", ".quant.gguf" …) in the current directory:
+ * where e, O, E and W save and load */
+void app_model_file(const app *a, const char *suffix, char *out, size_t n);
 /* the recipe resolved against the model and its totals: what the recipe view draws */
 typedef struct app_recipe_totals {
     int64_t bytes, orig_bytes, elements;

@@ -223,9 +223,8 @@ static void save_recipe(app *a)
     qs_recipe r;
     qs_err err = {0};
     char path[512], csv[520];
-    const char *base = strrchr(a->model->path, '/');
-    snprintf(path, sizeof path, "%.480s.recipe.json", base ? base + 1 : a->model->path);
-    snprintf(csv, sizeof csv, "%.480s.recipe.csv", base ? base + 1 : a->model->path);
+    app_model_file(a, ".recipe.json", path, sizeof path);
+    app_model_file(a, ".recipe.csv", csv, sizeof csv);
     int rc = app_build_recipe(a, &r, err.msg, sizeof err.msg);
     if (!rc) rc = qs_recipe_save(path, &r, &err);
     if (!rc && (rc = save_table_csv(a, csv, &err))) snprintf(path, sizeof path, "%.500s", csv);
@@ -243,8 +242,7 @@ static void export_gguf(app *a, worker *w)
     qs_recipe_table t = {0};
     qs_err err = {0};
     char path[512];
-    const char *base = strrchr(a->model->path, '/');
-    snprintf(path, sizeof path, "%.480s.quant.gguf", base ? base + 1 : a->model->path);
+    app_model_file(a, ".quant.gguf", path, sizeof path);
     if (app_recipe_table(a, &t, &(app_recipe_totals){0}, err.msg, sizeof err.msg) || qs_export_gguf_check(&t, &err)) {
         snprintf(a->status, sizeof a->status, "cannot export: %.200s", err.msg);
         qs_recipe_table_free(&t);
@@ -261,11 +259,10 @@ static void export_checkpoint(app *a, worker *w)
     qs_recipe_table t = {0};
     qs_err err = {0};
     char path[512];
-    const char *base = strrchr(a->model->path, '/');
     int rc = app_recipe_table(a, &t, &(app_recipe_totals){0}, err.msg, sizeof err.msg);
     bool awq = !rc;
     for (int64_t i = 0; !rc && i < t.n; i++) awq &= t.e[i].keep || t.e[i].cfg.method->kind == QS_METHOD_AWQ;
-    snprintf(path, sizeof path, "%.480s.%s", base ? base + 1 : a->model->path, awq ? "awq" : "gptq");
+    app_model_file(a, awq ? ".awq" : ".gptq", path, sizeof path);
     if (rc || qs_export_hf_quant_check(&t, awq ? QS_CKPT_AWQ : QS_CKPT_GPTQ, &err)) {
         snprintf(a->status, sizeof a->status, "cannot write a checkpoint: %.200s", err.msg);
         qs_recipe_table_free(&t);
