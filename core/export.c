@@ -14,7 +14,6 @@
 #include "presets.h"
 #include "fp16.h"
 #include "qgrid.h"
-#include "fileio.h"
 #include "fold.h"
 #include "hf_tokenizer.h"
 #include "safetensors.h"
@@ -79,21 +78,6 @@ static int copy_metadata(const qs_gguf *g, qs_gguf_writer *w)
     return 0;
 }
 
-/* the checkpoint's tokenizer.json, when there is one */
-static int hf_tokenizer(const char *dir, qs_gguf_writer *w, qs_err *err)
-{
-    char path[4200];
-    size_t len, clen = 0;
-    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-    char *json = qs_read_file(path, (size_t)1 << 30, &len, NULL), *config = NULL;
-    if (!json) return 0;
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    config = qs_read_file(path, 16u << 20, &clen, NULL);
-    int rc = qs_hf_tokenizer_keys(json, len, config, clen, w, err);
-    free(json), free(config);
-    return rc ? qs_err_prefix(err, "%s/tokenizer.json", dir) : 0;
-}
-
 /* an HF checkpoint's config as the llama keys the converter writes (spec/gguf.md §5), and the
  * tokenizer of o->vocab */
 static int hf_metadata(const qs_model *m, const qs_export_opts *o, qs_gguf_writer *w, qs_err *err)
@@ -121,7 +105,8 @@ static int hf_metadata(const qs_model *m, const qs_export_opts *o, qs_gguf_write
     for (int64_t i = 0; o->vocab && i < o->vocab->n_kv; i++)
         if (!strncmp(o->vocab->kv[i].key, "tokenizer.", 10) && qs_gguf_writer_copy_kv(w, &o->vocab->kv[i]))
             return qs_err_set(err, QS_E_OOM, "out of memory");
-    return o->vocab || !m->st ? 0 : hf_tokenizer(m->st->dir, w, err);
+    if (o->vocab || !m->st || qs_hf_tokenizer_dir_keys(m->st->dir, w, err) >= 0) return 0; /* none: no tokenizer keys */
+    return qs_err_prefix(err, "%s", m->st->dir);
 }
 
 /* ---- the bytes of one tensor ---- */

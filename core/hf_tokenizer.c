@@ -9,6 +9,9 @@
 #include <unistd.h>
 
 #include "fileio.h"
+#include "model.h"
+#include "safetensors.h"
+#include "tokenizer.h"
 
 enum { TT_NORMAL = 1, TT_CONTROL = 3, TT_USER = 4, TT_UNUSED = 5 };
 
@@ -193,25 +196,44 @@ int qs_hf_tokenizer_keys(const char *json, size_t len, const char *config, size_
     return rc;
 }
 
-qs_gguf *qs_hf_tokenizer_gguf(const char *dir, qs_err *err)
+int qs_hf_tokenizer_dir_keys(const char *dir, qs_gguf_writer *w, qs_err *err)
 {
-    char path[4200], tmp[] = "/tmp/quantscope-tokenizer-XXXXXX";
+    char path[4200];
     size_t len, clen = 0;
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-    char *json = qs_read_file(path, (size_t)1 << 30, &len, err);
-    if (!json) return NULL;
+    char *json = qs_read_file(path, (size_t)1 << 30, &len, NULL);
+    if (!json) return 1;
     snprintf(path, sizeof path, "%s/config.json", dir);
     char *config = qs_read_file(path, 16u << 20, &clen, NULL);
+    int rc = qs_hf_tokenizer_keys(json, len, config, clen, w, err);
+    free(json), free(config);
+    return rc;
+}
+
+qs_gguf *qs_hf_tokenizer_gguf(const char *dir, qs_err *err)
+{
+    char tmp[] = "/tmp/quantscope-tokenizer-XXXXXX";
     qs_gguf_writer *w = qs_gguf_writer_new();
     int fd = mkstemp(tmp);
     int rc = !w ? qs_err_set(err, QS_E_OOM, "out of memory") : fd < 0 ? qs_err_set(err, QS_E_IO, "cannot create %s", tmp) : 0;
     if (fd >= 0) close(fd);
     if (!rc) rc = qs_gguf_writer_set_str(w, "general.architecture", "llama") ? qs_err_set(err, QS_E_OOM, "out of memory") : 0;
-    if (!rc) rc = qs_hf_tokenizer_keys(json, len, config, clen, w, err);
+    if (!rc && (rc = qs_hf_tokenizer_dir_keys(dir, w, err)) > 0)
+        rc = qs_err_set(err, QS_E_UNSUPPORTED, "no tokenizer: no tokenizer.json beside the checkpoint");
     if (!rc) rc = qs_gguf_writer_write(w, tmp, err);
     qs_gguf *g = rc ? NULL : qs_gguf_open(tmp, err);
     if (fd >= 0) unlink(tmp);
     qs_gguf_writer_free(w);
-    free(json), free(config);
     return g;
+}
+
+qs_vocab *qs_model_vocab(const qs_model *m, qs_err *err)
+{
+    if (m->gguf) return qs_vocab_load(m->gguf, err);
+    if (!m->st)
+        return qs_err_set(err, QS_E_UNSUPPORTED, "no tokenizer: give a GGUF vocabulary with --vocab"), NULL;
+    qs_gguf *g = qs_hf_tokenizer_gguf(m->st->dir, err);
+    qs_vocab *v = g ? qs_vocab_load(g, err) : NULL;
+    qs_gguf_close(g);
+    return v;
 }

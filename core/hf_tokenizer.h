@@ -20,9 +20,15 @@
 int qs_hf_tokenizer_keys(const char *json, size_t len, const char *config, size_t config_len, qs_gguf_writer *w,
                          qs_err *err);
 
-/* The tokenizer.json (and config.json ids) of an HF checkpoint directory as a GGUF holding only
- * the tokenizer keys, for qs_vocab_load (a temporary file, mapped and already unlinked); NULL with
- * err set when the directory has no tokenizer.json or it cannot be read. */
+/* The keys of an HF checkpoint directory's tokenizer.json (and config.json's ids): 0 written, 1 when
+ * the directory has no tokenizer.json, negative with err set ("tokenizer.json: …"). */
+int qs_hf_tokenizer_dir_keys(const char *dir, qs_gguf_writer *w, qs_err *err);
+/* The same as a GGUF holding only the tokenizer keys, for qs_vocab_load (a temporary file, mapped
+ * and already unlinked); NULL with err set when there is no tokenizer.json or it cannot be read. */
 qs_gguf *qs_hf_tokenizer_gguf(const char *dir, qs_err *err);
+struct qs_model;
+struct qs_vocab;
+/* The vocabulary of a model: its GGUF's tokenizer, or its HF checkpoint's tokenizer.json. */
+struct qs_vocab *qs_model_vocab(const struct qs_model *m, qs_err *err);
 
 #endif

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 #include "core/model.h"
@@ -69,6 +70,14 @@ Test(cli, bad_input_exits_2_with_one_line)
     cr_assert(strncmp(r.err, "quantscope: ", 12) == 0 && strstr(r.err, path), "%s", r.err);
     cr_assert_eq(strchr(r.err, '\n'), r.err + strlen(r.err) - 1, "one line: %s", r.err);
     done(&r);
+    /* an HF checkpoint without a tokenizer: one line, no crash (ppl closed the model twice) */
+    if (access("sample_models/kjv-tiny-hf/config.json", R_OK) == 0) {
+        snprintf(args, sizeof args, "ppl sample_models/kjv-tiny-hf --text %s", path);
+        r = run(args);
+        cr_expect_eq(r.status, 2, "%s", r.err);
+        cr_expect_str_eq(r.err, "quantscope: sample_models/kjv-tiny-hf: no tokenizer: no tokenizer.json beside the checkpoint\n");
+        done(&r);
+    }
     tu_rmtree(dir);
     free(dir);
 }

@@ -8,7 +8,6 @@
 #include "core/fileio.h"
 #include "core/gguf.h"
 #include "core/hf_tokenizer.h"
-#include "core/safetensors.h"
 #include "core/infer.h"
 #include "core/model.h"
 #include "core/recipe.h"
@@ -73,13 +72,7 @@ int qs_cli_vocab_llm_from(const char *path, const qs_model *m, const qs_gguf *to
 {
     qs_err err = {0};
     *v = NULL, *l = NULL;
-    qs_gguf *own = !tok && !m->gguf && m->st ? qs_hf_tokenizer_gguf(m->st->dir, &err) : NULL; /* tokenizer.json */
-    if (!tok) tok = m->gguf ? m->gguf : own;
-    if (!tok)
-        return qs_cli_fail(path, &(qs_err){QS_E_UNSUPPORTED, "no tokenizer: give a GGUF vocabulary with --vocab, or a "
-                                                              "byte-level BPE tokenizer.json beside the checkpoint"});
-    *v = qs_vocab_load(tok, &err);
-    qs_gguf_close(own);
+    *v = tok ? qs_vocab_load(tok, &err) : qs_model_vocab(m, &err); /* GGUF, or the checkpoint's tokenizer.json */
     if (!*v || !(*l = qs_llm_new(m, ctx, &err))) {
         qs_vocab_free(*v);
         *v = NULL;

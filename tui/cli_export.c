@@ -138,7 +138,7 @@ static int write_gguf(const export_args *a, const qs_model *m, const qs_recipe_t
 {
     qs_err err = {0};
     qs_export_opts o = {ftype, im, a->imat, 0, grids, tok};
-    if (!m->gguf && !tok && m->tok.n_tokens == 0)
+    if (!m->gguf && !tok && !strcmp(m->tok.kind, "none"))
         fprintf(stderr, "quantscope: %s: no tokenizer.json beside the checkpoint and no --vocab: the GGUF gets no tokenizer\n",
                 a->model);
     qs_progress prog = {0, 0, 0, export_progress, NULL};

@@ -12,21 +12,20 @@
 #include "core/kld.h"
 #include "core/model.h"
 #include "core/sample.h"
+#include "core/hf_tokenizer.h"
 #include "core/tokenizer.h"
 #include "tui/cli.h"
 
-/* model + vocabulary, with the CLI's error reporting */
+/* model + vocabulary (a GGUF's, or an HF checkpoint's tokenizer.json), with the CLI's error
+ * reporting; on failure both are NULL */
 static int open_with_vocab(const char *path, qs_model **m, qs_vocab **v)
 {
     qs_err err = {0};
     *v = NULL;
     if (!(*m = qs_model_open(path, &err))) return qs_cli_fail(path, &err);
-    if (!(*m)->gguf) {
+    if (!(*v = qs_model_vocab(*m, &err))) {
         qs_model_close(*m);
-        return qs_cli_fail(path, &(qs_err){QS_E_UNSUPPORTED, "tokenizers are read from GGUF files only (so far)"});
-    }
-    if (!(*v = qs_vocab_load((*m)->gguf, &err))) {
-        qs_model_close(*m);
+        *m = NULL;
         return qs_cli_fail(path, &err);
     }
     return QS_EXIT_OK;

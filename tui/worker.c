@@ -17,7 +17,6 @@
 #include "core/gguf.h"
 #include "core/hf_tokenizer.h"
 #include "core/infer.h"
-#include "core/safetensors.h"
 #include "core/kld.h"
 #include "core/recipe.h"
 #include "core/scan.h"
@@ -394,14 +393,7 @@ static int ensure_models(worker *w, qs_err *err)
     if (!w->applied) w->applied = calloc((size_t)(n ? n : 1), sizeof *w->applied);
     if (!w->applied_set) w->applied_set = calloc((size_t)(n ? n : 1), sizeof *w->applied_set);
     if (!w->applied || !w->applied_set) return qs_err_set(err, QS_E_OOM, "out of memory");
-    if (!w->vocab && !m->gguf) { /* an HF checkpoint: its tokenizer.json */
-        qs_gguf *tok = m->st ? qs_hf_tokenizer_gguf(m->st->dir, err) : NULL;
-        if (!tok) return m->st ? -1 : qs_err_set(err, QS_E_UNSUPPORTED, "the model has no tokenizer");
-        w->vocab = qs_vocab_load(tok, err);
-        qs_gguf_close(tok);
-        if (!w->vocab) return -1;
-    }
-    if (!w->vocab && !(w->vocab = qs_vocab_load(m->gguf, err))) return -1;
+    if (!w->vocab && !(w->vocab = qs_model_vocab(m, err))) return -1; /* GGUF, or the checkpoint's tokenizer.json */
     if (!w->base && !(w->base = qs_llm_new(m, GEN_CTX, err))) return -1;
     if (!(w->quant = qs_llm_new(m, GEN_CTX, err))) return -1;
     return 0;
