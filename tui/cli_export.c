@@ -9,6 +9,7 @@
 #include "core/fileio.h"
 #include "core/ggml_types.h"
 #include "core/gguf.h"
+#include "core/hf_tokenizer.h"
 #include "core/infer.h"
 #include "core/qgrid.h"
 #include "core/imatrix.h"
@@ -155,8 +156,7 @@ static int write_checkpoint(const export_args *a, const qs_model *m, const qs_re
                             const qs_gguf *tok)
 {
     qs_err err = {0};
-    const qs_gguf *vg = tok ? tok : m->gguf;
-    qs_vocab *v = vg ? qs_vocab_load(vg, &err) : NULL;
+    qs_vocab *v = tok ? qs_vocab_load(tok, &err) : qs_model_vocab(m, &err); /* none: the model's own ids */
     int32_t bos = v ? qs_vocab_bos(v) : m->tok.bos, eos = v ? qs_vocab_eos(v) : m->tok.eos;
     qs_vocab_free(v);
     char warning[256];
