@@ -472,8 +472,7 @@ static int take_grid(void *ctx, int64_t entry, const qs_qresult *r, int64_t row0
 {
     qs_qgrid *grids = ctx;
     qs_method_kind k = r->cfg.method->kind;
-    bool rtn_rows = k == QS_METHOD_RTN && (r->group_len <= r->cols || r->group_len % r->cols == 0);
-    if (!rtn_rows && k != QS_METHOD_GPTQ && k != QS_METHOD_AWQ) return 0;
+    if (k != QS_METHOD_RTN && k != QS_METHOD_GPTQ && k != QS_METHOD_AWQ) return 0;
     qs_qgrid_free(&grids[entry]);
     return qs_qgrid_from_result(r, row0, nrows, &grids[entry], err);
 }

@@ -51,8 +51,15 @@ static int write_text(const char *path, const char *text, qs_err *err)
     return qs_afile_commit(&af, err);
 }
 
-/* the tensor as F32 in HF row order */
-static float *hf_rows(const qs_tensor *t, int n_head, int n_head_kv, qs_err *err)
+/* the heads whose q/k rows the converter permutes (0: the tensor keeps its row order) */
+static int heads_of(const qs_model *m, const qs_tensor *t)
+{
+    if (t->is_bias) return 0;
+    return t->role == QS_ROLE_ATTN_Q ? (int)m->hp.n_head : t->role == QS_ROLE_ATTN_K ? (int)m->hp.n_head_kv : 0;
+}
+
+/* the tensor as F32 in HF row order, AWQ's folds (f, may be NULL) applied in GGUF order first */
+static float *hf_rows(const qs_model *m, const qs_tensor *t, const qs_fold *f, qs_err *err)
 {
     int64_t rows = qs_tensor_nrows(t), cols = t->ne[0];
     float *g = malloc((size_t)(rows * cols) * sizeof *g), *h = NULL;
@@ -61,8 +68,9 @@ static float *hf_rows(const qs_tensor *t, int n_head, int n_head_kv, qs_err *err
         else qs_err_set(err, QS_E_OOM, "out of memory");
         return NULL;
     }
-    int heads = t->role == QS_ROLE_ATTN_Q ? n_head : t->role == QS_ROLE_ATTN_K ? n_head_kv : 0;
-    if (!heads || t->is_bias) return g;
+    if (f) qs_fold_apply(f, g, rows, cols);
+    int heads = heads_of(m, t);
+    if (!heads) return g;
     if (!(h = malloc((size_t)(rows * cols) * sizeof *h))) {
         free(g);
         qs_err_set(err, QS_E_OOM, "out of memory");
@@ -93,7 +101,7 @@ int qs_export_hf_dir(const qs_model *m, int32_t bos, int32_t eos, const char *di
         out[i] = (qs_st_out){names[i], QS_ST_F32, rows > 1 || t->n_dims > 1 ? 2 : 1, {0}, NULL};
         if (out[i].n_dims == 2) out[i].shape[0] = rows, out[i].shape[1] = t->ne[0];
         else out[i].shape[0] = t->ne[0];
-        if (!(out[i].data = hf_rows(t, (int)m->hp.n_head, (int)m->hp.n_head_kv, err))) rc = -1;
+        if (!(out[i].data = hf_rows(m, t, NULL, err))) rc = -1;
     }
     char path[4200];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
@@ -119,12 +127,6 @@ static bool is_linear(qs_role r)
 
 /* what a checkpoint quantizes: the decoder's 2-D linears */
 static bool in_checkpoint(const qs_tensor *t) { return is_linear(t->role) && !t->is_bias && t->ne[2] * t->ne[3] == 1; }
-
-static int heads_of(const qs_model *m, const qs_tensor *t)
-{
-    if (t->is_bias) return 0;
-    return t->role == QS_ROLE_ATTN_Q ? (int)m->hp.n_head : t->role == QS_ROLE_ATTN_K ? (int)m->hp.n_head_kv : 0;
-}
 
 /* the GGUF-row → HF-row order as a source list: HF row h is GGUF row src[h] */
 static int64_t *hf_order(int64_t rows, int heads)
@@ -349,19 +351,12 @@ static int add_grid(ck_out *o, const char *prefix, qs_qgrid *g, qs_ckpt_format f
 /* a kept tensor in F16, folded, rows in HF order */
 static int add_kept(ck_out *o, const qs_model *m, const qs_tensor *t, const char *hf, const qs_fold *f, qs_err *err)
 {
-    int64_t rows = qs_tensor_nrows(t), cols = t->ne[0], heads = heads_of(m, t);
-    float *x = malloc((size_t)(rows * cols) * sizeof *x);
-    uint16_t *h = malloc((size_t)(rows * cols) * sizeof *h);
-    int rc = !x || !h ? qs_err_set(err, QS_E_OOM, "out of memory") : qs_tensor_read_rows(t, 0, rows, x, err);
-    if (!rc) {
-        qs_fold_apply(f, x, rows, cols);
-        for (int64_t r = 0; r < rows; r++) {
-            int64_t hr = heads ? qs_qk_hf_row(r, rows, (int)heads) : r;
-            for (int64_t c = 0; c < cols; c++) h[hr * cols + c] = qs_f32_to_f16(x[r * cols + c]);
-        }
-    }
+    int64_t rows = qs_tensor_nrows(t), cols = t->ne[0];
+    float *x = hf_rows(m, t, f, err);
+    uint16_t *h = x ? malloc((size_t)(rows * cols) * sizeof *h) : NULL;
+    if (!h) return free(x), x ? qs_err_set(err, QS_E_OOM, "out of memory") : -1;
+    for (int64_t k = 0; k < rows * cols; k++) h[k] = qs_f32_to_f16(x[k]);
     free(x);
-    if (rc) return free(h), rc;
     bool matrix = rows > 1 || t->n_dims > 1;
     return ck_add(o, hf, "", QS_ST_F16, matrix ? rows : cols, matrix ? cols : 0, h, err);
 }
