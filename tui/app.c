@@ -229,22 +229,6 @@ int app_build_recipe(const app *a, qs_recipe *r, char *err, size_t errn)
     return 0;
 }
 
-int app_load_recipe(app *a, const char *path, char *err, size_t errn)
-{
-    qs_recipe r;
-    qs_recipe_table t;
-    qs_err e = {0};
-    if (qs_recipe_load(path, &r, &e)) return snprintf(err, errn, "%s", e.msg), -1;
-    int rc = qs_recipe_resolve(&r, a->model, false, &t, &e);
-    qs_recipe_free(&r);
-    if (rc) return snprintf(err, errn, "%s", e.msg), -1;
-    for (int64_t i = 0; i < t.n && i < a->model->n_tensors; i++)
-        if (!t.e[i].keep && app_tensor_quantizable(a, (int)i)) a->cfg[i] = t.e[i].cfg, a->rel_err[i] = -1;
-    qs_recipe_table_free(&t);
-    a->unsaved = false;
-    return 0;
-}
-
 int app_recipe_table(const app *a, qs_recipe_table *t, app_recipe_totals *tot, char *err, size_t errn)
 {
     qs_recipe r;
@@ -326,28 +310,38 @@ void app_model_file(const app *a, const char *suffix, char *out, size_t n)
 }
 
 /* O: the recipe `e` saved (MODEL.recipe.json in the current directory) loaded back, as one edit */
-static int load_saved_recipe(app *a)
+int app_load_recipe(app *a, const char *path, bool undoable, int *changed, char *err, size_t errn)
 {
-    char path[512], err[256];
-    app_model_file(a, ".recipe.json", path, sizeof path);
     qs_recipe r;
     qs_recipe_table t;
     qs_err e = {0};
+    *changed = 0;
     int rc = qs_recipe_load(path, &r, &e);
     if (!rc) {
         rc = qs_recipe_resolve(&r, a->model, false, &t, &e);
         qs_recipe_free(&r);
     }
-    if (rc) {
-        snprintf(err, sizeof err, "%.200s", e.msg);
+    if (rc) return snprintf(err, errn, "%s", e.msg), -1;
+    if (undoable) a->undo_group++;
+    for (int64_t i = 0; i < t.n && i < a->model->n_tensors; i++) {
+        if (t.e[i].keep || !app_tensor_quantizable(a, (int)i)) continue;
+        if (undoable) set_cfg(a, (int)i, &t.e[i].cfg, changed);
+        else if (!qs_qconfig_equal(&a->cfg[i], &t.e[i].cfg)) a->cfg[i] = t.e[i].cfg, ++*changed;
+    }
+    qs_recipe_table_free(&t);
+    if (!undoable) a->unsaved = false;
+    return 0;
+}
+
+static int load_saved_recipe(app *a)
+{
+    char path[512], err[256];
+    int changed;
+    app_model_file(a, ".recipe.json", path, sizeof path);
+    if (app_load_recipe(a, path, true, &changed, err, sizeof err)) {
         snprintf(a->status, sizeof a->status, "cannot load %.100s: %.140s", path, err);
         return R_REDRAW;
     }
-    int changed = 0;
-    a->undo_group++;
-    for (int64_t i = 0; i < t.n && i < a->model->n_tensors; i++)
-        if (!t.e[i].keep && app_tensor_quantizable(a, (int)i)) set_cfg(a, (int)i, &t.e[i].cfg, &changed);
-    qs_recipe_table_free(&t);
     snprintf(a->status, sizeof a->status, "loaded %.200s: %d tensors changed (u undoes)", path, changed);
     return changed ? R_REDRAW | R_RECOMPUTE | R_REGENERATE : R_REDRAW;
 }

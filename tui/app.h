@@ -174,8 +174,9 @@ struct qs_recipe_table;
 /* the per-tensor configs as a recipe (one override per quantizable tensor) */
 int app_build_recipe(const app *a, struct qs_recipe *r, char *err, size_t errn);
 /* the configs of a recipe file resolved against the model (a recipe for another model is an
- * error); the app is then "saved" */
-int app_load_recipe(app *a, const char *path, char *err, size_t errn);
+ * error), *changed of them different: undoable as one edit (O), or not (the session restored at
+ * start, after which the app is "saved") */
+int app_load_recipe(app *a, const char *path, bool undoable, int *changed, char *err, size_t errn);
 /* the model's file name with a suffix (".recipe.json", ".quant.gguf" …) in the current directory:
  * where e, O, E and W save and load */
 void app_model_file(const app *a, const char *suffix, char *out, size_t n);

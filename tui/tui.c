@@ -507,7 +507,8 @@ int qs_tui_run(const tui_opts *o)
     char last[4400];
     bool have_last = settings_last_recipe_path(o->model_path, last, sizeof last);
     if (have_last && access(last, R_OK) == 0) {
-        if (app_load_recipe(&a, last, emsg, sizeof emsg))
+        int changed;
+        if (app_load_recipe(&a, last, false, &changed, emsg, sizeof emsg))
             snprintf(a.status, sizeof a.status, "last session's recipe not restored: %.180s", emsg);
         else snprintf(a.status, sizeof a.status, "restored the recipe of your last session on this model (%.150s in the "
                       "config directory)", strstr(last, "last/") ? strstr(last, "last/") : last);
