@@ -185,12 +185,3 @@ int qs_qgrid_reorder_rows(qs_qgrid *g, const int64_t *src, qs_err *err)
     g->codes = codes, g->scales = s, g->zeros = z;
     return 0;
 }
-
-void qs_qgrid_dequantize(const qs_qgrid *g, float *out)
-{
-    for (int64_t r = 0; r < g->rows; r++)
-        for (int64_t c = 0; c < g->cols; c++) {
-            int64_t k = r * g->n_groups + g->g_idx[c];
-            out[r * g->cols + c] = g->scales[k] * ((float)g->codes[r * g->cols + c] - g->zeros[k]);
-        }
-}

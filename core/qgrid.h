@@ -53,7 +53,5 @@ void qs_qgrid_encode_ggml(const qs_qgrid *g, int type, void *out);
 void qs_qgrid_divide_rows(qs_qgrid *g, const float *div);
 /* row r of the result is row src[r] of g (codes, scales, zeros) */
 int qs_qgrid_reorder_rows(qs_qgrid *g, const int64_t *src, qs_err *err);
-/* the weights the grid holds (scale · (u − zero)), [rows][cols] */
-void qs_qgrid_dequantize(const qs_qgrid *g, float *out);
 
 #endif
