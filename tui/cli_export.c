@@ -19,13 +19,6 @@
 #include "core/recipe.h"
 #include "tui/cli.h"
 
-static void export_progress(void *ctx, int64_t done, int64_t total)
-{
-    (void)ctx;
-    fprintf(stderr, "\rexport: tensor %lld/%lld   ", (long long)done, (long long)total);
-    if (done == total) fputc('\n', stderr);
-}
-
 /* --llama-quantize: the command that makes llama-quantize write this recipe — with one --tensor-type
  * per type, or (--tensor-type-file FILE) with the file form written to FILE */
 static int write_llama_quantize(const qs_model *m, const qs_recipe_table *t, const char *imat, const char *types_path,
@@ -142,7 +135,8 @@ static int write_gguf(const export_args *a, const qs_model *m, const qs_recipe_t
     if (!m->gguf && !tok && !strcmp(m->tok.kind, "none"))
         fprintf(stderr, "quantscope: %s: no tokenizer.json beside the checkpoint and no --vocab: the GGUF gets no tokenizer\n",
                 a->model);
-    qs_progress prog = {0, 0, 0, export_progress, NULL};
+    qs_cli_prog cp = qs_cli_prog_start("export: tensor");
+    qs_progress prog = {0, 0, 0, qs_cli_progress, &cp};
     double t0 = qs_cli_now();
     if (qs_export_gguf(m, t, &o, a->out, &prog, &err)) return qs_cli_fail(a->out, &err);
     struct stat st;
