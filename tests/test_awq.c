@@ -112,11 +112,8 @@ static void check_file(const char *path)
 
 Test(awq, golden, .timeout = 300)
 {
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/awq", tu_golden_dir());
     int n = 0;
-    char **files = tu_list(dir, ".gguf", 0, &n);
-    if (!n) cr_skip_test("no golden files in %s", dir);
+    char **files = tu_golden_files("awq", &n);
     for (int i = 0; i < n; i++) check_file(files[i]);
     tu_free_list(files);
 }

@@ -102,11 +102,8 @@ static void check_file(const char *path)
 
 Test(bnb4, golden_bit_exact)
 {
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/bnb4", tu_golden_dir());
     int n = 0;
-    char **files = tu_list(dir, ".gguf", 0, &n);
-    if (!n) cr_skip_test("no golden files in %s", dir);
+    char **files = tu_golden_files("bnb4", &n);
     for (char **f = files; *f; f++) check_file(*f);
     tu_free_list(files);
 }

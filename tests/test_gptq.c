@@ -74,11 +74,8 @@ static void check_file(const char *path)
 
 Test(gptq, golden)
 {
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/gptq", tu_golden_dir());
     int n = 0;
-    char **files = tu_list(dir, ".gguf", 0, &n);
-    if (!n) cr_skip_test("no golden files in %s", dir);
+    char **files = tu_golden_files("gptq", &n);
     for (int i = 0; i < n; i++) check_file(files[i]);
     tu_free_list(files);
 }
@@ -142,11 +139,8 @@ Test(gptq, rejects_bad_parameters)
  * that hold every reconstructed weight, the output error, clear refusals without calibration */
 Test(gptq, through_qs_quant_run)
 {
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/gptq", tu_golden_dir());
     int nf = 0;
-    char **files = tu_list(dir, ".gguf", 0, &nf);
-    if (!nf) cr_skip_test("no golden files in %s", dir);
+    char **files = tu_golden_files("gptq", &nf);
     qs_err err = {0};
     qs_gguf *g = qs_gguf_open(files[0], &err);
     cr_assert_not_null(g, "%s", err.msg);

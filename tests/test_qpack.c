@@ -93,11 +93,8 @@ Test(qpack, awq_nibble_order)
 
 Test(qpack, real_layers_round_trip, .timeout = 120)
 {
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/gptq", tu_golden_dir());
     int nf = 0;
-    char **files = tu_list(dir, ".gguf", 0, &nf);
-    if (!nf) cr_skip_test("no golden files in %s", dir);
+    char **files = tu_golden_files("gptq", &nf);
     qs_err err = {0};
     qs_gguf *g = qs_gguf_open(files[0], &err);
     cr_assert_not_null(g, "%s", err.msg);

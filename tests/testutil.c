@@ -66,6 +66,18 @@ char **tu_list(const char *dir, const char *suffix, int recursive, int *n)
     return l.v;
 }
 
+char **tu_golden_files(const char *sub, int *n)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/%s", tu_golden_dir(), sub);
+    char **files = tu_list(dir, ".gguf", 0, n);
+    if (!*n) {
+        tu_free_list(files);
+        cr_skip_test("no golden files in %s", dir);
+    }
+    return files;
+}
+
 void tu_free_list(char **v)
 {
     for (char **p = v; p && *p; p++) free(*p);

@@ -13,6 +13,8 @@ const char *tu_vocab_dir(void);
  * NULL-terminated, free with tu_free_list. Returns NULL (and sets *n = 0) if dir is absent. */
 char **tu_list(const char *dir, const char *suffix, int recursive, int *n);
 void tu_free_list(char **list);
+/* the GGUF files of $QS_GOLDEN_DIR/SUB (free with tu_free_list); skips the test when there are none */
+char **tu_golden_files(const char *sub, int *n);
 /* Reads a whole file into malloc'ed memory of exactly its size. */
 uint8_t *tu_read(const char *path, size_t *size);
 /* A fresh temporary directory (removed by tu_rmtree). */
