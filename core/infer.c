@@ -1,10 +1,22 @@
-/* core/infer.c — llama forward pass. Shapes in comments are [rows][cols] of row-major float
- * matrices; a weight W of GGUF ne = [in, out] is W[out][in] and y = x·Wᵀ. */
+/* core/infer.c — llama forward pass over packed weights. Shapes in comments are [rows][cols]
+ * of row-major matrices; a weight W of GGUF ne = [in, out] is W[out][in] and y = x·Wᵀ.
+ *
+ * Weights stay as the file stores them (views into the mapping) or, once replaced, as the
+ * bytes of their new type; nothing holds a whole-model float copy. A product with T tokens
+ * either dequantizes tiles of W (bounded scratch) and multiplies them with OpenBLAS sgemm
+ * (prefill, T >= GEMM_MIN_T), or runs the fused quantized dot products of core/qdot row by row
+ * (decode). Either way the activations are first rounded to the weight type's vec-dot type
+ * exactly as llama.cpp's x86 backend rounds them, so both paths compute llama.cpp's numbers
+ * up to float summation order. The KV cache holds F32 (the reference figures in shared/golden
+ * were made so) or, with qs_llm_set_kv_f16, values rounded as llama.cpp's default F16 cache. */
 #include "infer.h"
 
-#include "ggml_quants.h"
+#include "fp16.h"
 #include "ggml_types.h"
 #include "ops.h"
+#include "parallel.h"
+#include "qdot.h"
+#include "quant.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -12,13 +24,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* token counts from which a product dequantizes tiles and calls sgemm instead of running the
+ * fused row kernels; the tile holds at most TILE_FLOATS weights */
+#define GEMM_MIN_T 8
+#define TILE_FLOATS ((int64_t)1 << 22)
+
 typedef struct wmat {
     const qs_tensor *t;
-    float *w;            /* [rows][cols] */
+    int type;            /* storage type of data: F32, F16, BF16 or a GGML block type */
+    const uint8_t *data; /* [rows][row_bytes]: the mapped file, or own */
+    void *own;           /* bytes this engine allocated (replaced or permuted weights, vectors) */
+    size_t row_bytes;
     int64_t rows, cols;
     int act_type;        /* how llama.cpp's CPU backend rounds the activations for this weight
-                          * type before the dot product: F32 (none), F16, BF16, Q8_0, Q8_K */
+                          * before the product: F32 (none), F16, BF16, Q8_0, Q8_1, Q8_K */
 } wmat;
+
+#define VEC(w) ((const float *)(w).data) /* a 1-row F32 weight (norms, biases) */
 
 typedef struct layer {
     wmat attn_norm;      /* [1][E] */
@@ -30,6 +52,16 @@ typedef struct layer {
     wmat w_down;         /* [E][F] */
 } layer;
 
+/* scratch that lives as long as the engine, grown on demand (eval is not re-entrant) */
+typedef struct scratch {
+    float *tile;         /* [TILE_FLOATS] dequantized weight rows */
+    float *xr;           /* [T][cols] rounded activations */
+    float *s_err;        /* [T][cols/32] Q8_1 sum errors */
+    float *mins;         /* [tile rows][cols/32] Q4_1/Q5_1 block minimums */
+    uint8_t *act;        /* [T][act row bytes] quantized activations */
+    size_t n_xr, n_serr, n_mins, n_act;
+} scratch;
+
 struct qs_llm {
     qs_hparams hp;
     int n_ctx, E, H, Hkv, D, F, V, L;
@@ -38,11 +70,23 @@ struct qs_llm {
     wmat output;         /* [V][E] (token_embd when tied) */
     layer *layers;
     float *kcache, *vcache; /* [L][n_ctx][Hkv·D] */
+    bool kv_f16;         /* llama.cpp's default F16 cache: K, V, Q and the probabilities rounded */
     wmat **all;          /* every wmat, for set_weights */
     int n_all;
+    int n_threads;
+    scratch s;
     qs_llm_observer observe;
     void *observe_ctx;
 };
+
+/* a weight whose bytes can serve the products as they are: a type with a kernel, rows in
+ * GGUF order, F32 aligned for sgemm */
+static bool usable_as_mapped(const qs_tensor *t, int64_t cols)
+{
+    if (t->permute_heads > 0 || qs_qdot_act_type(t->type, cols) < 0) return false;
+    if (t->type == QS_TYPE_F32 && ((uintptr_t)t->data % sizeof(float))) return false;
+    return true;
+}
 
 static int load_w(const qs_model *m, const char *name, int64_t rows, int64_t cols, bool optional, wmat *out, qs_err *err)
 {
@@ -55,10 +99,22 @@ static int load_w(const qs_model *m, const char *name, int64_t rows, int64_t col
     out->t = t;
     out->rows = rows;
     out->cols = cols;
-    out->act_type = qs_llama_cpp_act_type(t->type, cols);
-    out->w = malloc((size_t)(rows * cols) * sizeof *out->w);
-    if (!out->w) return qs_err_set(err, QS_E_OOM, "out of memory for %s", name);
-    return qs_tensor_read_rows(t, 0, rows, out->w, err);
+    if (rows > 1 && usable_as_mapped(t, cols)) {
+        out->type = t->type;
+        out->data = t->data;
+        out->row_bytes = (size_t)qs_type_row_bytes(t->type, cols);
+        out->act_type = qs_qdot_act_type(t->type, cols);
+        return 0;
+    }
+    /* vectors, permuted HF rows and types without a kernel: a float copy of this tensor only */
+    float *f = malloc((size_t)(rows * cols) * sizeof *f);
+    if (!f) return qs_err_set(err, QS_E_OOM, "out of memory for %s", name);
+    out->own = f;
+    out->data = (const uint8_t *)f;
+    out->type = QS_TYPE_F32;
+    out->row_bytes = (size_t)cols * sizeof *f;
+    out->act_type = QS_TYPE_F32;
+    return qs_tensor_read_rows(t, 0, rows, f, err);
 }
 
 static int load_layer(qs_llm *l, const qs_model *m, int i, qs_err *err)
@@ -76,8 +132,8 @@ static int load_layer(qs_llm *l, const qs_model *m, int i, qs_err *err)
     for (size_t k = 0; k < sizeof spec / sizeof *spec; k++) {
         snprintf(n, sizeof n, "blk.%d.%s", i, spec[k].s);
         int rc = load_w(m, n, spec[k].r, spec[k].c, spec[k].opt, spec[k].w, err);
+        if (spec[k].w->t) l->all[l->n_all++] = spec[k].w;
         if (rc) return rc;
-        if (spec[k].w->w) l->all[l->n_all++] = spec[k].w;
     }
     return 0;
 }
@@ -102,20 +158,22 @@ qs_llm *qs_llm_new(const qs_model *m, int n_ctx, qs_err *err)
     l->n_ctx = n_ctx;
     l->E = (int)hp->n_embd, l->H = (int)hp->n_head, l->Hkv = (int)hp->n_head_kv, l->D = (int)hp->head_dim;
     l->F = (int)hp->n_ff, l->V = (int)hp->n_vocab, l->L = (int)hp->n_layer;
+    l->n_threads = qs_cpu_count();
     l->layers = calloc((size_t)l->L, sizeof *l->layers);
     l->all = calloc((size_t)(12 * l->L + 3), sizeof *l->all);
     size_t kv = (size_t)l->L * (size_t)n_ctx * (size_t)l->Hkv * (size_t)l->D;
-    l->kcache = calloc(kv, sizeof(float));
-    l->vcache = calloc(kv, sizeof(float));
-    int rc = (!l->layers || !l->all || !l->kcache || !l->vcache) ? qs_err_set(err, QS_E_OOM, "out of memory") : 0;
+    l->kcache = calloc(kv, sizeof *l->kcache);
+    l->vcache = calloc(kv, sizeof *l->vcache);
+    l->s.tile = malloc((size_t)TILE_FLOATS * sizeof *l->s.tile);
+    int rc = (!l->layers || !l->all || !l->kcache || !l->vcache || !l->s.tile)
+                 ? qs_err_set(err, QS_E_OOM, "out of memory")
+                 : 0;
+    wmat *top[] = {&l->tok_embd, &l->output_norm, &l->output};
     if (!rc) rc = load_w(m, "token_embd.weight", l->V, l->E, false, &l->tok_embd, err);
     if (!rc) rc = load_w(m, "output_norm.weight", 1, l->E, false, &l->output_norm, err);
     if (!rc) rc = load_w(m, "output.weight", l->V, l->E, true, &l->output, err);
-    if (!rc) {
-        l->all[l->n_all++] = &l->tok_embd;
-        l->all[l->n_all++] = &l->output_norm;
-        if (l->output.w) l->all[l->n_all++] = &l->output;
-    }
+    for (int k = 0; k < 3; k++)
+        if (top[k]->t) l->all[l->n_all++] = top[k];
     for (int i = 0; !rc && i < l->L; i++) rc = load_layer(l, m, i, err);
     if (rc) {
         qs_llm_free(l);
@@ -127,11 +185,16 @@ qs_llm *qs_llm_new(const qs_model *m, int n_ctx, qs_err *err)
 void qs_llm_free(qs_llm *l)
 {
     if (!l) return;
-    for (int i = 0; i < l->n_all; i++) free(l->all[i]->w);
+    for (int i = 0; i < l->n_all; i++) free(l->all[i]->own);
     free(l->all);
     free(l->layers);
     free(l->kcache);
     free(l->vcache);
+    free(l->s.tile);
+    free(l->s.xr);
+    free(l->s.s_err);
+    free(l->s.mins);
+    free(l->s.act);
     free(l);
 }
 
@@ -153,119 +216,255 @@ static void observe(const qs_llm *l, const wmat *const *w, int n, const float *x
 int qs_llm_n_ctx(const qs_llm *l) { return l->n_ctx; }
 int qs_llm_n_vocab(const qs_llm *l) { return l->V; }
 void qs_llm_reset(qs_llm *l) { (void)l; /* positions are overwritten before they are read */ }
+void qs_llm_set_kv_f16(qs_llm *l, bool on) { l->kv_f16 = on; }
+
+static wmat *find_w(qs_llm *l, const char *name)
+{
+    for (int i = 0; i < l->n_all; i++)
+        if (!strcmp(l->all[i]->t->name, name) || !strcmp(l->all[i]->t->gguf_name, name)) return l->all[i];
+    return NULL;
+}
+
+/* replaces m's storage by a copy of n bytes of `type` rows */
+static int replace_w(wmat *m, int type, const void *bytes, size_t row_bytes, int act_type, qs_err *err)
+{
+    size_t n = row_bytes * (size_t)m->rows;
+    void *own = malloc(n);
+    if (!own) return qs_err_set(err, QS_E_OOM, "out of memory for %s", m->t->name);
+    memcpy(own, bytes, n);
+    free(m->own);
+    m->own = own;
+    m->data = own;
+    m->type = type;
+    m->row_bytes = row_bytes;
+    m->act_type = act_type;
+    return 0;
+}
 
 int qs_llm_set_weights(qs_llm *l, const char *name, const float *w, int act_type, qs_err *err)
 {
-    for (int i = 0; i < l->n_all; i++) {
-        wmat *m = l->all[i];
-        if (strcmp(m->t->name, name) && strcmp(m->t->gguf_name, name)) continue;
-        memcpy(m->w, w, (size_t)(m->rows * m->cols) * sizeof *w);
-        m->act_type = act_type;
-        return 0;
-    }
-    return qs_err_set(err, QS_E_USAGE, "the model uses no tensor named %s", name);
+    wmat *m = find_w(l, name);
+    if (!m) return qs_err_set(err, QS_E_USAGE, "the model uses no tensor named %s", name);
+    if (act_type != QS_TYPE_F32 && qs_type_row_bytes(act_type, m->cols) <= 0) act_type = QS_TYPE_F32;
+    return replace_w(m, QS_TYPE_F32, w, (size_t)m->cols * sizeof *w, m->rows > 1 ? act_type : QS_TYPE_F32, err);
+}
+
+int qs_llm_set_packed(qs_llm *l, const char *name, int type, const void *data, size_t nbytes, qs_err *err)
+{
+    wmat *m = find_w(l, name);
+    if (!m) return qs_err_set(err, QS_E_USAGE, "the model uses no tensor named %s", name);
+    int64_t rb = qs_type_row_bytes(type, m->cols);
+    int act = qs_qdot_act_type(type, m->cols);
+    if (rb <= 0 || act < 0 || m->rows < 2)
+        return qs_err_set(err, QS_E_UNSUPPORTED, "%s: no product kernel for %s rows of %lld", name, qs_type_name(type),
+                          (long long)m->cols);
+    if ((size_t)rb * (size_t)m->rows != nbytes)
+        return qs_err_set(err, QS_E_INPUT, "%s: %zu bytes for %lld rows of %s", name, nbytes, (long long)m->rows,
+                          qs_type_name(type));
+    return replace_w(m, type, data, (size_t)rb, act, err);
 }
 
 /* ---- operations ---- */
 
 int qs_llama_cpp_act_type(int weight_type, int64_t cols)
 {
-    int a;
-    switch (weight_type) {
-    case QS_TYPE_F16: a = QS_TYPE_F16; break;
-    case QS_TYPE_BF16: a = QS_TYPE_BF16; break;
-    case QS_TYPE_Q4_0: case QS_TYPE_Q4_1: case QS_TYPE_Q5_0: case QS_TYPE_Q5_1: case QS_TYPE_Q8_0:
-    case QS_TYPE_IQ4_NL: a = QS_TYPE_Q8_0; break;
-    case QS_TYPE_Q2_K: case QS_TYPE_Q3_K: case QS_TYPE_Q4_K: case QS_TYPE_Q5_K: case QS_TYPE_Q6_K:
-    case QS_TYPE_IQ4_XS: a = QS_TYPE_Q8_K; break;
-    default: return QS_TYPE_F32;
-    }
-    return qs_type_row_bytes(a, cols) > 0 ? a : QS_TYPE_F32;
+    int a = qs_qdot_act_type(weight_type, cols);
+    return a < 0 ? QS_TYPE_F32 : a;
 }
 
-/* rounds each row of x[T][cols] the way the activation type stores it */
-static void round_activations(float *x, int T, int64_t cols, int act_type)
+static int grow(void **p, size_t *cap, size_t n, size_t elem)
 {
-    if (act_type == QS_TYPE_F32) return;
-    int64_t rb = qs_type_row_bytes(act_type, cols);
-    uint8_t *q = malloc((size_t)(rb * T));
-    if (!q) return;
-    qs_ggml_quantize_rows_raw(act_type, x, q, T, cols, NULL, 0);
-    for (int t = 0; t < T; t++) qs_dequantize_row(act_type, q + (size_t)t * (size_t)rb, x + (size_t)t * cols, cols);
-    free(q);
+    if (n <= *cap) return 0;
+    void *q = realloc(*p, n * elem);
+    if (!q) return -1;
+    *p = q;
+    *cap = n;
+    return 0;
 }
 
-/* y[T][out] = x[T][in] · W[out][in]ᵀ (+ bias); x is rounded first as llama.cpp rounds the
- * activations for W's type (x is left unchanged) */
-static void matmul(const float *x, const wmat *W, const wmat *bias, float *y, int T)
+typedef struct tile_job {
+    const wmat *W;
+    int64_t r0;
+    float *dst;
+} tile_job;
+
+static void tile_rows(void *ctx, int64_t i0, int64_t i1)
 {
-    float *xr = NULL;
-    if (W->act_type != QS_TYPE_F32 && (xr = malloc((size_t)T * (size_t)W->cols * sizeof *xr))) {
-        memcpy(xr, x, (size_t)T * (size_t)W->cols * sizeof *xr);
-        round_activations(xr, T, W->cols, W->act_type);
-        x = xr;
+    const tile_job *j = ctx;
+    const wmat *W = j->W;
+    qs_qdot_dequantize_rows(W->type, W->data + (size_t)(j->r0 + i0) * W->row_bytes, W->row_bytes,
+                            j->dst + (size_t)i0 * (size_t)W->cols, i1 - i0, W->cols);
+}
+
+/* Q4_1/Q5_1: the f16 minimum of every 32-block of rows [r0, r0+n) → mins[n][cols/32] */
+static void block_mins(const wmat *W, int64_t r0, int64_t n, float *mins)
+{
+    int64_t nb = W->cols / 32;
+    size_t bs = W->type == QS_TYPE_Q4_1 ? sizeof(qs_block_q4_1) : sizeof(qs_block_q5_1);
+    for (int64_t r = 0; r < n; r++) {
+        const uint8_t *row = W->data + (size_t)(r0 + r) * W->row_bytes;
+        for (int64_t b = 0; b < nb; b++) {
+            uint16_t m;
+            memcpy(&m, row + (size_t)b * bs + 2, sizeof m);
+            mins[r * nb + b] = qs_f16_to_f32(m);
+        }
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)W->rows, (int)W->cols, 1.0f, x, (int)W->cols, W->w,
-                (int)W->cols, 0.0f, y, (int)W->rows);
-    free(xr);
-    if (bias && bias->w)
+}
+
+/* y[T][rows] = xr[T][cols] · Wᵀ by tiles of dequantized rows and sgemm; Q8_1 activations add
+ * Σ_b m_b·s_err_b, the error of the f16 block sums llama.cpp's Q4_1/Q5_1 dots use */
+static int matmul_tiles(qs_llm *l, const float *xr, const float *s_err, const wmat *W, float *y, int T)
+{
+    int64_t cols = W->cols, step = TILE_FLOATS / cols, nb = cols / 32;
+    if (step < 1) step = 1;
+    bool direct = W->type == QS_TYPE_F32, mins = s_err && (W->type == QS_TYPE_Q4_1 || W->type == QS_TYPE_Q5_1);
+    if (cols > TILE_FLOATS && !direct) return -1;
+    if (mins && grow((void **)&l->s.mins, &l->s.n_mins, (size_t)(step * nb), sizeof(float))) return -1;
+    for (int64_t r0 = 0; r0 < W->rows; r0 += step) {
+        int64_t n = W->rows - r0 < step ? W->rows - r0 : step;
+        const float *wt = (const float *)(W->data + (size_t)r0 * W->row_bytes);
+        if (!direct) {
+            tile_job j = {W, r0, l->s.tile};
+            qs_parallel_for(n, 16, l->n_threads, tile_rows, &j);
+            wt = l->s.tile;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)n, (int)cols, 1.0f, xr, (int)cols, wt, (int)cols,
+                    0.0f, y + r0, (int)W->rows);
+        if (mins) {
+            block_mins(W, r0, n, l->s.mins);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)n, (int)nb, 1.0f, s_err, (int)nb, l->s.mins,
+                        (int)nb, 1.0f, y + r0, (int)W->rows);
+        }
+    }
+    return 0;
+}
+
+typedef struct rows_job {
+    const wmat *W;
+    const uint8_t *act;
+    size_t act_bytes;
+    float *y;
+    int T;
+} rows_job;
+
+static void dot_rows(void *ctx, int64_t i0, int64_t i1)
+{
+    const rows_job *j = ctx;
+    const wmat *W = j->W;
+    for (int t = 0; t < j->T; t++)
+        qs_qdot_rows(W->type, W->cols, W->data + (size_t)i0 * W->row_bytes, W->row_bytes, i1 - i0,
+                     j->act + (size_t)t * j->act_bytes, j->y + (size_t)t * (size_t)W->rows + i0);
+}
+
+/* y[T][rows] = x[T][cols] · Wᵀ (+ bias), the activations rounded as llama.cpp rounds them for
+ * W's type (x is left unchanged) */
+static int matmul(qs_llm *l, const float *x, const wmat *W, const wmat *bias, float *y, int T, qs_err *err)
+{
+    int64_t cols = W->cols, nb = cols / 32;
+    bool rows_path = T < GEMM_MIN_T && W->type != QS_TYPE_F32;
+    int rc = 0;
+    if (rows_path) {
+        int64_t ab = qs_type_row_bytes(W->act_type, cols);
+        rc = grow((void **)&l->s.act, &l->s.n_act, (size_t)(ab * T), 1);
+        if (!rc) {
+            for (int t = 0; t < T; t++)
+                qs_qdot_quantize_act(W->act_type, x + (size_t)t * cols, l->s.act + (size_t)t * (size_t)ab, cols);
+            rows_job j = {W, l->s.act, (size_t)ab, y, T};
+            qs_parallel_for(W->rows, 64, l->n_threads, dot_rows, &j);
+        }
+    } else {
+        const float *xr = x, *se = NULL;
+        if (W->act_type != QS_TYPE_F32) {
+            bool q81 = W->act_type == QS_TYPE_Q8_1;
+            rc = grow((void **)&l->s.xr, &l->s.n_xr, (size_t)(T * cols), sizeof(float));
+            if (!rc && q81) rc = grow((void **)&l->s.s_err, &l->s.n_serr, (size_t)(T * nb), sizeof(float));
+            for (int t = 0; !rc && t < T; t++)
+                qs_qdot_round_act(W->act_type, x + (size_t)t * cols, l->s.xr + (size_t)t * cols,
+                                  q81 ? l->s.s_err + (size_t)t * nb : NULL, cols);
+            xr = l->s.xr, se = q81 ? l->s.s_err : NULL;
+        }
+        if (!rc) rc = matmul_tiles(l, xr, se, W, y, T);
+    }
+    if (rc) return qs_err_set(err, QS_E_OOM, "out of memory for the product with %s", W->t->name);
+    if (bias && bias->t)
         for (int t = 0; t < T; t++)
-            for (int64_t o = 0; o < W->rows; o++) y[(size_t)t * W->rows + o] += bias->w[o];
+            for (int64_t o = 0; o < W->rows; o++) y[(size_t)t * W->rows + o] += VEC(*bias)[o];
+    return 0;
 }
 
-/* causal grouped-query attention: per head, scores = Q_h·K_hᵀ·scale (sgemm over the cache),
- * masked above the diagonal, softmax per row (sum in double), out_h = P·V_h (sgemm) */
-static void attention(const qs_llm *l, int layer_i, const float *q, float *out, int T, int pos0)
+static void round_f16(float *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) v[i] = qs_f16_to_f32(qs_f32_to_f16(v[i]));
+}
+
+/* causal grouped-query attention: per head, scores = (Q_h·K_hᵀ)·scale (sgemm over the cache),
+ * masked above the diagonal, softmax per row (sum in double), out_h = P·V_h (sgemm); with an
+ * F16 cache (llama.cpp's default, kv_f16) Q and P are rounded to f16 as ggml's F16 products do */
+static void attention(qs_llm *l, int layer_i, float *q, float *out, float *sc, int T, int pos0)
 {
     int D = l->D, QD = l->H * D, KD = l->Hkv * D, group = l->H / l->Hkv, np = pos0 + T;
-    const float *kc = l->kcache + (size_t)layer_i * l->n_ctx * KD, *vc = l->vcache + (size_t)layer_i * l->n_ctx * KD;
+    size_t off = (size_t)layer_i * l->n_ctx * KD;
+    const float *kc = l->kcache + off, *vc = l->vcache + off;
+    if (l->kv_f16) round_f16(q, (size_t)T * QD);
     float scale = 1.0f / sqrtf((float)D);
-    float *sc = malloc((size_t)T * (size_t)np * sizeof *sc);
-    if (!sc) return;
     for (int h = 0; h < l->H; h++) {
         int kvh = h / group;
         /* sc[T][np] = scale · q_h[T][D] · k_h[np][D]ᵀ */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, np, D, scale, q + (size_t)h * D, QD, kc + (size_t)kvh * D,
                     KD, 0.0f, sc, np);
         qs_op_softmax_causal(sc, T, np, pos0);
+        if (l->kv_f16) round_f16(sc, (size_t)T * np);
         /* out_h[T][D] = sc[T][np] · v_h[np][D] */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, np, 1.0f, sc, np, vc + (size_t)kvh * D, KD, 0.0f,
                     out + (size_t)h * D, QD);
     }
-    free(sc);
 }
 
-static void layer_forward(qs_llm *l, int li, float *x, int T, int pos0, float *buf)
+static int layer_forward(qs_llm *l, int li, float *x, int T, int pos0, float *buf, qs_err *err)
 {
     const layer *y = &l->layers[li];
     int E = l->E, QD = l->H * l->D, KD = l->Hkv * l->D, F = l->F;
     float *xn = buf, *q = xn + (size_t)T * E, *k = q + (size_t)T * QD, *v = k + (size_t)T * KD;
     float *att = v + (size_t)T * KD, *o = att + (size_t)T * QD, *g = o + (size_t)T * E, *u = g + (size_t)T * F;
+    float *sc = u + (size_t)T * F; /* [T][pos0+T] attention scores */
     bool neox = l->hp.rope_style == QS_ROPE_NEOX;
-    qs_op_rmsnorm(x, y->attn_norm.w, xn, T, E, l->hp.norm_eps, NULL);
+    int rc = 0;
+    qs_op_rmsnorm(x, VEC(y->attn_norm), xn, T, E, l->hp.norm_eps, NULL);
     observe(l, (const wmat *[]){&y->wq, &y->wk, &y->wv}, 3, xn, T);
-    matmul(xn, &y->wq, &y->bq, q, T);
-    matmul(xn, &y->wk, &y->bk, k, T);
-    matmul(xn, &y->wv, &y->bv, v, T);
-    float *kc = l->kcache + (size_t)li * l->n_ctx * KD, *vc = l->vcache + (size_t)li * l->n_ctx * KD;
+    if (!rc) rc = matmul(l, xn, &y->wq, &y->bq, q, T, err);
+    if (!rc) rc = matmul(l, xn, &y->wk, &y->bk, k, T, err);
+    if (!rc) rc = matmul(l, xn, &y->wv, &y->bv, v, T, err);
+    if (rc) return rc;
+    size_t off = (size_t)li * l->n_ctx * KD;
     for (int t = 0; t < T; t++) {
         qs_op_rope(q + (size_t)t * QD, l->H, l->D, (int)l->hp.n_rot, pos0 + t, l->hp.rope_base, neox, 1.0f);
         qs_op_rope(k + (size_t)t * KD, l->Hkv, l->D, (int)l->hp.n_rot, pos0 + t, l->hp.rope_base, neox, 1.0f);
-        memcpy(kc + (size_t)(pos0 + t) * KD, k + (size_t)t * KD, (size_t)KD * sizeof *k);
-        memcpy(vc + (size_t)(pos0 + t) * KD, v + (size_t)t * KD, (size_t)KD * sizeof *v);
+        float *kp = l->kcache + off + (size_t)(pos0 + t) * KD, *vp = l->vcache + off + (size_t)(pos0 + t) * KD;
+        memcpy(kp, k + (size_t)t * KD, (size_t)KD * sizeof *kp);
+        memcpy(vp, v + (size_t)t * KD, (size_t)KD * sizeof *vp);
+        if (l->kv_f16) round_f16(kp, (size_t)KD), round_f16(vp, (size_t)KD);
     }
-    attention(l, li, q, att, T, pos0);
+    attention(l, li, q, att, sc, T, pos0);
     observe(l, (const wmat *[]){&y->wo}, 1, att, T);
-    matmul(att, &y->wo, NULL, o, T);
+    if ((rc = matmul(l, att, &y->wo, NULL, o, T, err))) return rc;
     for (size_t i = 0; i < (size_t)T * E; i++) x[i] += o[i];
-    qs_op_rmsnorm(x, y->ffn_norm.w, xn, T, E, l->hp.norm_eps, NULL);
+    qs_op_rmsnorm(x, VEC(y->ffn_norm), xn, T, E, l->hp.norm_eps, NULL);
     observe(l, (const wmat *[]){&y->w_gate, &y->w_up}, 2, xn, T);
-    matmul(xn, &y->w_gate, NULL, g, T);
-    matmul(xn, &y->w_up, NULL, u, T);
+    if (!rc) rc = matmul(l, xn, &y->w_gate, NULL, g, T, err);
+    if (!rc) rc = matmul(l, xn, &y->w_up, NULL, u, T, err);
+    if (rc) return rc;
     qs_op_swiglu(g, u, g, (size_t)T * F);
     observe(l, (const wmat *[]){&y->w_down}, 1, g, T);
-    matmul(g, &y->w_down, NULL, o, T);
+    if ((rc = matmul(l, g, &y->w_down, NULL, o, T, err))) return rc;
     for (size_t i = 0; i < (size_t)T * E; i++) x[i] += o[i];
+    return 0;
+}
+
+/* the embedding row of token id (dequantized as ggml's get_rows does) */
+static void embed(const qs_llm *l, int32_t id, float *x)
+{
+    const wmat *W = &l->tok_embd;
+    qs_qdot_dequantize_rows(W->type, W->data + (size_t)id * W->row_bytes, W->row_bytes, x, 1, W->cols);
 }
 
 int qs_llm_eval(qs_llm *l, const int32_t *tokens, int n, int pos0, float *logits, qs_err *err)
@@ -274,29 +473,37 @@ int qs_llm_eval(qs_llm *l, const int32_t *tokens, int n, int pos0, float *logits
         return qs_err_set(err, QS_E_USAGE, "positions %d…%d outside the context of %d", pos0, pos0 + n - 1, l->n_ctx);
     if ((int)l->hp.n_rot > 2048 || (int)l->hp.n_rot > l->D)
         return qs_err_set(err, QS_E_UNSUPPORTED, "rotary dimension %u", l->hp.n_rot);
-    int E = l->E, QD = l->H * l->D, KD = l->Hkv * l->D;
-    size_t per_t = (size_t)E * 3 + (size_t)QD * 2 + (size_t)KD * 2 + (size_t)l->F * 2;
-    float *x = malloc((size_t)n * E * sizeof *x), *buf = malloc((size_t)n * per_t * sizeof *buf);
-    if (!x || !buf) {
-        free(x);
-        free(buf);
-        return qs_err_set(err, QS_E_OOM, "out of memory");
-    }
-    for (int t = 0; t < n; t++) {
-        if (tokens[t] < 0 || tokens[t] >= l->V) {
-            free(x);
-            free(buf);
+    for (int t = 0; t < n; t++)
+        if (tokens[t] < 0 || tokens[t] >= l->V)
             return qs_err_set(err, QS_E_INPUT, "token id %d outside the vocabulary of %d", tokens[t], l->V);
-        }
-        memcpy(x + (size_t)t * E, l->tok_embd.w + (size_t)tokens[t] * E, (size_t)E * sizeof *x);
-    }
-    for (int li = 0; li < l->L; li++) layer_forward(l, li, x, n, pos0, buf);
-    if (logits) {
-        qs_op_rmsnorm(x, l->output_norm.w, buf, n, E, l->hp.norm_eps, NULL);
-        observe(l, (const wmat *[]){l->output.w ? &l->output : &l->tok_embd}, 1, buf, n);
-        matmul(buf, l->output.w ? &l->output : &l->tok_embd, NULL, logits, n);
+    int E = l->E, QD = l->H * l->D, KD = l->Hkv * l->D;
+    size_t per_t = (size_t)E * 3 + (size_t)QD * 2 + (size_t)KD * 2 + (size_t)l->F * 2 + (size_t)(pos0 + n);
+    float *x = malloc((size_t)n * E * sizeof *x), *buf = malloc((size_t)n * per_t * sizeof *buf);
+    int rc = 0;
+    if (!x || !buf) rc = qs_err_set(err, QS_E_OOM, "out of memory");
+    for (int t = 0; !rc && t < n; t++) embed(l, tokens[t], x + (size_t)t * E);
+    for (int li = 0; !rc && li < l->L; li++) rc = layer_forward(l, li, x, n, pos0, buf, err);
+    if (!rc && logits) {
+        const wmat *out = l->output.t ? &l->output : &l->tok_embd;
+        qs_op_rmsnorm(x, VEC(l->output_norm), buf, n, E, l->hp.norm_eps, NULL);
+        observe(l, (const wmat *[]){out}, 1, buf, n);
+        rc = matmul(l, buf, out, NULL, logits, n, err);
     }
     free(x);
     free(buf);
-    return 0;
+    return rc;
+}
+
+int qs_llm_set_result(qs_llm *l, const char *name, const qs_qresult *r, int64_t row0, qs_err *err)
+{
+    wmat *m = find_w(l, name);
+    if (!m) return qs_err_set(err, QS_E_USAGE, "the model uses no tensor named %s", name);
+    if (m->cols != r->cols || row0 < 0 || row0 + m->rows > r->rows)
+        return qs_err_set(err, QS_E_INPUT, "%s: the result's shape does not hold this tensor", name);
+    int64_t rb = r->ggml_type >= 0 ? qs_type_row_bytes(r->ggml_type, r->cols) : -1;
+    bool packed = r->cfg.method && r->cfg.method->kind == QS_METHOD_GGML && r->data && rb > 0 &&
+                  (size_t)(rb * r->rows) == r->nbytes && qs_qdot_act_type(r->ggml_type, r->cols) >= 0 && m->rows > 1;
+    if (packed) return qs_llm_set_packed(l, name, r->ggml_type, r->data + (size_t)(row0 * rb), (size_t)(rb * m->rows), err);
+    int act = r->ggml_type >= 0 ? qs_llama_cpp_act_type(r->ggml_type, r->cols) : QS_TYPE_F32;
+    return qs_llm_set_weights(l, name, r->deq + (size_t)(row0 * r->cols), act, err);
 }

@@ -1,14 +1,18 @@
-/* core/infer.h — the llama-family forward pass (CPU, OpenBLAS sgemm + pthreads).
+/* core/infer.h — the llama-family forward pass (CPU, OpenBLAS sgemm + fused quantized dot
+ * products + pthreads).
  *
- * qs_llm holds every weight as a float matrix (the file's type dequantized once, or the
- * output of a quantizer set through qs_llm_set_weights, which touches only that tensor) and
- * a KV cache of n_ctx positions. qs_llm_eval runs a batch of tokens at positions
+ * qs_llm keeps every weight packed: the file's bytes in the mapping, or the bytes a caller set
+ * (qs_llm_set_packed: a GGML type; qs_llm_set_weights: floats), touching only that tensor;
+ * memory is the mapped file plus the replaced tensors plus an F16 KV cache of n_ctx positions
+ * and bounded scratch. qs_llm_eval runs a batch of tokens at positions
  * pos0 … pos0+n−1 and returns the logits of each. Numerics follow llama.cpp: float32
  * activations, RMSNorm sum of squares in double, rotary angles by repeated multiplication,
  * adjacent-pair (norm) or half-split (neox) rotation, causal grouped-query attention, SwiGLU. */
 #ifndef QS_INFER_H
 #define QS_INFER_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "err.h"
@@ -30,12 +34,23 @@ int qs_llm_n_vocab(const qs_llm *l);
  * act_type: how llama.cpp would round the activations for the new weight's type
  * (qs_llama_cpp_act_type; QS_TYPE_F32 for none). */
 int qs_llm_set_weights(qs_llm *l, const char *name, const float *w, int act_type, qs_err *err);
+/* Replaces one weight with nbytes of encoded rows of a GGML type (exactly the GGUF tensor data of
+ * that type and shape); the products then run on those bytes with the type's llama.cpp rounding. */
+int qs_llm_set_packed(qs_llm *l, const char *name, int type, const void *data, size_t nbytes, qs_err *err);
+/* Replaces one weight with rows [row0, row0 + its rows) of a quantizer's result: the encoded bytes
+ * when they are a GGML type's tensor data (packed, llama.cpp's products), else the dequantized
+ * floats with the activation rounding of the result's GGML type, if any. */
+struct qs_qresult;
+int qs_llm_set_result(qs_llm *l, const char *name, const struct qs_qresult *r, int64_t row0, qs_err *err);
 /* An observer sees the input of the linear layers before each product (x[T][cols], as the
  * model computed it, before any activation rounding): one call per distinct input, with the GGUF
  * names of every weight that reads it (attn_q/k/v share one, ffn_gate/up share one; attn_output
  * and ffn_down have their own; the output projection last). NULL stops observing. */
 typedef void (*qs_llm_observer)(void *ctx, const char *const *weights, int n_weights, const float *x, int T, int64_t cols);
 void qs_llm_set_observer(qs_llm *l, qs_llm_observer fn, void *ctx);
+/* Rounds K, V (and Q and the attention probabilities at their products) to f16 as llama.cpp's
+ * default F16 KV cache does; off by default (F32 cache, as the golden figures were made). */
+void qs_llm_set_kv_f16(qs_llm *l, bool on);
 /* Forgets the KV cache. */
 void qs_llm_reset(qs_llm *l);
 /* logits: n × n_vocab floats (all positions), or NULL to skip the output projection. */

@@ -531,8 +531,7 @@ static int apply_entry(const qs_recipe_table *t, int64_t i, qs_llm *l, const qs_
         off = 0;
         for (int k = 0; !rc && k < n; k++) {
             const qs_recipe_entry *f = &t->e[m[k]];
-            int act = f->ggml_type >= 0 ? qs_llama_cpp_act_type(f->ggml_type, cols) : QS_TYPE_F32;
-            if (l) rc = qs_llm_set_weights(l, f->t->name, r.deq + off * cols, act, err);
+            if (l) rc = qs_llm_set_result(l, f->t->name, &r, off, err);
             if (!rc && sink) rc = sink->take(sink->ctx, m[k], &r, off, qs_tensor_nrows(f->t), err);
             off += qs_tensor_nrows(f->t);
             done[m[k]] = true;

@@ -51,8 +51,7 @@ static int set_unit(qs_llm *l, const qs_model *m, const char *unit, bool per_blo
             qs_qresult r;
             rc = qs_quant_run(cfg, w, rows, cols, NULL, NULL, 0, &r, err);
             if (!rc) {
-                int act = r.ggml_type >= 0 ? qs_llama_cpp_act_type(r.ggml_type, cols) : QS_TYPE_F32;
-                rc = qs_llm_set_weights(l, t->name, r.deq, act, err);
+                rc = qs_llm_set_result(l, t->name, &r, 0, err);
                 bits += r.bpw * (double)(rows * cols);
                 qs_qresult_free(&r);
             }

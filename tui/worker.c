@@ -334,7 +334,7 @@ static int update_quantized(worker *w, const qs_qconfig *cfgs, char *err, size_t
         int rc = qs_quant_run(&cfgs[t], f, rows, cols, have_view ? &view : NULL, NULL, 0, &q, &e);
         qs_calib_free(&view);
         if (rc == 0) {
-            qs_llm_set_weights(w->quant, x->name, q.deq, q.ggml_type >= 0 ? qs_llama_cpp_act_type(q.ggml_type, cols) : QS_TYPE_F32, &e);
+            qs_llm_set_result(w->quant, x->name, &q, 0, &e);
             qs_qresult_free(&q);
             n++;
         } else { /* a config this shape cannot take: the tensor stays as in the file */
