@@ -19,7 +19,7 @@ static const qs_synth_shape shapes[] = {
     {"small", 768, 12, 2048, 12, 4, 512, 1024, 10000.0f, 1e-5f, false, "medium: 12 layers of width 768, 512 tokens"},
     {"tinyllama", 2048, 22, 5632, 32, 4, 32000, 2048, 10000.0f, 1e-5f, false, "TinyLlama 1.1B"},
     {"llama-1b", 2048, 16, 8192, 32, 8, 128256, 8192, 500000.0f, 1e-5f, true, "Llama 3.2 1B (tied output)"},
-    {"llama-8b", 4096, 32, 14336, 32, 8, 128256, 8192, 500000.0f, 1e-5f, false, "Llama 3.1 8B"},
+    {"llama-8b", 4096, 32, 14336, 32, 8, 128256, 8192, 500000.0f, 1e-5f, false, "Llama 3 8B (no rope scaling)"},
 };
 
 const qs_synth_shape *qs_synth_shapes(int *n)

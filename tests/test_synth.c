@@ -108,6 +108,7 @@ Test(synth, tiny_opens_with_its_shape_and_a_working_tokenizer)
     qs_vocab_free(v);
     qs_model_close(m);
     tu_rmtree(dir);
+    free(dir);
 }
 
 Test(synth, same_seed_same_bytes_whatever_the_threads)
@@ -126,6 +127,7 @@ Test(synth, same_seed_same_bytes_whatever_the_threads)
     cr_assert_gt(differ, na / 2, "another seed, other weights (%zu of %zu bytes differ)", differ, na);
     free(x), free(y), free(z);
     tu_rmtree(dir);
+    free(dir);
 }
 
 static void count_types(const char *path, int *counts)
@@ -161,6 +163,7 @@ Test(synth, types_and_presets)
     cr_assert_lt(qs_synth_parse_type("q9_K", &ft, &ty, &err), 0);
     cr_assert_eq(err.code, QS_E_USAGE);
     tu_rmtree(dir);
+    free(dir);
 }
 
 static int one_line(const char *s)
@@ -208,6 +211,7 @@ Test(synth, cli_writes_a_model_that_ppl_and_generate_run, .timeout = 60)
     struct stat st;
     cr_assert(stat("x.gguf", &st) != 0, "no file left behind");
     tu_rmtree(dir);
+    free(dir);
 }
 
 Test(synth, vocabulary_of_another_size_is_refused)
@@ -276,4 +280,5 @@ Test(synth, streamed_tensors_equal_borrowed_ones_and_must_be_complete)
     cr_assert(stat(c, &st) != 0, "an incomplete file is not left behind");
     qs_gguf_writer_free(w);
     tu_rmtree(dir);
+    free(dir);
 }
