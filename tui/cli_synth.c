@@ -10,11 +10,10 @@
 #include "core/synth.h"
 #include "tui/cli.h"
 
-static int usage_error(const char *what)
+static int usage_error(void)
 {
     int n;
     const qs_synth_shape *s = qs_synth_shapes(&n);
-    if (what) fprintf(stderr, "quantscope: synth: %s\n", what);
     fprintf(stderr, "usage: quantscope synth --shape NAME -o FILE.gguf [--type T] [--seed N] [--vocab VOCAB.gguf] [--threads N]\n"
                     "shapes:");
     for (int i = 0; i < n; i++) fprintf(stderr, " %s", s[i].name);
@@ -27,8 +26,8 @@ static void list_shapes(void)
     int n;
     const qs_synth_shape *s = qs_synth_shapes(&n);
     for (int i = 0; i < n; i++)
-        printf("%-10s %6.2fB weights  dim %u, %u layers, ff %u, %u/%u heads, vocab %u%s  %s\n", s[i].name,
-               (double)qs_synth_shape_params(&s[i]) * 1e-9, s[i].n_embd, s[i].n_layer, s[i].n_ff, s[i].n_head,
+        printf("%-10s %7.1fM weights  dim %u, %u layers, ff %u, %u/%u heads, vocab %u%s  %s\n", s[i].name,
+               (double)qs_synth_shape_params(&s[i]) * 1e-6, s[i].n_embd, s[i].n_layer, s[i].n_ff, s[i].n_head,
                s[i].n_head_kv, s[i].n_vocab, s[i].tied_output ? ", tied" : "", s[i].about);
 }
 
@@ -58,7 +57,7 @@ int qs_cli_synth(int argc, char **argv)
         } else if (argv[i][0] == '-') return qs_cli_usage_error("synth: unknown or incomplete option '%s'", argv[i]);
         else return qs_cli_usage_error("synth: unexpected argument '%s'", argv[i]);
     }
-    if (!shape || !out) return usage_error(NULL);
+    if (!shape || !out) return usage_error();
     const qs_synth_shape *s = qs_synth_shape_find(shape);
     if (!s) {
         int n;
