@@ -653,6 +653,8 @@ typedef struct wtensor {
     int type;
     uint64_t nbytes;
     const void *data;
+    qs_gguf_src_fn src;     /* or the bytes come from src(src_ctx, …) during the write */
+    void *src_ctx;
 } wtensor;
 
 struct qs_gguf_writer {
@@ -816,6 +818,18 @@ int qs_gguf_writer_add_tensor(qs_gguf_writer *w, const char *name, int type, uin
     return 0;
 }
 
+int qs_gguf_writer_add_tensor_src(qs_gguf_writer *w, const char *name, int type, uint32_t n_dims,
+                                  const int64_t ne[4], qs_gguf_src_fn src, void *ctx, qs_err *err)
+{
+    static const uint8_t none;
+    int rc = qs_gguf_writer_add_tensor(w, name, type, n_dims, ne, &none, err);
+    if (rc) return rc;
+    w->t[w->n_t - 1].data = NULL;
+    w->t[w->n_t - 1].src = src;
+    w->t[w->n_t - 1].src_ctx = ctx;
+    return 0;
+}
+
 static uint32_t writer_alignment(const qs_gguf_writer *w)
 {
     for (size_t i = 0; i < w->n_kv; i++)
@@ -839,6 +853,32 @@ static int put_zeros(qs_afile *af, uint64_t n, qs_err *err)
         n -= k;
     }
     return 0;
+}
+
+/* a streamed tensor: its source's pieces, which must add up to exactly its size */
+typedef struct src_sink {
+    qs_afile *af;
+    uint64_t left;
+    const char *name;
+} src_sink;
+
+static int src_put(void *ctx, const void *data, size_t n, qs_err *err)
+{
+    src_sink *s = ctx;
+    if (n > s->left)
+        return qs_err_set(err, QS_E_USAGE, "tensor '%s': its source gave more bytes than the tensor has", s->name);
+    s->left -= n;
+    return put(s->af, data, n, err);
+}
+
+static int put_src(qs_afile *af, const wtensor *t, qs_err *err)
+{
+    src_sink s = {af, t->nbytes, t->name};
+    int rc = t->src(t->src_ctx, src_put, &s, err);
+    if (!rc && s.left)
+        rc = qs_err_set(err, QS_E_USAGE, "tensor '%s': its source gave %llu bytes of %llu", t->name,
+                        (unsigned long long)(t->nbytes - s.left), (unsigned long long)t->nbytes);
+    return rc;
 }
 
 static int write_header(qs_gguf_writer *w, qs_afile *af, uint64_t *pos, qs_err *err)
@@ -885,7 +925,7 @@ int qs_gguf_writer_write(qs_gguf_writer *w, const char *path, qs_err *err)
     rc = write_header(w, &af, &pos, err);
     if (!rc && w->n_t) rc = put_zeros(&af, (al - pos % al) % al, err);
     for (size_t i = 0; !rc && i < w->n_t; i++) {
-        rc = put(&af, w->t[i].data, w->t[i].nbytes, err);
+        rc = w->t[i].src ? put_src(&af, &w->t[i], err) : put(&af, w->t[i].data, w->t[i].nbytes, err);
         if (!rc) rc = put_zeros(&af, (al - w->t[i].nbytes % al) % al, err);
     }
     if (rc) {

@@ -111,6 +111,14 @@ void qs_gguf_writer_remove(qs_gguf_writer *w, const char *key);
  * trimmed form ggml writes (trailing 1-dimensions dropped, at least 1). */
 int qs_gguf_writer_add_tensor(qs_gguf_writer *w, const char *name, int type, uint32_t n_dims,
                               const int64_t ne[4], const void *data, qs_err *err);
+/* A tensor whose bytes are made while the file is written, so that a file larger than memory
+ * can be written one tensor (or row chunk) at a time: in the tensor's turn src(ctx, put,
+ * put_ctx, err) is called and must hand exactly the tensor's bytes to put(put_ctx, data, n,
+ * err), in pieces of any size; an error of either stops the write (nothing is left behind). */
+typedef int (*qs_gguf_put_fn)(void *put_ctx, const void *data, size_t n, qs_err *err);
+typedef int (*qs_gguf_src_fn)(void *ctx, qs_gguf_put_fn put, void *put_ctx, qs_err *err);
+int qs_gguf_writer_add_tensor_src(qs_gguf_writer *w, const char *name, int type, uint32_t n_dims,
+                                  const int64_t ne[4], qs_gguf_src_fn src, void *ctx, qs_err *err);
 int qs_gguf_writer_write(qs_gguf_writer *w, const char *path, qs_err *err);
 
 /* Bytes of a tensor of `type` with shape ne, or -1 if impossible (block size, overflow). */
