@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/ggml_types.h"
 #include "core/infer.h"
 #include "core/model.h"
 #include "tests/testutil.h"
@@ -106,7 +107,7 @@ Test(infer, greedy_ids_from_bos)
 #include "core/gguf.h"
 #include "core/tokenizer.h"
 
-/* every case of golden/ppl/expected.json within 0.1 % */
+/* every case of golden/ppl/expected.json within 0.05 % */
 Test(infer, perplexity_matches_llama_perplexity, .timeout = 600)
 {
     char dir[4096], p[8192];
@@ -140,7 +141,7 @@ Test(infer, perplexity_matches_llama_perplexity, .timeout = 600)
         cr_assert(v && l, "%s", err.msg);
         qs_ppl r;
         cr_assert_eq(qs_perplexity(l, v, (const char *)t, tl, ctx, chunks, NULL, &r, &err), 0, "%s", err.msg);
-        cr_expect_lt(fabs(r.ppl / want - 1), 1e-3, "%s: PPL %.4f, llama.cpp %.4f", model, r.ppl, want);
+        cr_expect_lt(fabs(r.ppl / want - 1), 5e-4, "%s: PPL %.4f, llama.cpp %.4f", model, r.ppl, want);
         cr_log_info("%s: PPL %.4f +/- %.5f (llama.cpp %.4f)", model, r.ppl, r.ppl_err, want);
         checked++;
         qs_llm_free(l);
@@ -241,14 +242,15 @@ Test(infer, kl_divergence_matches_llama_perplexity, .timeout = 600)
         char *g = (char *)tu_read(*f, &n);
         g = realloc(g, n + 1);
         g[n] = '\0';
-        /* 2 % on means, ratios and the median. The 99th percentile is the 128th largest of 12 700
-         * values where they are sparse (≈0.003 apart for Q2_K), so the summation order of the
-         * OpenBLAS kernel moves it by a few ranks: measured 2.2 % (Q2_K, Zen/Haswell kernels) and
-         * 2.5 % (Q4_K_M, Sandybridge kernel) while the mean KLD stays within 0.1 %. */
+        /* 0.05 % on the perplexities and their ratio, 0.2 % on the mean KLD (Q4_K_M, whose
+         * matrices fall back to Q5_0, measures 0.09 %; Q2_K 0.03 %), 1 % on the median and the
+         * rates. The 99th percentile is the 128th largest of 12 700 values where they are sparse
+         * (≈0.003 apart for Q2_K), so the summation order of the OpenBLAS kernel moves it by a few
+         * ranks: measured 2.2 % (Q2_K, Zen/Haswell kernels) and 2.5 % (Q4_K_M, Sandybridge kernel). */
         struct { const char *label; double got, tol; } c[] = {
-            {"Mean    KLD", s.kld_mean, 0.02}, {"99.0%   KLD", s.kld_pct[1], 0.05}, {"Median  KLD", s.kld_median, 0.02},
-            {"Same top p", s.same_top, 0.02}, {"RMS Δp", s.rms_dp, 0.02}, {"Mean PPL(Q)/PPL(base)", s.ratio, 0.02},
-            {"Mean PPL(base)", s.ppl_base, 0.02}, {"Mean PPL(Q) ", s.ppl_q, 0.02}};
+            {"Mean    KLD", s.kld_mean, 0.002}, {"99.0%   KLD", s.kld_pct[1], 0.05}, {"Median  KLD", s.kld_median, 0.01},
+            {"Same top p", s.same_top, 0.01}, {"RMS Δp", s.rms_dp, 0.01}, {"Mean PPL(Q)/PPL(base)", s.ratio, 5e-4},
+            {"Mean PPL(base)", s.ppl_base, 5e-4}, {"Mean PPL(Q) ", s.ppl_q, 5e-4}};
         for (size_t k = 0; k < sizeof c / sizeof *c; k++) {
             double want = report_value(g, c[k].label);
             cr_expect_lt(fabs(c[k].got / want - 1), c[k].tol, "%s %s: %.6f, llama.cpp %.6f", name, c[k].label, c[k].got, want);
@@ -265,4 +267,82 @@ Test(infer, kl_divergence_matches_llama_perplexity, .timeout = 600)
     free(text);
     tu_free_list(files);
     qs_model_close(base);
+}
+
+/* the positions p < T whose logits a[p] and b[p] differ by more than 1e-4 of the largest |b[p]| */
+static int positions_apart(const float *a, const float *b, int T, int V)
+{
+    int apart = 0;
+    for (int p = 0; p < T; p++) {
+        double d = 0, mx = 0;
+        for (size_t i = (size_t)p * V; i < (size_t)(p + 1) * V; i++)
+            d = fmax(d, fabs((double)a[i] - b[i])), mx = fmax(mx, fabs((double)b[i]));
+        apart += d > 1e-4 * mx;
+    }
+    return apart;
+}
+
+/* The packed engine on llama-quantize's --pure files of golden/ggml (every 2-D tensor in one GGML
+ * type, 256 columns: every kernel). Prefill (tiles + sgemm) and decode (fused row dots) give the
+ * same logits, and so does the F32 source model whose weights are replaced by the file's
+ * dequantized values with the same activation rounding (the float path). Activations are
+ * quantized (Q8_0/Q8_1/Q8_K), so a float-rounding difference between two paths can flip one
+ * activation code by a step, and through the KV cache every later position; so position 0 of S
+ * sequences is compared, and at most S/3 of them may be apart (measured: 0-2 of 8) (a wrong kernel moves them all).
+ * Q4_1/Q5_1: the float path cannot see the f16 rounding of Q8_1's block sums, which llama.cpp's
+ * dot products use, so it is not compared. */
+Test(infer, packed_types_agree_with_the_float_path, .timeout = 300)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/ggml", tu_golden_dir());
+    int ns = 0, nf = 0;
+    char **src = tu_list(dir, ".f32.gguf", 0, &ns), **files = tu_golden_files("ggml/q", &nf);
+    if (ns != 1) cr_skip_test("%s: not exactly one *.f32.gguf", dir);
+    qs_err err = {0};
+    qs_model *f32 = qs_model_open(src[0], &err);
+    cr_assert_not_null(f32, "%s", err.msg);
+    enum { T = 8, S = 16 };
+    int checked = 0;
+    for (int fi = 0; files[fi]; fi++) {
+        qs_model *m = qs_model_open(files[fi], &err);
+        cr_assert_not_null(m, "%s: %s", files[fi], err.msg);
+        qs_llm *l = qs_llm_new(m, 64, &err), *ref = qs_llm_new(f32, 64, &err);
+        cr_assert(l && ref, "%s", err.msg);
+        int V = qs_llm_n_vocab(l), qtype = -1;
+        for (int64_t i = 0; i < m->n_tensors; i++) {
+            const qs_tensor *t = &m->tensors[i];
+            if (t->n_dims < 2) continue;
+            int64_t rows = qs_tensor_nrows(t), cols = t->ne[0];
+            float *w = malloc(sizeof(float) * (size_t)(rows * cols));
+            cr_assert_eq(qs_tensor_read_rows(t, 0, rows, w, &err), 0, "%s", err.msg);
+            cr_assert_eq(qs_llm_set_weights(ref, t->gguf_name, w, qs_llama_cpp_act_type(t->type, cols), &err), 0, "%s", err.msg);
+            if (t->type != QS_TYPE_F32 && t->type != QS_TYPE_F16) qtype = t->type;
+            free(w);
+        }
+        float *pre = malloc(sizeof(float) * T * (size_t)V), *dec = malloc(sizeof(float) * (size_t)V),
+              *flt = malloc(sizeof(float) * T * (size_t)V);
+        int a_dec = 0, a_flt = 0;
+        for (int sq = 0; sq < S; sq++) {
+            int32_t toks[T];
+            for (int i = 0; i < T; i++) toks[i] = (int32_t)((sq * 131 + i * 97 + 5) % V);
+            cr_assert_eq(qs_llm_eval(l, toks, T, 0, pre, &err), 0, "%s", err.msg);
+            cr_assert_eq(qs_llm_eval(l, toks, 1, 0, dec, &err), 0, "%s", err.msg);
+            cr_assert_eq(qs_llm_eval(ref, toks, T, 0, flt, &err), 0, "%s", err.msg);
+            a_dec += positions_apart(dec, pre, 1, V);
+            a_flt += positions_apart(flt, pre, 1, V);
+        }
+        bool q81 = qtype == QS_TYPE_Q4_1 || qtype == QS_TYPE_Q5_1;
+        cr_log_info("%s: decode vs prefill apart in %d of %d sequences, float path in %d", files[fi], a_dec, S, a_flt);
+        cr_expect_leq(a_dec, S / 3, "%s: decode and prefill logits differ in %d of %d sequences", files[fi], a_dec, S);
+        if (!q81) cr_expect_leq(a_flt, S / 3, "%s: packed and float logits differ in %d of %d sequences", files[fi], a_flt, S);
+        free(pre), free(dec), free(flt);
+        qs_llm_free(l);
+        qs_llm_free(ref);
+        qs_model_close(m);
+        checked++;
+    }
+    cr_assert_gt(checked, 0);
+    qs_model_close(f32);
+    tu_free_list(src);
+    tu_free_list(files);
 }
