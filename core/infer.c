@@ -24,10 +24,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* token counts from which a product dequantizes tiles and calls sgemm instead of running the
- * fused row kernels; the tile holds at most TILE_FLOATS weights */
+/* token counts from which a product dequantizes blocks of rows and calls sgemm instead of
+ * running the fused row kernels; a thread's block holds at most TILE_FLOATS weights */
 #define GEMM_MIN_T 8
-#define TILE_FLOATS ((int64_t)1 << 22)
+#define TILE_FLOATS ((int64_t)1 << 20)
 
 typedef struct wmat {
     const qs_tensor *t;
@@ -54,12 +54,12 @@ typedef struct layer {
 
 /* scratch that lives as long as the engine, grown on demand (eval is not re-entrant) */
 typedef struct scratch {
-    float *tile;         /* [TILE_FLOATS] dequantized weight rows */
+    float *tile;         /* [n_threads][TILE_FLOATS] dequantized weight rows, one slot a thread */
+    int *slot_busy;      /* [n_threads] */
     float *xr;           /* [T][cols] rounded activations */
     float *s_err;        /* [T][cols/32] Q8_1 sum errors */
-    float *mins;         /* [tile rows][cols/32] Q4_1/Q5_1 block minimums */
     uint8_t *act;        /* [T][act row bytes] quantized activations */
-    size_t n_xr, n_serr, n_mins, n_act;
+    size_t n_xr, n_serr, n_act;
 } scratch;
 
 struct qs_llm {
@@ -164,8 +164,9 @@ qs_llm *qs_llm_new(const qs_model *m, int n_ctx, qs_err *err)
     size_t kv = (size_t)l->L * (size_t)n_ctx * (size_t)l->Hkv * (size_t)l->D;
     l->kcache = calloc(kv, sizeof *l->kcache);
     l->vcache = calloc(kv, sizeof *l->vcache);
-    l->s.tile = malloc((size_t)TILE_FLOATS * sizeof *l->s.tile);
-    int rc = (!l->layers || !l->all || !l->kcache || !l->vcache || !l->s.tile)
+    l->s.tile = malloc((size_t)l->n_threads * (size_t)TILE_FLOATS * sizeof *l->s.tile);
+    l->s.slot_busy = calloc((size_t)l->n_threads, sizeof *l->s.slot_busy);
+    int rc = (!l->layers || !l->all || !l->kcache || !l->vcache || !l->s.tile || !l->s.slot_busy)
                  ? qs_err_set(err, QS_E_OOM, "out of memory")
                  : 0;
     wmat *top[] = {&l->tok_embd, &l->output_norm, &l->output};
@@ -191,9 +192,9 @@ void qs_llm_free(qs_llm *l)
     free(l->kcache);
     free(l->vcache);
     free(l->s.tile);
+    free(l->s.slot_busy);
     free(l->s.xr);
     free(l->s.s_err);
-    free(l->s.mins);
     free(l->s.act);
     free(l);
 }
@@ -282,20 +283,6 @@ static int grow(void **p, size_t *cap, size_t n, size_t elem)
     return 0;
 }
 
-typedef struct tile_job {
-    const wmat *W;
-    int64_t r0;
-    float *dst;
-} tile_job;
-
-static void tile_rows(void *ctx, int64_t i0, int64_t i1)
-{
-    const tile_job *j = ctx;
-    const wmat *W = j->W;
-    qs_qdot_dequantize_rows(W->type, W->data + (size_t)(j->r0 + i0) * W->row_bytes, W->row_bytes,
-                            j->dst + (size_t)i0 * (size_t)W->cols, i1 - i0, W->cols);
-}
-
 /* Q4_1/Q5_1: the f16 minimum of every 32-block of rows [r0, r0+n) → mins[n][cols/32] */
 static void block_mins(const wmat *W, int64_t r0, int64_t n, float *mins)
 {
@@ -311,31 +298,97 @@ static void block_mins(const wmat *W, int64_t r0, int64_t n, float *mins)
     }
 }
 
-/* y[T][rows] = xr[T][cols] · Wᵀ by tiles of dequantized rows and sgemm; Q8_1 activations add
- * Σ_b m_b·s_err_b, the error of the f16 block sums llama.cpp's Q4_1/Q5_1 dots use */
-static int matmul_tiles(qs_llm *l, const float *xr, const float *s_err, const wmat *W, float *y, int T)
+/* y[T][rows] = xr[T][cols] · Wᵀ by blocks of rows: each thread dequantizes a block into its own
+ * slot and multiplies it with a single-threaded sgemm, so dequantization and products run on every
+ * core without OpenBLAS's threads spinning beside ours. Q8_1 activations add Σ_b m_b·s_err_b, the
+ * error of the f16 block sums llama.cpp's Q4_1/Q5_1 dots use. */
+typedef struct tiles_job {
+    qs_llm *l;
+    const wmat *W;
+    const float *xr, *s_err;
+    float *y;
+    int T;
+    int64_t step;
+} tiles_job;
+
+static float *take_slot(qs_llm *l, int *slot)
 {
-    int64_t cols = W->cols, step = TILE_FLOATS / cols, nb = cols / 32;
-    if (step < 1) step = 1;
-    bool direct = W->type == QS_TYPE_F32, mins = s_err && (W->type == QS_TYPE_Q4_1 || W->type == QS_TYPE_Q5_1);
-    if (cols > TILE_FLOATS && !direct) return -1;
-    if (mins && grow((void **)&l->s.mins, &l->s.n_mins, (size_t)(step * nb), sizeof(float))) return -1;
-    for (int64_t r0 = 0; r0 < W->rows; r0 += step) {
-        int64_t n = W->rows - r0 < step ? W->rows - r0 : step;
-        const float *wt = (const float *)(W->data + (size_t)r0 * W->row_bytes);
-        if (!direct) {
-            tile_job j = {W, r0, l->s.tile};
-            qs_parallel_for(n, 16, l->n_threads, tile_rows, &j);
-            wt = l->s.tile;
+    for (;;)
+        for (int i = 0; i < l->n_threads; i++) {
+            int free_ = 0;
+            if (__atomic_compare_exchange_n(&l->s.slot_busy[i], &free_, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+                *slot = i;
+                return l->s.tile + (size_t)i * TILE_FLOATS;
+            }
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)n, (int)cols, 1.0f, xr, (int)cols, wt, (int)cols,
-                    0.0f, y + r0, (int)W->rows);
+}
+
+static void tile_block(void *ctx, int64_t b0, int64_t b1)
+{
+    const tiles_job *j = ctx;
+    const wmat *W = j->W;
+    int64_t cols = W->cols, nb = cols / 32;
+    bool mins = j->s_err && (W->type == QS_TYPE_Q4_1 || W->type == QS_TYPE_Q5_1);
+    int slot;
+    float *buf = take_slot(j->l, &slot);
+    for (int64_t b = b0; b < b1; b++) {
+        int64_t r0 = b * j->step, n = W->rows - r0 < j->step ? W->rows - r0 : j->step;
+        const float *wt = (const float *)(W->data + (size_t)r0 * W->row_bytes);
+        if (W->type != QS_TYPE_F32) {
+            qs_qdot_dequantize_rows(W->type, W->data + (size_t)r0 * W->row_bytes, W->row_bytes, buf, n, cols);
+            wt = buf;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, (int)n, (int)cols, 1.0f, j->xr, (int)cols, wt, (int)cols,
+                    0.0f, j->y + r0, (int)W->rows);
         if (mins) {
-            block_mins(W, r0, n, l->s.mins);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)n, (int)nb, 1.0f, s_err, (int)nb, l->s.mins,
-                        (int)nb, 1.0f, y + r0, (int)W->rows);
+            block_mins(W, r0, n, buf);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, (int)n, (int)nb, 1.0f, j->s_err, (int)nb, buf, (int)nb,
+                        1.0f, j->y + r0, (int)W->rows);
         }
     }
+    __atomic_store_n(&j->l->s.slot_busy[slot], 0, __ATOMIC_RELEASE);
+}
+
+typedef struct dq_job { const wmat *W; int64_t r0; float *dst; } dq_job;
+static void dq_rows(void *ctx, int64_t i0, int64_t i1)
+{
+    const dq_job *j = ctx;
+    qs_qdot_dequantize_rows(j->W->type, j->W->data + (size_t)(j->r0 + i0) * j->W->row_bytes, j->W->row_bytes,
+                            j->dst + (size_t)i0 * (size_t)j->W->cols, i1 - i0, j->W->cols);
+}
+
+static int matmul_tiles(qs_llm *l, const float *xr, const float *s_err, const wmat *W, float *y, int T)
+{
+    int64_t cols = W->cols;
+    if (cols > TILE_FLOATS) return -1;
+    /* blocks of at most a slot, and enough of them to share among the threads */
+    int64_t step = TILE_FLOATS / cols, per_thread = (W->rows + l->n_threads - 1) / l->n_threads;
+    if (step > per_thread) step = per_thread;
+    if (step < 1) step = 1;
+    if (getenv("QS_BLAS_TILES")) {
+        /* variant: big tiles, dequantized by our threads, one multi-threaded sgemm each */
+        int64_t big = TILE_FLOATS * l->n_threads / cols;
+        for (int64_t r0 = 0; r0 < W->rows; r0 += big) {
+            int64_t n = W->rows - r0 < big ? W->rows - r0 : big;
+            tiles_job j1 = {l, W, xr, s_err, y + r0, T, n};
+            (void)j1;
+            const float *wt = (const float *)(W->data + (size_t)r0 * W->row_bytes);
+            if (W->type != QS_TYPE_F32) {
+                dq_job dj = {W, r0, l->s.tile};
+                qs_parallel_for(n, 16, l->n_threads, dq_rows, &dj);
+                wt = l->s.tile;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)n, (int)cols, 1.0f, xr, (int)cols, wt, (int)cols,
+                        0.0f, y + r0, (int)W->rows);
+        }
+        return 0;
+    }
+    tiles_job j = {l, W, xr, s_err, y, T, step};
+    int64_t blocks = (W->rows + step - 1) / step;
+    int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    qs_parallel_for(blocks, 1, l->n_threads, tile_block, &j);
+    openblas_set_num_threads(blas_threads);
     return 0;
 }
 

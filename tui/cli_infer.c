@@ -184,12 +184,13 @@ static void print_kld(const qs_kld_stats *s)
 typedef struct ppl_opts {
     const char *path, *text_path, *kld_base_out, *kld_in, *kld_against, *recipe;
     int ctx, chunks;
+    bool kv_f16;
     qs_cli_calib calib;
 } ppl_opts;
 
 static int parse_ppl(int argc, char **argv, ppl_opts *o)
 {
-    *o = (ppl_opts){NULL, NULL, NULL, NULL, NULL, NULL, 512, -1, {0}};
+    *o = (ppl_opts){NULL, NULL, NULL, NULL, NULL, NULL, 512, -1, false, {0}};
     qs_cli_calib_init(&o->calib);
     for (int i = 1; i < argc; i++) {
         bool next = i + 1 < argc;
@@ -203,13 +204,17 @@ static int parse_ppl(int argc, char **argv, ppl_opts *o)
         else if (!strcmp(argv[i], "--kld") && next) o->kld_in = argv[++i];
         else if (!strcmp(argv[i], "--kld-against") && next) o->kld_against = argv[++i];
         else if (!strcmp(argv[i], "--recipe") && next) o->recipe = argv[++i];
-        else if (argv[i][0] == '-') return qs_cli_usage_error("ppl: unknown or incomplete option '%s'", argv[i]);
+        else if (!strcmp(argv[i], "--kv-type") && next) {
+            const char *k = argv[++i];
+            if (strcmp(k, "f16") && strcmp(k, "f32")) return qs_cli_usage_error("ppl: --kv-type is f16 or f32, not '%s'", k);
+            o->kv_f16 = !strcmp(k, "f16");
+        } else if (argv[i][0] == '-') return qs_cli_usage_error("ppl: unknown or incomplete option '%s'", argv[i]);
         else if (!o->path) o->path = argv[i];
         else return qs_cli_usage_error("ppl: unexpected argument '%s'", argv[i]);
     }
     if (!o->path || (!o->text_path && !o->kld_in) || o->ctx < 4 || (o->kld_in && (o->kld_base_out || o->kld_against)))
-        return qs_cli_usage_error("usage: quantscope ppl MODEL --text FILE [--ctx N] [--chunks N] [--recipe R.json] "
-                                  "[--calib TEXT [--calib-chunks N] [--calib-ctx N] [--one-shot]] "
+        return qs_cli_usage_error("usage: quantscope ppl MODEL --text FILE [--ctx N] [--chunks N] [--kv-type f32|f16] "
+                                  "[--recipe R.json] [--calib TEXT [--calib-chunks N] [--calib-ctx N] [--one-shot]] "
                                   "[--kld-base OUT | --kld-against BASE_MODEL]  or  quantscope ppl MODEL --kld BASEFILE");
     return QS_EXIT_OK;
 }
@@ -227,6 +232,7 @@ static int base_records(const ppl_opts *o, qs_llm *l, const qs_vocab *v, const c
     if (o->kld_against) {
         if ((rc = open_with_vocab(o->kld_against, &bm, &bv))) return rc;
         if (!(bl = qs_llm_new(bm, o->ctx, &err))) rc = qs_cli_fail(o->kld_against, &err);
+        else qs_llm_set_kv_f16(bl, o->kv_f16);
     }
     qs_ppl p;
     if (!rc && qs_kld_base_compute(bl, bv ? bv : v, text, len, o->ctx, o->chunks, prog, b, &p, &err))
@@ -254,6 +260,7 @@ int qs_cli_ppl(int argc, char **argv)
     rc = open_with_vocab(o.path, &m, &v);
     if (!rc && o.kld_in && qs_kld_base_read(o.kld_in, &b, &err)) rc = qs_cli_fail(o.kld_in, &err);
     if (!rc && !(l = qs_llm_new(m, o.kld_in ? b.n_ctx : o.ctx, &err))) rc = qs_cli_fail(o.path, &err);
+    if (!rc) qs_llm_set_kv_f16(l, o.kv_f16);
     if (!rc && o.recipe) rc = qs_cli_apply_recipe(o.recipe, m, l, v, &o.calib);
     qs_cli_prog cp = qs_cli_prog_start("perplexity: chunk");
     qs_progress prog = {0, 0, 0, qs_cli_progress, &cp};
