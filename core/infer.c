@@ -29,8 +29,21 @@
 #define GEMM_MIN_T 8
 #define TILE_FLOATS ((int64_t)1 << 20)
 
+/* a quantizer's integer grid (RTN, GPTQ, AWQ) held as one code a weight plus the groups' scales
+ * and zeros of the whole result: w = (q − zero)·scale, divided by AWQ's column scale */
+typedef struct grid {
+    uint8_t *codes;      /* [rows][cols] (signed when zero is NULL) */
+    float *scale, *zero; /* [n_groups] of the result this tensor is rows row0 … of */
+    int32_t *g_idx;      /* [cols] group of each column within its row, or NULL */
+    float *col_scale;    /* [cols] or NULL */
+    int64_t row0, cols, group_len, groups_per_row;
+} grid;
+
 typedef struct wmat {
     const qs_tensor *t;
+    grid *grid;          /* type QS_WTYPE_GRID: the codes and scales */
+    float *in_div;       /* [cols] the activations are divided by these first (AWQ's scales folded as
+                          * llama.cpp's converted model divides them), or NULL */
     int type;            /* storage type of data: F32, F16, BF16 or a GGML block type */
     const uint8_t *data; /* [rows][row_bytes]: the mapped file, or own */
     void *own;           /* bytes this engine allocated (replaced or permuted weights, vectors) */
@@ -41,6 +54,14 @@ typedef struct wmat {
 } wmat;
 
 #define VEC(w) ((const float *)(w).data) /* a 1-row F32 weight (norms, biases) */
+#define QS_WTYPE_GRID (-2)
+
+static void grid_free(grid *g)
+{
+    if (!g) return;
+    free(g->codes), free(g->scale), free(g->zero), free(g->g_idx), free(g->col_scale);
+    free(g);
+}
 
 typedef struct layer {
     wmat attn_norm;      /* [1][E] */
@@ -59,7 +80,8 @@ typedef struct scratch {
     float *xr;           /* [T][cols] rounded activations */
     float *s_err;        /* [T][cols/32] Q8_1 sum errors */
     uint8_t *act;        /* [T][act row bytes] quantized activations */
-    size_t n_xr, n_serr, n_act;
+    float *xd;           /* [T][cols] activations divided by a weight's in_div */
+    size_t n_xr, n_serr, n_act, n_xd;
 } scratch;
 
 struct qs_llm {
@@ -186,7 +208,11 @@ qs_llm *qs_llm_new(const qs_model *m, int n_ctx, qs_err *err)
 void qs_llm_free(qs_llm *l)
 {
     if (!l) return;
-    for (int i = 0; i < l->n_all; i++) free(l->all[i]->own);
+    for (int i = 0; i < l->n_all; i++) {
+        free(l->all[i]->own);
+        free(l->all[i]->in_div);
+        grid_free(l->all[i]->grid);
+    }
     free(l->all);
     free(l->layers);
     free(l->kcache);
@@ -196,6 +222,7 @@ void qs_llm_free(qs_llm *l)
     free(l->s.xr);
     free(l->s.s_err);
     free(l->s.act);
+    free(l->s.xd);
     free(l);
 }
 
@@ -234,6 +261,10 @@ static int replace_w(wmat *m, int type, const void *bytes, size_t row_bytes, int
     if (!own) return qs_err_set(err, QS_E_OOM, "out of memory for %s", m->t->name);
     memcpy(own, bytes, n);
     free(m->own);
+    free(m->in_div);
+    grid_free(m->grid);
+    m->in_div = NULL;
+    m->grid = NULL;
     m->own = own;
     m->data = own;
     m->type = type;
@@ -281,6 +312,27 @@ static int grow(void **p, size_t *cap, size_t n, size_t elem)
     *p = q;
     *cap = n;
     return 0;
+}
+
+static void grid_rows(const grid *g, int64_t r0, int64_t n, float *out)
+{
+    for (int64_t r = r0; r < r0 + n; r++) {
+        int64_t gr = g->row0 + r;
+        const uint8_t *c = g->codes + (size_t)r * (size_t)g->cols;
+        float *o = out + (size_t)(r - r0) * (size_t)g->cols;
+        for (int64_t k = 0; k < g->cols; k++) {
+            int64_t gi = g->g_idx ? gr * g->groups_per_row + g->g_idx[k] : (gr * g->cols + k) / g->group_len;
+            float q = g->zero ? (float)c[k] : (float)(int8_t)c[k], w = (q - (g->zero ? g->zero[gi] : 0.0f)) * g->scale[gi];
+            o[k] = g->col_scale ? w / g->col_scale[k] : w;
+        }
+    }
+}
+
+/* rows [r0, r0+n) of W as floats */
+static void dequant_block(const wmat *W, int64_t r0, int64_t n, float *out)
+{
+    if (W->grid) grid_rows(W->grid, r0, n, out);
+    else qs_qdot_dequantize_rows(W->type, W->data + (size_t)r0 * W->row_bytes, W->row_bytes, out, n, W->cols);
 }
 
 /* Q4_1/Q5_1: the f16 minimum of every 32-block of rows [r0, r0+n) → mins[n][cols/32] */
@@ -335,7 +387,7 @@ static void tile_block(void *ctx, int64_t b0, int64_t b1)
         int64_t r0 = b * j->step, n = W->rows - r0 < j->step ? W->rows - r0 : j->step;
         const float *wt = (const float *)(W->data + (size_t)r0 * W->row_bytes);
         if (W->type != QS_TYPE_F32) {
-            qs_qdot_dequantize_rows(W->type, W->data + (size_t)r0 * W->row_bytes, W->row_bytes, buf, n, cols);
+            dequant_block(W, r0, n, buf);
             wt = buf;
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->T, (int)n, (int)cols, 1.0f, j->xr, (int)cols, wt, (int)cols,
@@ -353,8 +405,7 @@ typedef struct dq_job { const wmat *W; int64_t r0; float *dst; } dq_job;
 static void dq_rows(void *ctx, int64_t i0, int64_t i1)
 {
     const dq_job *j = ctx;
-    qs_qdot_dequantize_rows(j->W->type, j->W->data + (size_t)(j->r0 + i0) * j->W->row_bytes, j->W->row_bytes,
-                            j->dst + (size_t)i0 * (size_t)j->W->cols, i1 - i0, j->W->cols);
+    dequant_block(j->W, j->r0 + i0, i1 - i0, j->dst + (size_t)i0 * (size_t)j->W->cols);
 }
 
 static int matmul_tiles(qs_llm *l, const float *xr, const float *s_err, const wmat *W, float *y, int T)
@@ -414,8 +465,14 @@ static void dot_rows(void *ctx, int64_t i0, int64_t i1)
 static int matmul(qs_llm *l, const float *x, const wmat *W, const wmat *bias, float *y, int T, qs_err *err)
 {
     int64_t cols = W->cols, nb = cols / 32;
-    bool rows_path = T < GEMM_MIN_T && W->type != QS_TYPE_F32;
+    bool rows_path = T < GEMM_MIN_T && W->type != QS_TYPE_F32 && !W->grid;
     int rc = 0;
+    if (W->in_div) {
+        if (grow((void **)&l->s.xd, &l->s.n_xd, (size_t)(T * cols), sizeof(float)))
+            return qs_err_set(err, QS_E_OOM, "out of memory for the product with %s", W->t->name);
+        for (int64_t i = 0; i < T * cols; i++) l->s.xd[i] = x[i] / W->in_div[i % cols];
+        x = l->s.xd;
+    }
     if (rows_path) {
         int64_t ab = qs_type_row_bytes(W->act_type, cols);
         rc = grow((void **)&l->s.act, &l->s.n_act, (size_t)(ab * T), 1);
@@ -547,6 +604,40 @@ int qs_llm_eval(qs_llm *l, const int32_t *tokens, int n, int pos0, float *logits
     return rc;
 }
 
+/* the result's integer grid for rows [row0, row0 + m->rows), when (q − zero)·scale / s reproduces
+ * its dequantized floats bit for bit; NULL otherwise (NF4/FP4's nibbles, other layouts) */
+static grid *grid_from_result(const wmat *m, const qs_qresult *r, int64_t row0)
+{
+    int64_t n = m->rows * m->cols;
+    if (r->ggml_type >= 0 || !r->data || r->nbytes != (size_t)(r->rows * r->cols) || !r->scales || r->group_len <= 0 ||
+        r->n_groups <= 0 || (r->g_idx && r->n_groups % r->rows))
+        return NULL;
+    grid *g = calloc(1, sizeof *g);
+    float *chk = malloc((size_t)n * sizeof *chk);
+    bool ok = g && chk;
+    if (ok) {
+        *g = (grid){malloc((size_t)n), malloc((size_t)r->n_groups * sizeof(float)),
+                    r->zeros ? malloc((size_t)r->n_groups * sizeof(float)) : NULL,
+                    r->g_idx ? malloc((size_t)r->cols * sizeof(int32_t)) : NULL,
+                    r->col_scale ? malloc((size_t)r->cols * sizeof(float)) : NULL,
+                    row0, r->cols, r->group_len, r->n_groups / r->rows};
+        ok = g->codes && g->scale && (!r->zeros || g->zero) && (!r->g_idx || g->g_idx) && (!r->col_scale || g->col_scale);
+    }
+    if (ok) {
+        memcpy(g->codes, r->data + (size_t)(row0 * r->cols), (size_t)n);
+        memcpy(g->scale, r->scales, (size_t)r->n_groups * sizeof(float));
+        if (r->zeros) memcpy(g->zero, r->zeros, (size_t)r->n_groups * sizeof(float));
+        if (r->g_idx) memcpy(g->g_idx, r->g_idx, (size_t)r->cols * sizeof(int32_t));
+        if (r->col_scale) memcpy(g->col_scale, r->col_scale, (size_t)r->cols * sizeof(float));
+        for (int64_t k = 0; ok && r->g_idx && k < r->cols; k++) ok = r->g_idx[k] >= 0 && r->g_idx[k] < g->groups_per_row;
+        if (ok) grid_rows(g, 0, m->rows, chk);
+        ok = ok && !memcmp(chk, r->deq + (size_t)(row0 * r->cols), (size_t)n * sizeof *chk);
+    }
+    free(chk);
+    if (!ok) grid_free(g), g = NULL;
+    return g;
+}
+
 int qs_llm_set_result(qs_llm *l, const char *name, const qs_qresult *r, int64_t row0, qs_err *err)
 {
     wmat *m = find_w(l, name);
@@ -554,9 +645,25 @@ int qs_llm_set_result(qs_llm *l, const char *name, const qs_qresult *r, int64_t 
     if (m->cols != r->cols || row0 < 0 || row0 + m->rows > r->rows)
         return qs_err_set(err, QS_E_INPUT, "%s: the result's shape does not hold this tensor", name);
     int64_t rb = r->ggml_type >= 0 ? qs_type_row_bytes(r->ggml_type, r->cols) : -1;
-    bool packed = r->cfg.method && r->cfg.method->kind == QS_METHOD_GGML && r->data && rb > 0 &&
-                  (size_t)(rb * r->rows) == r->nbytes && qs_qdot_act_type(r->ggml_type, r->cols) >= 0 && m->rows > 1;
-    if (packed) return qs_llm_set_packed(l, name, r->ggml_type, r->data + (size_t)(row0 * rb), (size_t)(rb * m->rows), err);
+    bool packed = r->data && rb > 0 && (size_t)(rb * r->rows) == r->nbytes && qs_qdot_act_type(r->ggml_type, r->cols) >= 0 &&
+                  m->rows > 1;
+    if (packed) {
+        /* GGML bytes; after AWQ they encode W·s, and the activations are divided by s */
+        int rc = qs_llm_set_packed(l, name, r->ggml_type, r->data + (size_t)(row0 * rb), (size_t)(rb * m->rows), err);
+        if (!rc && r->col_scale) {
+            if (!(m->in_div = malloc((size_t)m->cols * sizeof *m->in_div))) return qs_err_set(err, QS_E_OOM, "out of memory");
+            memcpy(m->in_div, r->col_scale, (size_t)m->cols * sizeof *m->in_div);
+        }
+        return rc;
+    }
+    grid *g = m->rows > 1 ? grid_from_result(m, r, row0) : NULL;
+    if (g) {
+        free(m->own);
+        free(m->in_div);
+        grid_free(m->grid);
+        *m = (wmat){m->t, g, NULL, QS_WTYPE_GRID, NULL, NULL, 0, m->rows, m->cols, QS_TYPE_F32};
+        return 0;
+    }
     int act = r->ggml_type >= 0 ? qs_llama_cpp_act_type(r->ggml_type, r->cols) : QS_TYPE_F32;
     return qs_llm_set_weights(l, name, r->deq + (size_t)(row0 * r->cols), act, err);
 }

@@ -242,13 +242,15 @@ Test(infer, kl_divergence_matches_llama_perplexity, .timeout = 600)
         char *g = (char *)tu_read(*f, &n);
         g = realloc(g, n + 1);
         g[n] = '\0';
-        /* 0.05 % on the perplexities and their ratio, 0.2 % on the mean KLD (Q4_K_M, whose
-         * matrices fall back to Q5_0, measures 0.09 %; Q2_K 0.03 %), 1 % on the median and the
-         * rates. The 99th percentile is the 128th largest of 12 700 values where they are sparse
+        /* 0.05 % on the perplexities and their ratio, 0.5 % on the mean KLD, 2 % on the median and
+         * 1 % on the rates: the activations are quantized, so the summation order of the products
+         * (how sgemm blocks them) flips single activation codes, which moves the mean KLD of this
+         * 64-wide model by up to 0.15 % and its median by 1.2 % (measured: Q4_K_M, whose matrices
+         * fall back to Q5_0, 0.017821 / 0.017797 with two blockings, llama.cpp 0.017837). The 99th percentile is the 128th largest of 12 700 values where they are sparse
          * (≈0.003 apart for Q2_K), so the summation order of the OpenBLAS kernel moves it by a few
          * ranks: measured 2.2 % (Q2_K, Zen/Haswell kernels) and 2.5 % (Q4_K_M, Sandybridge kernel). */
         struct { const char *label; double got, tol; } c[] = {
-            {"Mean    KLD", s.kld_mean, 0.002}, {"99.0%   KLD", s.kld_pct[1], 0.05}, {"Median  KLD", s.kld_median, 0.01},
+            {"Mean    KLD", s.kld_mean, 0.005}, {"99.0%   KLD", s.kld_pct[1], 0.05}, {"Median  KLD", s.kld_median, 0.02},
             {"Same top p", s.same_top, 0.01}, {"RMS Δp", s.rms_dp, 0.01}, {"Mean PPL(Q)/PPL(base)", s.ratio, 5e-4},
             {"Mean PPL(base)", s.ppl_base, 5e-4}, {"Mean PPL(Q) ", s.ppl_q, 5e-4}};
         for (size_t k = 0; k < sizeof c / sizeof *c; k++) {
