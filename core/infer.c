@@ -573,8 +573,7 @@ static int layer_forward(qs_llm *l, int li, float *x, int T, int pos0, float *bu
 /* the embedding row of token id (dequantized as ggml's get_rows does) */
 static void embed(const qs_llm *l, int32_t id, float *x)
 {
-    const wmat *W = &l->tok_embd;
-    qs_qdot_dequantize_rows(W->type, W->data + (size_t)id * W->row_bytes, W->row_bytes, x, 1, W->cols);
+    dequant_block(&l->tok_embd, id, 1, x);
 }
 
 int qs_llm_eval(qs_llm *l, const int32_t *tokens, int n, int pos0, float *logits, qs_err *err)
@@ -666,4 +665,24 @@ int qs_llm_set_result(qs_llm *l, const char *name, const qs_qresult *r, int64_t 
     }
     int act = r->ggml_type >= 0 ? qs_llama_cpp_act_type(r->ggml_type, r->cols) : QS_TYPE_F32;
     return qs_llm_set_weights(l, name, r->deq + (size_t)(row0 * r->cols), act, err);
+}
+
+static int64_t grid_bytes(const grid *g, int64_t rows)
+{
+    /* the codes, the result's group scales (and zeros), g_idx, the column scales */
+    int64_t groups = g->g_idx ? (g->row0 + rows) * g->groups_per_row : ((g->row0 + rows) * g->cols + g->group_len - 1) / g->group_len;
+    return rows * g->cols + groups * (int64_t)sizeof(float) * (g->zero ? 2 : 1) + (g->g_idx ? g->cols * 4 : 0) +
+           (g->col_scale ? g->cols * 4 : 0);
+}
+
+int64_t qs_llm_owned_bytes(const qs_llm *l)
+{
+    int64_t n = 0;
+    for (int i = 0; i < l->n_all; i++) {
+        const wmat *m = l->all[i];
+        if (m->own) n += (int64_t)m->row_bytes * m->rows;
+        if (m->in_div) n += m->cols * (int64_t)sizeof(float);
+        if (m->grid) n += grid_bytes(m->grid, m->rows);
+    }
+    return n;
 }

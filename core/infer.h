@@ -42,6 +42,9 @@ int qs_llm_set_packed(qs_llm *l, const char *name, int type, const void *data, s
  * floats with the activation rounding of the result's GGML type, if any. */
 struct qs_qresult;
 int qs_llm_set_result(qs_llm *l, const char *name, const struct qs_qresult *r, int64_t row0, qs_err *err);
+/* Bytes the engine holds for weights beyond the mapped file (replaced tensors, float copies of
+ * vectors and permuted rows), for memory accounting and tests. */
+int64_t qs_llm_owned_bytes(const qs_llm *l);
 /* An observer sees the input of the linear layers before each product (x[T][cols], as the
  * model computed it, before any activation rounding): one call per distinct input, with the GGUF
  * names of every weight that reads it (attn_q/k/v share one, ffn_gate/up share one; attn_output

@@ -348,3 +348,56 @@ Test(infer, packed_types_agree_with_the_float_path, .timeout = 300)
     tu_free_list(src);
     tu_free_list(files);
 }
+
+#include "core/quant.h"
+
+/* Integer grids (RTN here) are held as codes + group scales, about 1 byte a weight, and give the
+ * same logits as their dequantized floats; GGML results are held as their bytes. */
+Test(infer, recipe_results_stay_packed)
+{
+    qs_model *m = stories();
+    qs_err err = {0};
+    qs_llm *g = qs_llm_new(m, 64, &err), *f = qs_llm_new(m, 64, &err);
+    cr_assert(g && f, "%s", err.msg);
+    int64_t base = qs_llm_owned_bytes(g), weights = 0;
+    /* method, then knob/value pairs */
+    const char *cfgs[][7] = {{"rtn", "bits", "4", "group", "32", NULL, NULL},
+                             {"rtn", "bits", "3", "group", "64", "asym", "true"},
+                             {"q8_0", NULL, NULL, NULL, NULL, NULL, NULL}};
+    int k = 0;
+    for (int64_t i = 0; i < m->n_tensors; i++) {
+        const qs_tensor *t = &m->tensors[i];
+        if (t->n_dims < 2 || t->ne[0] % 64) continue;
+        int64_t rows = qs_tensor_nrows(t), cols = t->ne[0];
+        float *w = malloc(sizeof(float) * (size_t)(rows * cols));
+        cr_assert_eq(qs_tensor_read_rows(t, 0, rows, w, &err), 0);
+        const char *const *cf = cfgs[k++ % 3];
+        qs_qconfig c;
+        qs_qconfig_default(&c, qs_method_find(cf[0]));
+        for (int j = 1; j < 7 && cf[j]; j += 2) cr_assert_eq(qs_qconfig_set(&c, cf[j], cf[j + 1], &err), 0, "%s", err.msg);
+        qs_qresult r;
+        cr_assert_eq(qs_quant_run(&c, w, rows, cols, NULL, NULL, 0, &r, &err), 0, "%s", err.msg);
+        cr_assert_eq(qs_llm_set_result(g, t->gguf_name, &r, 0, &err), 0, "%s", err.msg);
+        cr_assert_eq(qs_llm_set_weights(f, t->gguf_name, r.deq, r.ggml_type >= 0 ? qs_llama_cpp_act_type(r.ggml_type, cols) : QS_TYPE_F32, &err), 0);
+        weights += rows * cols;
+        qs_qresult_free(&r);
+        free(w);
+    }
+    cr_assert_gt(weights, 0);
+    double per_weight = (double)(qs_llm_owned_bytes(g) - base) / (double)weights;
+    cr_log_info("%lld weights replaced, %.3f bytes a weight held", (long long)weights, per_weight);
+    cr_expect_lt(per_weight, 1.5, "replaced weights take %.3f bytes each", per_weight);
+    int32_t toks[16];
+    for (int i = 0; i < 16; i++) toks[i] = (int32_t)(i * 29 + 3) % qs_llm_n_vocab(g);
+    int V = qs_llm_n_vocab(g);
+    float *a = malloc(sizeof(float) * 16 * (size_t)V), *b = malloc(sizeof(float) * 16 * (size_t)V);
+    cr_assert_eq(qs_llm_eval(g, toks, 16, 0, a, &err), 0, "%s", err.msg);
+    cr_assert_eq(qs_llm_eval(f, toks, 16, 0, b, &err), 0, "%s", err.msg);
+    double worst = 0;
+    for (size_t i = 0; i < (size_t)16 * V; i++) worst = fmax(worst, fabs((double)a[i] - b[i]));
+    cr_expect_eq(positions_apart(a, b, 16, V), 0, "packed recipe and float recipe logits differ (%.3g)", worst);
+    free(a), free(b);
+    qs_llm_free(g);
+    qs_llm_free(f);
+    qs_model_close(m);
+}
