@@ -96,6 +96,7 @@ struct qs_llm {
     wmat **all;          /* every wmat, for set_weights */
     int n_all;
     int n_threads;
+    qs_pool *pool;       /* n_threads threads for every product */
     scratch s;
     qs_llm_observer observe;
     void *observe_ctx;
@@ -180,7 +181,8 @@ qs_llm *qs_llm_new(const qs_model *m, int n_ctx, qs_err *err)
     l->n_ctx = n_ctx;
     l->E = (int)hp->n_embd, l->H = (int)hp->n_head, l->Hkv = (int)hp->n_head_kv, l->D = (int)hp->head_dim;
     l->F = (int)hp->n_ff, l->V = (int)hp->n_vocab, l->L = (int)hp->n_layer;
-    l->n_threads = qs_cpu_count();
+    l->pool = qs_pool_new(0);
+    l->n_threads = qs_pool_threads(l->pool);
     l->layers = calloc((size_t)l->L, sizeof *l->layers);
     l->all = calloc((size_t)(12 * l->L + 3), sizeof *l->all);
     size_t kv = (size_t)l->L * (size_t)n_ctx * (size_t)l->Hkv * (size_t)l->D;
@@ -188,7 +190,7 @@ qs_llm *qs_llm_new(const qs_model *m, int n_ctx, qs_err *err)
     l->vcache = calloc(kv, sizeof *l->vcache);
     l->s.tile = malloc((size_t)l->n_threads * (size_t)TILE_FLOATS * sizeof *l->s.tile);
     l->s.slot_busy = calloc((size_t)l->n_threads, sizeof *l->s.slot_busy);
-    int rc = (!l->layers || !l->all || !l->kcache || !l->vcache || !l->s.tile || !l->s.slot_busy)
+    int rc = (!l->layers || !l->all || !l->kcache || !l->vcache || !l->pool || !l->s.tile || !l->s.slot_busy)
                  ? qs_err_set(err, QS_E_OOM, "out of memory")
                  : 0;
     wmat *top[] = {&l->tok_embd, &l->output_norm, &l->output};
@@ -217,6 +219,7 @@ void qs_llm_free(qs_llm *l)
     free(l->layers);
     free(l->kcache);
     free(l->vcache);
+    qs_pool_free(l->pool);
     free(l->s.tile);
     free(l->s.slot_busy);
     free(l->s.xr);
@@ -426,7 +429,7 @@ static int matmul_tiles(qs_llm *l, const float *xr, const float *s_err, const wm
             const float *wt = (const float *)(W->data + (size_t)r0 * W->row_bytes);
             if (W->type != QS_TYPE_F32) {
                 dq_job dj = {W, r0, l->s.tile};
-                qs_parallel_for(n, 16, l->n_threads, dq_rows, &dj);
+                qs_pool_for(l->pool, n, 16, dq_rows, &dj);
                 wt = l->s.tile;
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)n, (int)cols, 1.0f, xr, (int)cols, wt, (int)cols,
@@ -438,7 +441,7 @@ static int matmul_tiles(qs_llm *l, const float *xr, const float *s_err, const wm
     int64_t blocks = (W->rows + step - 1) / step;
     int blas_threads = openblas_get_num_threads();
     openblas_set_num_threads(1);
-    qs_parallel_for(blocks, 1, l->n_threads, tile_block, &j);
+    qs_pool_for(l->pool, blocks, 1, tile_block, &j);
     openblas_set_num_threads(blas_threads);
     return 0;
 }
@@ -480,7 +483,7 @@ static int matmul(qs_llm *l, const float *x, const wmat *W, const wmat *bias, fl
             for (int t = 0; t < T; t++)
                 qs_qdot_quantize_act(W->act_type, x + (size_t)t * cols, l->s.act + (size_t)t * (size_t)ab, cols);
             rows_job j = {W, l->s.act, (size_t)ab, y, T};
-            qs_parallel_for(W->rows, 64, l->n_threads, dot_rows, &j);
+            qs_pool_for(l->pool, W->rows, 64, dot_rows, &j);
         }
     } else {
         const float *xr = x, *se = NULL;
