@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "eval.h"
+#include "fileio.h"
 #include "gguf.h"
 #include "ggml_types.h"
 #include "hash.h"
@@ -311,8 +312,7 @@ static int load_tensor(const qs_gguf *g, int i, const char *what, int type, int6
     if (t->type != type || t->ne[0] != ne0 || t->ne[1] != ne1 || t->nbytes != (uint64_t)(ne0 * ne1) * es)
         return qs_err_set(err, QS_E_INPUT, "%s: wrong type or shape", k);
     if (!(*out = malloc(t->nbytes ? t->nbytes : 1))) return qs_err_set(err, QS_E_OOM, "out of memory");
-    memcpy(*out, t->data, t->nbytes);
-    return 0;
+    return qs_mapped_copy(*out, t->data, t->nbytes, err);
 }
 
 static int load_site(const qs_gguf *g, int i, qs_calib_set *s, qs_err *err)

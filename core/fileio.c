@@ -386,6 +386,25 @@ void qs_afile_abort(qs_afile *af)
     memset(af, 0, sizeof *af);
 }
 
+typedef struct copy_job {
+    void *dst;
+    const void *src;
+    size_t n;
+} copy_job;
+
+static int copy_fn(void *ctx)
+{
+    const copy_job *j = ctx;
+    memcpy(j->dst, j->src, j->n);
+    return 0;
+}
+
+int qs_mapped_copy(void *dst, const void *src, size_t n, qs_err *err)
+{
+    copy_job j = {dst, src, n};
+    return n ? qs_mapped_call(copy_fn, &j, err) : 0;
+}
+
 /* ---- directories ---- */
 
 static int own_name(const char *name, const char *const *own)

@@ -49,6 +49,8 @@ void qs_fault_guard_install(void);
 /* Runs fn(ctx); a SIGBUS inside it (in this thread) makes it return -QS_E_IO with err filled.
  * Nests. fn must not leave locks held or memory unowned at a point where the mapping can fault. */
 int qs_mapped_call(int (*fn)(void *ctx), void *ctx, qs_err *err);
+/* memcpy from a mapping, under that guard */
+int qs_mapped_copy(void *dst, const void *src, size_t n, qs_err *err);
 
 typedef struct qs_afile {
     FILE *f;

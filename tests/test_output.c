@@ -225,3 +225,40 @@ static void kill_during_export(int sig)
 Test(output, sigterm_leaves_no_temporary_file, .timeout = 120) { kill_during_export(SIGTERM); }
 Test(output, sighup_leaves_no_temporary_file, .timeout = 120) { kill_during_export(SIGHUP); }
 Test(output, sigint_leaves_no_temporary_file, .timeout = 120) { kill_during_export(SIGINT); }
+
+/* ---- a model truncated on disk while it is mapped: an error, not SIGBUS ---- */
+
+#include "core/gguf.h"
+#include "core/model.h"
+
+Test(mapped, truncated_model_is_an_error_not_sigbus)
+{
+    char *dir = setup("sample_models/kjv-tiny.gguf"), m[4200], out[4200];
+    snprintf(m, sizeof m, "%s/m.gguf", dir);
+    snprintf(out, sizeof out, "%s/out.gguf", dir);
+    qs_err err = {0};
+    qs_model *model = qs_model_open(m, &err);
+    cr_assert_not_null(model, "%s", err.msg);
+    const qs_tensor *last = &model->tensors[model->n_tensors - 1];
+    for (int64_t i = 0; i < model->n_tensors; i++)
+        if (model->tensors[i].data > last->data) last = &model->tensors[i];
+    int64_t rows = qs_tensor_nrows(last);
+    float *row = malloc((size_t)last->ne[0] * sizeof *row);
+    cr_assert_eq(qs_tensor_read_rows(last, rows - 1, 1, row, &err), 0, "%s", err.msg);
+    cr_assert_eq(truncate(m, (off_t)model->gguf->data_start), 0); /* another program rewrites the model */
+    cr_assert_lt(qs_tensor_read_rows(last, rows - 1, 1, row, &err), 0, "reading a truncated mapping must fail");
+    cr_expect(strstr(err.msg, "changed on disk") && strstr(err.msg, last->name), "%s", err.msg);
+    /* the writer copies mapped tensor data too */
+    qs_gguf_writer *w = qs_gguf_writer_new();
+    cr_assert_eq(qs_gguf_writer_add_tensor(w, "t", last->type, 2, (const int64_t[4]){last->ne[0], rows, 1, 1}, last->data, &err), 0,
+                 "%s", err.msg);
+    cr_expect_lt(qs_gguf_writer_write(w, out, &err), 0);
+    cr_expect(strstr(err.msg, "changed on disk"), "%s", err.msg);
+    cr_expect_eq(count_tmp(dir), 0);
+    qs_gguf_writer_free(w);
+    /* other faults still crash as before: the guard only covers guarded reads */
+    free(row);
+    qs_model_close(model);
+    tu_rmtree(dir);
+    free(dir);
+}
