@@ -83,7 +83,7 @@ void qs_cli_progress(void *ctx, int64_t done, int64_t total)
 
 int qs_cli_fail(const char *what, const qs_err *err)
 {
-    fprintf(stderr, "quantscope: %s: %s\n", what, err->msg);
+    fprintf(stderr, "quantscope: %s: %s\n", QS_ESC(what), QS_ESC(err->msg));
     return err->code == QS_E_USAGE ? QS_EXIT_USAGE : QS_EXIT_INPUT;
 }
 

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <wchar.h>
 
+#include "core/escape.h"
+
 static attr_t roles[TH_COUNT];
 static bool has_colour, ascii_only;
 
@@ -51,7 +53,8 @@ bool theme_has_colour(void) { return has_colour; }
 void draw_text(int y, int x, int w, const char *s, attr_t a)
 {
     if (w <= 0 || y < 0 || x < 0) return;
-    char plain[1024];
+    char plain[1024], esc[1024];
+    s = qs_escape(s, esc, sizeof esc); /* names and values from model files: no escape sequences */
     if (ascii_only) plot_ascii(s, plain, sizeof plain), s = plain;
     wchar_t buf[1024];
     size_t n = mbstowcs(buf, s, sizeof buf / sizeof *buf - 1);
