@@ -35,7 +35,7 @@ Test(escape, control_characters_as_hex)
 /* the sample model with one more tensor and one more key whose name and value carry escapes */
 static char *evil_model(char *dir_out)
 {
-    if (access("sample_models/kjv-tiny.gguf", R_OK)) cr_skip_test("sample_models/kjv-tiny.gguf missing");
+    if (access("sample_models/kjv-tiny.gguf", R_OK)) tu_skip("sample_models/kjv-tiny.gguf missing");
     qs_err err = {0};
     qs_gguf *g = qs_gguf_open("sample_models/kjv-tiny.gguf", &err);
     cr_assert_not_null(g, "%s", err.msg);
@@ -93,7 +93,7 @@ Test(escape, info_and_errors_escape_names_and_values)
 Test(escape, workbench_screen, .timeout = 120)
 {
     const char *bin = getenv("QS_BIN");
-    if (!bin) cr_skip_test("QS_BIN not set (make test sets it)");
+    if (!bin) tu_skip("QS_BIN not set (make test sets it)");
     char path[4200], script[4300], dump[4300], cmd[16384];
     char *dir = evil_model(path), evil[4300];
     snprintf(evil, sizeof evil, "%s/evil\x1b[2J.gguf", dir);

@@ -23,7 +23,7 @@
 /* a fresh directory holding m.gguf, a copy of the sample model (path in dir) */
 static char *setup(const char *model)
 {
-    if (access(model, R_OK)) cr_skip_test("%s missing", model);
+    if (access(model, R_OK)) tu_skip("%s missing", model);
     char *dir = tu_tmpdir(), cmd[8192];
     snprintf(cmd, sizeof cmd, "cp %s %s/m.gguf", model, dir);
     cr_assert_eq(system(cmd), 0);
@@ -185,7 +185,7 @@ Test(output, checkpoint_directory_replaced_whole)
 static void kill_during_export(int sig)
 {
     const char *bin = getenv("QS_BIN");
-    if (!bin) cr_skip_test("QS_BIN not set (make test sets it)");
+    if (!bin) tu_skip("QS_BIN not set (make test sets it)");
     char *dir = setup("sample_models/kjv-small.gguf"), m[4200], out[4200];
     snprintf(m, sizeof m, "%s/m.gguf", dir);
     snprintf(out, sizeof out, "%s/out.gguf", dir);
