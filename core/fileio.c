@@ -109,6 +109,18 @@ static char tmp_paths[QS_TMP_SLOTS][4096];
 static volatile sig_atomic_t tmp_used[QS_TMP_SLOTS];
 static pthread_mutex_t tmp_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* the terminating signals are held while a temporary file is created and listed, so none can
+ * arrive between the two (the file would be left behind) */
+static void hold_signals(sigset_t *old)
+{
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGINT), sigaddset(&s, SIGTERM), sigaddset(&s, SIGHUP), sigaddset(&s, SIGQUIT);
+    pthread_sigmask(SIG_BLOCK, &s, old);
+}
+
+static void release_signals(const sigset_t *old) { pthread_sigmask(SIG_SETMASK, old, NULL); }
+
 static void tmp_register(const char *path)
 {
     if (strlen(path) >= sizeof tmp_paths[0]) return;
@@ -310,7 +322,11 @@ int qs_afile_open(qs_afile *af, const char *path, qs_err *err)
         return qs_err_set(err, QS_E_OOM, "out of memory");
     }
     snprintf(af->tmp_path, n + 16, "%s.tmp.XXXXXX", path);
+    sigset_t held;
+    hold_signals(&held);
     int fd = mkstemp(af->tmp_path);
+    if (fd >= 0) tmp_register(af->tmp_path);
+    release_signals(&held);
     if (fd < 0) {
         int e = errno;
         free(af->tmp_path);
@@ -318,7 +334,6 @@ int qs_afile_open(qs_afile *af, const char *path, qs_err *err)
         qs_afile_abort(af);
         return qs_err_set(err, QS_E_IO, "cannot create output: %s", strerror(e));
     }
-    tmp_register(af->tmp_path);
     fchmod(fd, 0644);
     af->f = fdopen(fd, "wb");
     if (!af->f) {
@@ -462,14 +477,18 @@ int qs_adir_open(qs_adir *d, const char *path, const char *const *own, qs_err *e
         return qs_err_set(err, QS_E_OOM, "out of memory");
     }
     snprintf(d->tmp_path, n + 16, "%s.tmp.XXXXXX", d->path);
-    if (!mkdtemp(d->tmp_path)) {
+    sigset_t held;
+    hold_signals(&held);
+    char *made = mkdtemp(d->tmp_path);
+    if (made) tmp_register(d->tmp_path);
+    release_signals(&held);
+    if (!made) {
         int e = errno;
         free(d->tmp_path);
         d->tmp_path = NULL;
         qs_adir_abort(d);
         return qs_err_set(err, QS_E_IO, "cannot create the output directory: %s", strerror(e));
     }
-    tmp_register(d->tmp_path);
     chmod(d->tmp_path, 0755);
     return 0;
 }
