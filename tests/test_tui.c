@@ -65,6 +65,12 @@ static void run_script_at(const char *script, const char *dir)
         size_t gn, wn;
         uint8_t *got = tu_read(got_path, &gn);
         cr_assert_not_null(got, "%s: no dump %s", script, line + 6);
+        /* whatever the golden says: no signed zero change ("▲-0%"), no clipped statistics line */
+        char *screen = strndup((const char *)got, gn);
+        static const char *const bad[] = {"-0%", "+0%", "std │", "std 0 │"};
+        for (size_t b = 0; b < sizeof bad / sizeof *bad; b++)
+            cr_expect(!strstr(screen, bad[b]), "%s: '%s' on the screen %s", script, bad[b], line + 6);
+        free(screen);
         uint8_t *want = tu_read(want_path, &wn);
         if (getenv("UPDATE_GOLDEN") && (!want || gn != wn || memcmp(got, want, gn))) {
             /* a rewritten screen is no pass: it has to be looked at, then the run repeated without

@@ -181,8 +181,10 @@ static int calib_view(const app *a, const qs_tensor *x, const qs_qconfig *cfg, q
     bool need = cfg->method->needs_calib;
     qs_err err = {0};
     if (!a->calib) {
+        /* the text's file name only: the screen has no room for a whole path */
+        const char *base = strrchr(a->calib_path, '/') ? strrchr(a->calib_path, '/') + 1 : a->calib_path;
         if (need) snprintf(msg, n, "%s needs calibration data: press C to calibrate%s%.150s", cfg->method->name,
-                           a->calib_path[0] ? " on " : " (start with --calib FILE)", a->calib_path);
+                           a->calib_path[0] ? " on " : " (start with --calib FILE)", base);
         return need ? -1 : 0;
     }
     if (qs_calib_for_tensor(a->calib, x->gguf_name, cfg->method->kind == QS_METHOD_GPTQ, v, &err)) {
