@@ -190,9 +190,11 @@ static pthread_mutex_t fault_lock = PTHREAD_MUTEX_INITIALIZER;
 static void on_bus(int sig, siginfo_t *si, void *uc)
 {
     if (fault_jmp) siglongjmp(*fault_jmp, 1);
-    /* not a guarded read: the handler that was there before gets it (the fault repeats on return) */
-    (void)si, (void)uc;
+    /* not a guarded read: the handler that was there before gets it (a fault repeats on return;
+     * a SIGBUS sent by kill is raised again) */
+    (void)uc;
     sigaction(sig, &fault_prev, NULL);
+    if (!si || si->si_code <= 0) raise(sig);
 }
 
 void qs_fault_guard_install(void)
