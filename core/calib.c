@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "eval.h"
+#include "fileio.h"
 #include "gguf.h"
 #include "ggml_types.h"
 #include "hash.h"
@@ -264,8 +265,52 @@ void qs_calib_key(const char table_hash[32], const char *text, size_t len, const
     snprintf(out, 40, "calib-%016llx", (unsigned long long)h);
 }
 
+/* The cache's checksum: 64-bit FNV-1a over every tensor's name, size and bytes in file order,
+ * stored as "calib.checksum" = "fnv1a64:<16 hex digits>"; a cache whose bytes were damaged (or
+ * replaced by random ones) is refused on load and the caller calibrates anew. */
+#define CHECKSUM_KEY "calib.checksum"
+
+static uint64_t checksum_add(uint64_t h, const char *name, const void *data, uint64_t nbytes)
+{
+    h = qs_fnv1a_bytes(h, name, strlen(name) + 1);
+    h = qs_fnv1a_u64(h, nbytes);
+    return qs_fnv1a_bytes(h, data, (size_t)nbytes);
+}
+
+typedef struct verify_job {
+    const qs_gguf *g;
+    uint64_t h;
+} verify_job;
+
+static int verify_fn(void *ctx)
+{
+    verify_job *j = ctx;
+    j->h = QS_FNV1A_INIT;
+    for (int64_t i = 0; i < j->g->n_tensors; i++)
+        j->h = checksum_add(j->h, j->g->tensors[i].name, j->g->tensors[i].data, j->g->tensors[i].nbytes);
+    return 0;
+}
+
+int qs_calib_verify(const qs_gguf *g, qs_err *err)
+{
+    const char *v = NULL;
+    size_t vl = 0;
+    qs_err e = {0};
+    if (qs_gguf_get_str(g, CHECKSUM_KEY, &v, &vl, &e))
+        return qs_err_set(err, QS_E_INPUT, "no checksum (" CHECKSUM_KEY "): not a cache this version wrote");
+    verify_job j = {g, 0};
+    int rc = qs_mapped_call(verify_fn, &j, err);
+    if (rc) return rc;
+    char want[32];
+    snprintf(want, sizeof want, "fnv1a64:%016llx", (unsigned long long)j.h);
+    if (vl != strlen(want) || memcmp(v, want, vl))
+        return qs_err_set(err, QS_E_INPUT, "checksum mismatch: the cache is damaged");
+    return 0;
+}
+
 int qs_calib_save(const qs_calib_set *s, const char *path, const char *key, qs_err *err)
 {
+    uint64_t h = QS_FNV1A_INIT;
     qs_gguf_writer *w = qs_gguf_writer_new();
     if (!w) return qs_err_set(err, QS_E_OOM, "out of memory");
     qs_gguf_writer_set_str(w, "general.type", "quantscope.calib");
@@ -292,8 +337,12 @@ int qs_calib_save(const qs_calib_set *s, const char *path, const char *key, qs_e
             if (!ts[j].data || !ts[j].ne1) continue;
             snprintf(k, sizeof k, "s%d.%s", i, ts[j].what);
             rc = qs_gguf_writer_add_tensor(w, k, ts[j].type, 2, (const int64_t[4]){ts[j].ne0, ts[j].ne1, 1, 1}, ts[j].data, err);
+            h = checksum_add(h, k, ts[j].data, (uint64_t)(ts[j].ne0 * ts[j].ne1) * (ts[j].type == QS_TYPE_F64 ? 8 : 4));
         }
     }
+    char sum[32];
+    snprintf(sum, sizeof sum, "fnv1a64:%016llx", (unsigned long long)h);
+    if (!rc) rc = qs_gguf_writer_set_str(w, CHECKSUM_KEY, sum) ? qs_err_set(err, QS_E_OOM, "out of memory") : 0;
     if (!rc) rc = qs_gguf_writer_write(w, path, err);
     qs_gguf_writer_free(w);
     return rc;
@@ -311,8 +360,7 @@ static int load_tensor(const qs_gguf *g, int i, const char *what, int type, int6
     if (t->type != type || t->ne[0] != ne0 || t->ne[1] != ne1 || t->nbytes != (uint64_t)(ne0 * ne1) * es)
         return qs_err_set(err, QS_E_INPUT, "%s: wrong type or shape", k);
     if (!(*out = malloc(t->nbytes ? t->nbytes : 1))) return qs_err_set(err, QS_E_OOM, "out of memory");
-    memcpy(*out, t->data, t->nbytes);
-    return 0;
+    return qs_mapped_copy(*out, t->data, t->nbytes, err);
 }
 
 static int load_site(const qs_gguf *g, int i, qs_calib_set *s, qs_err *err)
@@ -361,7 +409,7 @@ qs_calib_set *qs_calib_load(const char *path, const char *key, qs_err *err)
 {
     qs_gguf *g = qs_gguf_open(path, err);
     if (!g) return NULL;
-    qs_calib_set *s = qs_calib_load_gguf(g, key, err);
+    qs_calib_set *s = qs_calib_verify(g, err) ? NULL : qs_calib_load_gguf(g, key, err);
     qs_gguf_close(g);
     return s;
 }

@@ -72,8 +72,12 @@ void qs_calib_free(qs_calib *c);
  * or a corrupt one is an error, and the caller calibrates anew). */
 void qs_calib_key(const char table_hash[32], const char *text, size_t len, const qs_calib_opts *o, char out[40]);
 int qs_calib_save(const qs_calib_set *s, const char *path, const char *key, qs_err *err);
+/* qs_calib_load also checks the cache's checksum (qs_calib_verify: 64-bit FNV-1a over the tensors'
+ * names, sizes and bytes, key calib.checksum) and refuses a mismatch; qs_calib_load_gguf parses
+ * without it. */
 qs_calib_set *qs_calib_load(const char *path, const char *key, qs_err *err);
 struct qs_gguf;
+int qs_calib_verify(const struct qs_gguf *g, qs_err *err);
 qs_calib_set *qs_calib_load_gguf(const struct qs_gguf *g, const char *key, qs_err *err);
 
 /* The imatrix of the set (spec/imatrix.md §2): one entry per blk.* weight, names sorted

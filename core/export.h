@@ -49,6 +49,10 @@ int qs_export_llama_quantize(const qs_model *m, const qs_recipe_table *t, const 
                              const char *out_path, char **types_text, char **cmd, qs_err *err);
 /* A llama GGUF as an HF-style checkpoint directory (config.json, model.safetensors in F32,
  * HF names, q/k rows un-permuted); quantscope and transformers read it as the same model. */
+/* The files a checkpoint export writes (NULL-terminated). Checkpoint directories are written into
+ * a temporary directory beside DIR and swapped in whole; an existing DIR that holds anything else
+ * is refused. */
+extern const char *const qs_ckpt_files[];
 int qs_export_hf_dir(const qs_model *m, int32_t bos, int32_t eos, const char *dir, qs_err *err);
 
 /* A recipe's quantized linears as an HF checkpoint directory: model.safetensors (the linears

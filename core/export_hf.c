@@ -43,6 +43,8 @@ static char *config_json(const qs_model *m, int32_t bos, int32_t eos)
     return s;
 }
 
+const char *const qs_ckpt_files[] = {"config.json", "model.safetensors", "quantize_config.json", "quant_config.json", NULL};
+
 static int write_text(const char *path, const char *text, qs_err *err)
 {
     qs_afile af = {0};
@@ -86,8 +88,10 @@ int qs_export_hf_dir(const qs_model *m, int32_t bos, int32_t eos, const char *di
 {
     if (strcmp(m->hp.arch, "llama") || !m->gguf)
         return qs_err_set(err, QS_E_UNSUPPORTED, "HF export handles llama GGUF models (this is %s)", m->hp.arch);
-    if (mkdir(dir, 0755) && errno != EEXIST) return qs_err_set(err, QS_E_IO, "cannot create %s: %s", dir, strerror(errno));
-    int n = (int)m->n_tensors, rc = 0;
+    qs_adir ad;
+    int rc = qs_adir_open(&ad, dir, qs_ckpt_files, err);
+    if (rc) return rc;
+    int n = (int)m->n_tensors;
     qs_st_out *out = calloc((size_t)(n ? n : 1), sizeof *out);
     char (*names)[128] = calloc((size_t)(n ? n : 1), sizeof *names);
     if (!out || !names) rc = qs_err_set(err, QS_E_OOM, "out of memory");
@@ -104,13 +108,15 @@ int qs_export_hf_dir(const qs_model *m, int32_t bos, int32_t eos, const char *di
         if (!(out[i].data = hf_rows(m, t, NULL, err))) rc = -1;
     }
     char path[4200];
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    qs_adir_file(&ad, "model.safetensors", path, sizeof path);
     const char *meta[] = {"format", "pt"};
     if (!rc) rc = qs_st_write(path, out, n, meta, 1, err);
     char *cfg = rc ? NULL : config_json(m, bos, eos);
-    snprintf(path, sizeof path, "%s/config.json", dir);
+    qs_adir_file(&ad, "config.json", path, sizeof path);
     if (!rc) rc = cfg ? write_text(path, cfg, err) : qs_err_set(err, QS_E_OOM, "out of memory");
     free(cfg);
+    if (!rc) rc = qs_adir_commit(&ad, err);
+    else qs_adir_abort(&ad);
     for (int i = 0; out && i < n; i++) free((void *)out[i].data);
     free(out);
     free(names);
@@ -399,7 +405,7 @@ static cJSON *awq_side_config(const cJSON *qc)
 
 /* config.json with quantization_config, and the quantizer's own file beside it (GPTQ:
  * quantize_config.json, the same object; AWQ: quant_config.json) */
-static int write_ckpt_config(const char *dir, const qs_model *m, int32_t bos, int32_t eos, cJSON *qc, bool gptq, qs_err *err)
+static int write_ckpt_config(const qs_adir *dir, const qs_model *m, int32_t bos, int32_t eos, cJSON *qc, bool gptq, qs_err *err)
 {
     char *base = config_json(m, bos, eos), path[4200];
     cJSON *o = base ? cJSON_Parse(base) : NULL, *side_obj = gptq ? NULL : awq_side_config(qc);
@@ -411,9 +417,9 @@ static int write_ckpt_config(const char *dir, const qs_model *m, int32_t bos, in
     cJSON_AddItemToObject(o, "quantization_config", qc);
     char *text = cJSON_Print(o);
     cJSON_Delete(o);
-    snprintf(path, sizeof path, "%s/config.json", dir);
+    qs_adir_file(dir, "config.json", path, sizeof path);
     int rc = text ? write_text(path, text, err) : qs_err_set(err, QS_E_OOM, "out of memory");
-    snprintf(path, sizeof path, "%s/%s", dir, gptq ? "quantize_config.json" : "quant_config.json");
+    qs_adir_file(dir, gptq ? "quantize_config.json" : "quant_config.json", path, sizeof path);
     if (!rc) rc = side ? write_text(path, side, err) : qs_err_set(err, QS_E_OOM, "out of memory");
     free(text), free(side);
     return rc;
@@ -454,7 +460,9 @@ int qs_export_hf_quant(const qs_model *m, const qs_recipe_table *t, const qs_qgr
         snprintf(warning + strlen(warning), wn - strlen(warning),
                  "%ssome asymmetric zero points are 0: written as gptq_v2 (HF transformers/optimum need a v2-capable kernel)",
                  outside ? "; " : "");
-    if (mkdir(dir, 0755) && errno != EEXIST) return free(lin), qs_err_set(err, QS_E_IO, "cannot create %s: %s", dir, strerror(errno));
+    qs_adir ad;
+    int bad = qs_adir_open(&ad, dir, qs_ckpt_files, err);
+    if (bad) return free(lin), bad;
     qs_fold *f = calloc(n, sizeof *f);
     char(*modules)[160] = calloc(n, sizeof *modules);
     ck_out o = {0};
@@ -469,11 +477,13 @@ int qs_export_hf_quant(const qs_model *m, const qs_recipe_table *t, const qs_qgr
     }
     for (int k = 0; k < o.n; k++) o.v[k].name = o.names[k];
     char path[4200];
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    qs_adir_file(&ad, "model.safetensors", path, sizeof path);
     const char *meta[] = {"format", "pt"};
     if (!rc) rc = qs_st_write(path, o.v, o.n, meta, 1, err);
-    if (!rc) rc = write_ckpt_config(dir, m, bos, eos, fmt == QS_CKPT_AWQ ? awq_config(t, grids, modules) : gptq_config(t, grids, modules, v2),
+    if (!rc) rc = write_ckpt_config(&ad, m, bos, eos, fmt == QS_CKPT_AWQ ? awq_config(t, grids, modules) : gptq_config(t, grids, modules, v2),
                                     fmt == QS_CKPT_GPTQ, err);
+    if (!rc) rc = qs_adir_commit(&ad, err);
+    else qs_adir_abort(&ad);
     for (int k = 0; k < o.n; k++) free((void *)o.v[k].data);
     free(o.v), free(o.names);
     qs_fold_free(f, t->n);

@@ -843,6 +843,23 @@ static uint32_t writer_alignment(const qs_gguf_writer *w)
 
 static int put(qs_afile *af, const void *p, size_t n, qs_err *err) { return qs_afile_write(af, p, n, err); }
 
+/* tensor data, often straight from a mapped model: copied out under the SIGBUS guard (a model
+ * truncated on disk meanwhile is an error, not a crash) */
+static int put_data(qs_afile *af, const uint8_t *p, size_t n, qs_err *err)
+{
+    enum { CHUNK = 1 << 20 };
+    uint8_t *buf = malloc(n < CHUNK ? (n ? n : 1) : CHUNK);
+    if (!buf) return qs_err_set(err, QS_E_OOM, "out of memory");
+    int rc = 0;
+    for (size_t o = 0; !rc && o < n; o += CHUNK) {
+        size_t k = n - o < CHUNK ? n - o : CHUNK;
+        rc = qs_mapped_copy(buf, p + o, k, err);
+        if (!rc) rc = put(af, buf, k, err);
+    }
+    free(buf);
+    return rc;
+}
+
 static int put_zeros(qs_afile *af, uint64_t n, qs_err *err)
 {
     static const uint8_t zeros[64];
@@ -925,7 +942,7 @@ int qs_gguf_writer_write(qs_gguf_writer *w, const char *path, qs_err *err)
     rc = write_header(w, &af, &pos, err);
     if (!rc && w->n_t) rc = put_zeros(&af, (al - pos % al) % al, err);
     for (size_t i = 0; !rc && i < w->n_t; i++) {
-        rc = w->t[i].src ? put_src(&af, &w->t[i], err) : put(&af, w->t[i].data, w->t[i].nbytes, err);
+        rc = w->t[i].src ? put_src(&af, &w->t[i], err) : put_data(&af, w->t[i].data, w->t[i].nbytes, err);
         if (!rc) rc = put_zeros(&af, (al - w->t[i].nbytes % al) % al, err);
     }
     if (rc) {

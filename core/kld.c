@@ -142,8 +142,8 @@ int qs_kld_base_read(const char *path, qs_kld_base *b, qs_err *err)
     b->records = malloc((size_t)(b->n_records * slots) * 2);
     if (!b->tokens || !b->records) rc = qs_err_set(err, QS_E_OOM, "out of memory");
     else {
-        memcpy(b->tokens, m.data + 20, (size_t)nc * ctx * 4);
-        memcpy(b->records, m.data + 20 + (size_t)nc * ctx * 4, (size_t)(b->n_records * slots) * 2);
+        rc = qs_mapped_copy(b->tokens, m.data + 20, (size_t)nc * ctx * 4, err);
+        if (!rc) rc = qs_mapped_copy(b->records, m.data + 20 + (size_t)nc * ctx * 4, (size_t)(b->n_records * slots) * 2, err);
     }
     qs_unmap_file(&m);
     if (rc) qs_kld_base_free(b);

@@ -451,6 +451,45 @@ static int64_t source_row(const qs_tensor *t, int64_t r)
     return qs_qk_hf_row(r, t->is_bias ? t->ne[0] : t->ne[1], t->permute_heads);
 }
 
+typedef struct read_job {
+    const qs_tensor *t;
+    int64_t row0, nrows;
+    float *out;
+    qs_err *err;
+    uint8_t *scratch; /* a row's bytes (unaligned rows), or a permuted bias's floats */
+} read_job;
+
+/* the part that touches the mapping: no allocation in here (a fault jumps out of it) */
+static int read_fn(void *ctx)
+{
+    const read_job *j = ctx;
+    const qs_tensor *t = j->t;
+    if (t->is_bias && t->permute_heads > 0) {
+        /* a permuted 1-D bias: permute elements instead of rows */
+        float *tmp = (float *)j->scratch;
+        qs_dequantize_row(t->type, t->data, tmp, t->ne[0]);
+        for (int64_t i = 0; i < t->ne[0]; i++) j->out[i] = tmp[source_row(t, i)];
+        return 0;
+    }
+    int64_t rb = qs_type_row_bytes(t->type, t->ne[0]);
+    for (int64_t r = 0; r < j->nrows; r++) {
+        const uint8_t *src = t->data + source_row(t, j->row0 + r) * rb;
+        float *dst = j->out + r * t->ne[0];
+        if ((uintptr_t)src % 4) { /* rows not aligned for the block structs (alignment-1 files) */
+            memcpy(j->scratch, src, (size_t)rb);
+            src = j->scratch;
+        }
+        qs_dequantize_row(t->type, src, dst, t->ne[0]);
+        for (int64_t i = 0; i < t->ne[0]; i++)
+            if (!isfinite(dst[i]))
+                return qs_err_set(j->err, QS_E_INPUT, "tensor '%s': row %lld, column %lld is %s", t->name,
+                                  (long long)(j->row0 + r), (long long)i, isnan(dst[i]) ? "NaN" : "infinite");
+    }
+    return 0;
+}
+
+/* The mapped file can be truncated under us (another program rewrites the model): the SIGBUS
+ * that gives becomes an error of this read (fileio.h, qs_mapped_call). */
 int qs_tensor_read_rows(const qs_tensor *t, int64_t row0, int64_t nrows, float *out, qs_err *err)
 {
     if (t->type < 0 || !qs_type_get(t->type) || !qs_type_get(t->type)->can_dequantize)
@@ -459,33 +498,11 @@ int qs_tensor_read_rows(const qs_tensor *t, int64_t row0, int64_t nrows, float *
     if (row0 < 0 || nrows < 0 || row0 > total || nrows > total - row0)
         return qs_err_set(err, QS_E_USAGE, "tensor '%s': rows %lld..%lld outside 0..%lld", t->name,
                           (long long)row0, (long long)(row0 + nrows), (long long)total);
-    if (t->is_bias && t->permute_heads > 0) {
-        /* a permuted 1-D bias: permute elements instead of rows */
-        float *tmp = malloc((size_t)t->ne[0] * sizeof *tmp);
-        if (!tmp) return qs_err_set(err, QS_E_OOM, "out of memory");
-        qs_dequantize_row(t->type, t->data, tmp, t->ne[0]);
-        for (int64_t i = 0; i < t->ne[0]; i++) out[i] = tmp[source_row(t, i)];
-        free(tmp);
-        return 0;
-    }
-    int64_t rb = qs_type_row_bytes(t->type, t->ne[0]);
-    void *bounce = NULL; /* for rows not aligned for the block structs (alignment-1 files) */
-    for (int64_t r = 0; r < nrows; r++) {
-        const uint8_t *src = t->data + source_row(t, row0 + r) * rb;
-        float *dst = out + r * t->ne[0];
-        if ((uintptr_t)src % 4) {
-            if (!bounce && !(bounce = malloc((size_t)rb))) return qs_err_set(err, QS_E_OOM, "out of memory");
-            memcpy(bounce, src, (size_t)rb);
-            src = bounce;
-        }
-        qs_dequantize_row(t->type, src, dst, t->ne[0]);
-        for (int64_t i = 0; i < t->ne[0]; i++)
-            if (!isfinite(dst[i])) {
-                free(bounce);
-                return qs_err_set(err, QS_E_INPUT, "tensor '%s': row %lld, column %lld is %s", t->name,
-                                  (long long)(row0 + r), (long long)i, isnan(dst[i]) ? "NaN" : "infinite");
-            }
-    }
-    free(bounce);
-    return 0;
+    int64_t rb = qs_type_row_bytes(t->type, t->ne[0]), fb = t->ne[0] * (int64_t)sizeof(float);
+    read_job j = {t, row0, nrows, out, err, malloc((size_t)(rb > fb ? rb : fb) + 1)};
+    if (!j.scratch) return qs_err_set(err, QS_E_OOM, "out of memory");
+    int rc = qs_mapped_call(read_fn, &j, err);
+    free(j.scratch);
+    if (rc == -QS_E_IO) qs_err_prefix(err, "tensor '%s'", t->name);
+    return rc;
 }

@@ -109,7 +109,7 @@ int qs_qconfig_ggml_type(const qs_qconfig *c, char *why, size_t n)
     if (c->group == 32 && !act && c->bits == 8 && !c->asym) return QS_TYPE_Q8_0;
     int bits = c->bits <= 4 ? 4 : 8;
     bool asym = bits == 4 && c->asym;
-    snprintf(why, n, "%s w%d g%d%s%s is no GGML block type; the nearest exportable config is %s:bits=%d,group=32,asym=%s%s (→ %s)",
+    snprintf(why, n, "%s w%d g%d%s%s is no GGML type; nearest: %s:bits=%d,group=32,asym=%s%s (→ %s)",
              c->method->name, c->bits, c->group, c->asym ? " asym" : " sym", act ? " act-order" : "", c->method->name, bits,
              asym ? "true" : "false", act ? ",static_groups=true" : "", bits == 8 ? "q8_0" : asym ? "q4_1" : "q4_0");
     return -1;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fileio.h"
 #include "ggml_types.h"
 #include "gguf.h"
 #include "ops.h"
@@ -553,8 +554,7 @@ static int load_tensor(const qs_gguf *g, const char *name, const param *p, float
     if (!gt) return qs_err_set(err, QS_E_INPUT, "the checkpoint has no tensor %s", name);
     if (gt->type != QS_TYPE_F32 || gt->ne[0] != p->cols || gt->ne[1] * gt->ne[2] * gt->ne[3] != p->rows)
         return qs_err_set(err, QS_E_INPUT, "%s: shape or type differs from the training configuration", name);
-    memcpy(dst, gt->data, (size_t)(p->rows * p->cols) * sizeof(float));
-    return 0;
+    return qs_mapped_copy(dst, gt->data, (size_t)(p->rows * p->cols) * sizeof(float), err);
 }
 
 int qs_trainer_load_checkpoint(qs_trainer *t, const qs_gguf *g, qs_err *err)

@@ -67,7 +67,7 @@ Test(calib, imatrix_matches_llama_imatrix, .timeout = 300)
 {
     golden_src g;
     qs_imatrix *want = NULL;
-    if (!find_src(&g, &want)) cr_skip_test("no golden/ggml source model with its imatrix and text in %s", tu_golden_dir());
+    if (!find_src(&g, &want)) tu_skip("no golden/ggml source model with its imatrix and text in %s", tu_golden_dir());
     qs_model *m;
     qs_llm *l;
     qs_vocab *v;
@@ -126,7 +126,7 @@ Test(calib, statistics_against_naive_sums, .timeout = 300)
     if (!f || !t) {
         if (f) fclose(f);
         if (t) fclose(t);
-        cr_skip_test("%s or %s missing", mp, tp);
+        tu_skip("%s or %s missing", mp, tp);
     }
     fclose(f), fclose(t);
     qs_model *m;
@@ -174,7 +174,7 @@ Test(calib, cache_round_trip_and_refusals, .timeout = 300)
     snprintf(mp, sizeof mp, "%s/stories260K.gguf", tu_models_dir());
     snprintf(tp, sizeof tp, "%s/../data/tinystories-excerpt.txt", tu_models_dir());
     FILE *f = fopen(mp, "rb");
-    if (!f) cr_skip_test("%s missing", mp);
+    if (!f) tu_skip("%s missing", mp);
     fclose(f);
     qs_model *m;
     qs_llm *l;
@@ -220,6 +220,29 @@ Test(calib, cache_round_trip_and_refusals, .timeout = 300)
     uint8_t *bytes = tu_read(path, &len);
     char cut[4300];
     snprintf(cut, sizeof cut, "%s/cut.gguf", dir);
+    /* damaged data (one flipped bit in the last tensor, or the data section overwritten with random
+     * bytes) fails the checksum: refused with a clear message */
+    {
+        qs_gguf *g = qs_gguf_open(path, &err);
+        cr_assert_not_null(g, "%s", err.msg);
+        size_t data_start = (size_t)g->data_start;
+        qs_gguf_close(g);
+        uint8_t *bad = malloc(len);
+        for (int variant = 0; variant < 2; variant++) {
+            memcpy(bad, bytes, len);
+            if (variant == 0) bad[len - 5] ^= 0x10;
+            else {
+                srand(7);
+                for (size_t b = data_start; b < len; b++) bad[b] = (uint8_t)rand();
+            }
+            FILE *c = fopen(cut, "wb");
+            fwrite(bad, 1, len, c);
+            fclose(c);
+            cr_expect_null(qs_calib_load(cut, key, &err), "damaged data (variant %d) must be refused", variant);
+            cr_expect(strstr(err.msg, "checksum mismatch") != NULL, "%s", err.msg);
+        }
+        free(bad);
+    }
     for (size_t n = 0; n < len; n += len / 97 + 1) {
         FILE *c = fopen(cut, "wb");
         fwrite(bytes, 1, n, c);

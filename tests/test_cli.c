@@ -19,7 +19,7 @@ static const char *model_path(void)
     static char p[4096];
     snprintf(p, sizeof p, "%s/stories260K-Q4_K_M.gguf", tu_models_dir());
     FILE *f = fopen(p, "rb");
-    if (!f) cr_skip_test("%s missing", p);
+    if (!f) tu_skip("%s missing", p);
     fclose(f);
     return p;
 }
@@ -179,7 +179,7 @@ static void expect_out_equals(const char *type, const char *qfile, const char *i
     snprintf(q, sizeof q, "%s/ggml/q/%s", tu_golden_dir(), qfile);
     snprintf(im, sizeof im, "%s/ggml/%s", tu_golden_dir(), imatrix ? imatrix : "");
     FILE *f = fopen(q, "rb");
-    if (!f) cr_skip_test("%s missing", q);
+    if (!f) tu_skip("%s missing", q);
     fclose(f);
     char *dir = tu_tmpdir();
     snprintf(args, sizeof args, "quant %s blk.1.ffn_down.weight --type %s --out %s/t.bin%s%s", src, type, dir,

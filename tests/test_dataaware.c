@@ -45,7 +45,7 @@ typedef struct env {
 
 static void env_open(env *e)
 {
-    if (!have_inputs()) cr_skip_test("%s or %s missing", model_p, text_p);
+    if (!have_inputs()) tu_skip("%s or %s missing", model_p, text_p);
     qs_err err = {0};
     e->m = qs_model_open(model_p, &err);
     cr_assert_not_null(e->m, "%s", err.msg);
@@ -158,7 +158,7 @@ static void done(run_result *r) { tu_run_free(r); }
 
 Test(dataaware, cli_imatrix, .timeout = 120)
 {
-    if (!have_inputs()) cr_skip_test("%s or %s missing", model_p, text_p);
+    if (!have_inputs()) tu_skip("%s or %s missing", model_p, text_p);
     char *dir = tu_tmpdir(), out[4200];
     snprintf(out, sizeof out, "%s/im.gguf", dir);
     run_result r = run("imatrix %s --text %s --ctx 128 --chunks 10 -o %s", model_p, text_p, out);
@@ -195,7 +195,7 @@ static int csv_lines(const char *path, char first_unit[256])
 
 Test(dataaware, cli_scan_and_resume, .timeout = 300)
 {
-    if (!have_inputs()) cr_skip_test("%s or %s missing", model_p, text_p);
+    if (!have_inputs()) tu_skip("%s or %s missing", model_p, text_p);
     char *dir = tu_tmpdir(), csv[4200], part[4300], top[256];
     snprintf(csv, sizeof csv, "%s/scan.csv", dir);
     snprintf(part, sizeof part, "%s.partial", csv);
@@ -232,7 +232,7 @@ Test(dataaware, cli_scan_and_resume, .timeout = 300)
 
 Test(dataaware, cli_quant_and_ppl_with_calibration, .timeout = 300)
 {
-    if (!have_inputs()) cr_skip_test("%s or %s missing", model_p, text_p);
+    if (!have_inputs()) tu_skip("%s or %s missing", model_p, text_p);
     run_result r = run("quant %s blk.1.ffn_down.weight --method gptq --group row --bits 3", model_p);
     cr_expect_eq(r.status, 1);
     cr_expect(strstr(r.err, "needs calibration") != NULL, "%s", r.err);
@@ -261,7 +261,7 @@ Test(dataaware, cli_quant_and_ppl_with_calibration, .timeout = 300)
 
 Test(dataaware, cli_suggest_within_budget, .timeout = 300)
 {
-    if (!have_inputs()) cr_skip_test("%s or %s missing", model_p, text_p);
+    if (!have_inputs()) tu_skip("%s or %s missing", model_p, text_p);
     char *dir = tu_tmpdir(), a[4200], b[4200], rec[4200];
     snprintf(a, sizeof a, "%s/q4_0.csv", dir);
     snprintf(b, sizeof b, "%s/q8_0.csv", dir);

@@ -97,7 +97,7 @@ Test(export, llama_quantize_files_reproduced, .timeout = 300)
     if (ns != 1 || !imat) {
         tu_free_list(src);
         tu_free_list(all);
-        cr_skip_test("golden/ggml lacks its source or imatrix");
+        tu_skip("golden/ggml lacks its source or imatrix");
     }
     qs_err err = {0};
     qs_imatrix *im = qs_imatrix_load(imat, &err);
@@ -120,7 +120,7 @@ Test(export, refuses_non_ggml_methods)
     snprintf(p, sizeof p, "%s/stories260K.gguf", tu_models_dir());
     qs_err err = {0};
     qs_model *m = qs_model_open(p, &err);
-    if (!m) cr_skip_test("%s", err.msg);
+    if (!m) tu_skip("%s", err.msg);
     qs_recipe r;
     qs_recipe_table t;
     qs_recipe_init(&r, m);
@@ -187,7 +187,7 @@ Test(export, llama_quantize_arguments_reproduce_the_recipe)
     qs_model *f32 = n ? qs_model_open(src, &err) : NULL;
     if (!f32) {
         tu_free_list(files);
-        cr_skip_test("golden/ggml/preset or its source is absent");
+        tu_skip("golden/ggml/preset or its source is absent");
     }
     int checked = 0;
     for (char **f = files; *f; f++) {
@@ -333,7 +333,7 @@ Test(export, grid_recipes_keep_their_predicted_perplexity, .timeout = 300)
 {
     const char *model = "sample_models/kjv-tiny.gguf", *calib = "build/kjv/calib.txt", *eval = "build/kjv/eval.txt";
     if (access(model, R_OK) || access(calib, R_OK) || access(eval, R_OK))
-        cr_skip_test("%s or build/kjv is not there (make sample-data)", model);
+        tu_skip("%s or build/kjv is not there (make sample-data)", model);
     static const char *const recipes[] = {
         "{\"quantscope_recipe\":1,\"default\":{\"method\":\"awq\",\"bits\":4,\"group\":32}}",
         "{\"quantscope_recipe\":1,\"default\":{\"method\":\"gptq\",\"bits\":4,\"group\":32}}",
@@ -440,7 +440,7 @@ static cJSON *read_json(const char *dir, const char *file)
 Test(export, gptq_checkpoint_unpacks_to_the_grids_bit_for_bit, .timeout = 60)
 {
     const char *path = "sample_models/kjv-tiny.gguf";
-    if (access(path, R_OK)) cr_skip_test("%s is not there", path);
+    if (access(path, R_OK)) tu_skip("%s is not there", path);
     qs_err err = {0};
     qs_model *m = qs_model_open(path, &err);
     cr_assert_not_null(m, "%s", err.msg);
@@ -586,7 +586,7 @@ static double ppl_on(qs_llm *l, const qs_vocab *v, const char *text, size_t len)
 Test(export, awq_checkpoint_is_the_predicted_model, .timeout = 120)
 {
     const char *path = "sample_models/kjv-tiny.gguf", *calib = "build/kjv/calib.txt", *eval = "build/kjv/eval.txt";
-    if (access(path, R_OK) || access(calib, R_OK) || access(eval, R_OK)) cr_skip_test("%s or build/kjv is not there", path);
+    if (access(path, R_OK) || access(calib, R_OK) || access(eval, R_OK)) tu_skip("%s or build/kjv is not there", path);
     qs_err err = {0};
     qs_model *m = qs_model_open(path, &err);
     cr_assert_not_null(m, "%s", err.msg);
@@ -665,7 +665,7 @@ Test(export, awq_checkpoint_is_the_predicted_model, .timeout = 120)
 Test(export, hf_checkpoint_exports_the_same_gguf_tensors, .timeout = 60)
 {
     const char *gg = "sample_models/kjv-tiny.gguf", *hf = "sample_models/kjv-tiny-hf";
-    if (access(gg, R_OK) || access(hf, R_OK)) cr_skip_test("%s or %s is not there", gg, hf);
+    if (access(gg, R_OK) || access(hf, R_OK)) tu_skip("%s or %s is not there", gg, hf);
     char *dir = tu_tmpdir(), args[16384], a[4200], b[4200];
     snprintf(a, sizeof a, "%s/from-hf.gguf", dir);
     snprintf(b, sizeof b, "%s/from-gguf.gguf", dir);
@@ -697,7 +697,7 @@ Test(export, hf_checkpoint_exports_the_same_gguf_tensors, .timeout = 60)
 Test(export, mixed_kjv_small_recipe_opens_with_its_predicted_perplexity, .timeout = 300)
 {
     const char *model = "sample_models/kjv-small.gguf", *eval = "build/kjv/eval.txt";
-    if (access(model, R_OK) || access(eval, R_OK)) cr_skip_test("%s or %s is not there", model, eval);
+    if (access(model, R_OK) || access(eval, R_OK)) tu_skip("%s or %s is not there", model, eval);
     char *dir = tu_tmpdir(), args[16384], rp[4200], out[4200];
     snprintf(rp, sizeof rp, "%s/r.json", dir);
     snprintf(out, sizeof out, "%s/mix.gguf", dir);
@@ -770,7 +770,7 @@ Test(export, llama_quantize_tensor_type_patterns_reproduce_the_recipe)
     qs_model *f32 = n ? qs_model_open(src, &err) : NULL;
     if (!f32) {
         tu_free_list(files);
-        cr_skip_test("golden/ggml/preset or its source is absent");
+        tu_skip("golden/ggml/preset or its source is absent");
     }
     for (char **f = files; *f; f++) {
         qs_model *q = qs_model_open(*f, &err);

@@ -50,7 +50,7 @@ Test(ggml_quants, golden_files_byte_identical, .timeout = 600)
         tu_free_list(src);
         tu_free_list(imats);
         tu_free_list(files);
-        cr_skip_test("golden/ggml needs one *.f32.gguf, one imatrix-*.gguf and q/*.gguf");
+        tu_skip("golden/ggml needs one *.f32.gguf, one imatrix-*.gguf and q/*.gguf");
     }
     qs_err err = {0};
     qs_gguf *s = qs_gguf_open(src[0], &err);
@@ -235,7 +235,7 @@ Test(ggml_quants, edge_rows_byte_identical)
     snprintf(dir, sizeof dir, "%s/ggml-edge", tu_golden_dir());
     int n = 0;
     char **files = tu_list(dir, ".gguf", 0, &n);
-    if (!n) cr_skip_test("no files in %s", dir);
+    if (!n) tu_skip("no files in %s", dir);
     int compared = 0;
     for (char **f = files; *f; f++) {
         qs_err err = {0};

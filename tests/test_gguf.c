@@ -112,7 +112,7 @@ Test(gguf, round_trip_is_byte_identical, .timeout = 120)
     }
     tu_rmtree(tmp);
     free(tmp);
-    if (total == 0) cr_skip_test("no GGUF files under %s, %s, %s", dirs[0], dirs[1], dirs[2]);
+    if (total == 0) tu_skip("no GGUF files under %s, %s, %s", dirs[0], dirs[1], dirs[2]);
 }
 
 Test(gguf, writer_failure_leaves_nothing)

@@ -17,7 +17,7 @@ static qs_model *stories(void)
     snprintf(p, sizeof p, "%s/stories260K.gguf", tu_models_dir());
     qs_err err = {0};
     qs_model *m = qs_model_open(p, &err);
-    if (!m) cr_skip_test("%s: %s", p, err.msg);
+    if (!m) tu_skip("%s: %s", p, err.msg);
     return m;
 }
 
@@ -27,7 +27,7 @@ static char *golden_text(const char *name)
     snprintf(p, sizeof p, "%s/ppl/%s", tu_golden_dir(), name);
     size_t n;
     uint8_t *d = tu_read(p, &n);
-    if (!d) cr_skip_test("%s missing", p);
+    if (!d) tu_skip("%s missing", p);
     char *s = realloc(d, n + 1);
     s[n] = '\0';
     return s;
@@ -115,7 +115,7 @@ Test(infer, perplexity_matches_llama_perplexity, .timeout = 600)
     snprintf(p, sizeof p, "%s/expected.json", dir);
     size_t n;
     uint8_t *js = tu_read(p, &n);
-    if (!js) cr_skip_test("%s missing", p);
+    if (!js) tu_skip("%s missing", p);
     cJSON *root = cJSON_ParseWithLength((const char *)js, n);
     cr_assert_not_null(root);
     const cJSON *c;
@@ -216,12 +216,12 @@ Test(infer, kl_divergence_matches_llama_perplexity, .timeout = 600)
     int nf = 0;
     char **files = tu_list(dir, ".kld.txt", 0, &nf);
     qs_model *base = stories();
-    if (!nf) cr_skip_test("no *.kld.txt in %s", dir);
+    if (!nf) tu_skip("no *.kld.txt in %s", dir);
     char tp[8192];
     snprintf(tp, sizeof tp, "%s/../data/tinystories-excerpt.txt", tu_golden_dir());
     size_t tl;
     uint8_t *text = tu_read(tp, &tl);
-    if (!text) cr_skip_test("%s missing", tp);
+    if (!text) tu_skip("%s missing", tp);
     qs_err err = {0};
     qs_vocab *v = qs_vocab_load(base->gguf, &err);
     qs_llm *bl = qs_llm_new(base, 256, &err);

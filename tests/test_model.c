@@ -54,7 +54,7 @@ Test(model, stories260k_hyperparameters)
     snprintf(path, sizeof path, "%s/stories260K.gguf", tu_models_dir());
     qs_err err = {0};
     qs_model *m = qs_model_open(path, &err);
-    if (!m) cr_skip_test("%s: %s", path, err.msg);
+    if (!m) tu_skip("%s: %s", path, err.msg);
     /* ../shared/README.md: dim 64, 5 layers, 8 heads / 4 KV heads, hidden 172, SPM vocab of 512 */
     cr_assert_str_eq(m->hp.arch, "llama");
     cr_assert_eq(m->hp.n_embd, 64);
@@ -90,7 +90,7 @@ Test(model, every_shared_gguf_opens)
         }
         tu_free_list(files);
     }
-    if (!total) cr_skip_test("no GGUF files found");
+    if (!total) tu_skip("no GGUF files found");
 }
 
 static qs_model *model_with(void (*edit)(qs_gguf_writer *), qs_err *err)
@@ -157,7 +157,7 @@ Test(model, imatrix_gguf_is_browsable_not_a_model)
         if (strstr(*f, "/imatrix-")) imat = *f;
     if (!imat) {
         tu_free_list(files);
-        cr_skip_test("no imatrix-*.gguf in %s", dir);
+        tu_skip("no imatrix-*.gguf in %s", dir);
     }
     qs_err err = {0};
     qs_model *m = qs_model_open(imat, &err);

@@ -102,7 +102,7 @@ Test(presets, dry_run_types, .timeout = 120)
     snprintf(dir, sizeof dir, "%s/ggml/presets", tu_golden_dir());
     int n = 0, checked = 0;
     char **files = tu_list(dir, ".json", 0, &n);
-    if (!n) cr_skip_test("no presets in %s", dir);
+    if (!n) tu_skip("no presets in %s", dir);
     for (char **f = files; *f; f++) checked += check_model(*f);
     cr_log_info("preset × model combinations compared: %d", checked);
     cr_assert_gt(checked, 0);

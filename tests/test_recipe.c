@@ -17,7 +17,7 @@ static qs_model *model_named(const char *name)
     snprintf(p, sizeof p, "%s/%s", tu_models_dir(), name);
     qs_err err = {0};
     qs_model *m = qs_model_open(p, &err);
-    if (!m) cr_skip_test("%s: %s", p, err.msg);
+    if (!m) tu_skip("%s: %s", p, err.msg);
     return m;
 }
 

@@ -49,7 +49,7 @@ static const char *sample(const char *name)
 {
     static char p[4096];
     snprintf(p, sizeof p, "sample_models/%s", name);
-    if (access(p, R_OK)) cr_skip_test("%s is not there (make sample-models)", p);
+    if (access(p, R_OK)) tu_skip("%s is not there (make sample-models)", p);
     return p;
 }
 

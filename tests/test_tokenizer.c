@@ -75,7 +75,7 @@ Test(tokenizer, vocab_test_vectors, .timeout = 300)
 {
     int n = 0, total = 0, families_skipped = 0;
     char **files = tu_list(tu_vocab_dir(), ".gguf", 0, &n);
-    if (!n) cr_skip_test("no vocabularies in %s", tu_vocab_dir());
+    if (!n) tu_skip("no vocabularies in %s", tu_vocab_dir());
     for (char **f = files; *f; f++) {
         int c = check_vocab(*f);
         if (c < 0) families_skipped++;
@@ -92,7 +92,7 @@ static qs_vocab *stories_vocab(qs_gguf **g)
     snprintf(p, sizeof p, "%s/stories260K.gguf", tu_models_dir());
     qs_err err = {0};
     *g = qs_gguf_open(p, &err);
-    if (!*g) cr_skip_test("%s: %s", p, err.msg);
+    if (!*g) tu_skip("%s: %s", p, err.msg);
     qs_vocab *v = qs_vocab_load(*g, &err);
     cr_assert_not_null(v, "%s", err.msg);
     return v;
@@ -150,7 +150,7 @@ Test(tokenizer, bpe_round_trip)
         qs_gguf_close(g);
     }
     tu_free_list(files);
-    if (!tried) cr_skip_test("no BPE vocabularies in %s", tu_vocab_dir());
+    if (!tried) tu_skip("no BPE vocabularies in %s", tu_vocab_dir());
 }
 
 /* ---- tokenizer.json (HF) → GGUF tokenizer keys ---- */
@@ -321,7 +321,7 @@ Test(tokenizer, hf_tokenizer_json_becomes_the_gguf_vocabulary, .timeout = 300)
     tu_free_list(files);
     tu_rmtree(dir);
     free(dir);
-    if (!done) cr_skip_test("no llama-bpe or gpt-2 vocabulary in %s", tu_vocab_dir());
+    if (!done) tu_skip("no llama-bpe or gpt-2 vocabulary in %s", tu_vocab_dir());
 }
 
 Test(tokenizer, hf_tokenizer_json_refusals)

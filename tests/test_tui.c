@@ -1,6 +1,8 @@
 /* The workbench, headless (spec/tui.md §6.2): every tests/ui/NAME.script is run against
  * the bundled sample_models/kjv-tiny.gguf at 120×30 with QUANTSCOPE_SCRIPT; each `:dump FILE` it writes must equal
- * tests/ui/FILE (reviewed screens; UPDATE_GOLDEN=1 rewrites them). Also the pure
+ * tests/ui/FILE (reviewed screens; UPDATE_GOLDEN=1 rewrites those that differ and fails them as
+ * "updated", so a rewrite never counts as a pass). The workbench gets tu_timeout(60) seconds
+ * (scaled under the sanitizers). Also the pure
  * view-model helpers of views/plot.c. */
 #include <criterion/criterion.h>
 #include <limits.h>
@@ -17,10 +19,10 @@
 static void run_script_at(const char *script, const char *dir)
 {
     const char *bin = getenv("QS_BIN");
-    if (!bin) cr_skip_test("QS_BIN not set (make test sets it)");
+    if (!bin) tu_skip("QS_BIN not set (make test sets it)");
     char model[4096], absmodel[PATH_MAX], absscript[PATH_MAX], uidir[PATH_MAX];
     snprintf(model, sizeof model, "sample_models/kjv-tiny.gguf");
-    if (!realpath(model, absmodel)) cr_skip_test("%s missing", model);
+    if (!realpath(model, absmodel)) tu_skip("%s missing", model);
     cr_assert_not_null(realpath(script, absscript));
     cr_assert_not_null(realpath("tests/ui", uidir));
     /* a first line "# args: …" adds options; $ROOT is the checkout */
@@ -40,13 +42,13 @@ static void run_script_at(const char *script, const char *dir)
         char cp[PATH_MAX + 64];
         snprintf(cp, sizeof cp, "%s/%.*s", root, (int)strcspn(f, " "), f);
         FILE *c = fopen(cp, "r");
-        if (!c) cr_skip_test("%s missing (make sample-data)", cp);
+        if (!c) tu_skip("%s missing (make sample-data)", cp);
         fclose(c);
     }
     char cmd[16384];
     snprintf(cmd, sizeof cmd,
-             "cd %s && XDG_CACHE_HOME=%s/cache XDG_CONFIG_HOME=%s/config QUANTSCOPE_SCRIPT=%s LINES=30 COLUMNS=120 LC_ALL=C.UTF-8 TERM=xterm-256color timeout 60 %s %s%s",
-             dir, dir, dir, absscript, bin, absmodel, args);
+             "cd %s && XDG_CACHE_HOME=%s/cache XDG_CONFIG_HOME=%s/config QUANTSCOPE_SCRIPT=%s LINES=30 COLUMNS=120 LC_ALL=C.UTF-8 TERM=xterm-256color timeout %d %s %s%s",
+             dir, dir, dir, absscript, tu_timeout(60), bin, absmodel, args);
     int st = system(cmd);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the workbench failed on %s (status %d)", script, st);
     /* compare every dump the script names */
@@ -63,12 +65,26 @@ static void run_script_at(const char *script, const char *dir)
         size_t gn, wn;
         uint8_t *got = tu_read(got_path, &gn);
         cr_assert_not_null(got, "%s: no dump %s", script, line + 6);
-        if (getenv("UPDATE_GOLDEN")) {
+        /* whatever the golden says: no signed zero change ("▲-0%"), no clipped statistics line */
+        char *screen = strndup((const char *)got, gn);
+        static const char *const bad[] = {"-0%", "+0%", "std │", "std 0 │"};
+        for (size_t b = 0; b < sizeof bad / sizeof *bad; b++)
+            cr_expect(!strstr(screen, bad[b]), "%s: '%s' on the screen %s", script, bad[b], line + 6);
+        free(screen);
+        uint8_t *want = tu_read(want_path, &wn);
+        if (getenv("UPDATE_GOLDEN") && (!want || gn != wn || memcmp(got, want, gn))) {
+            /* a rewritten screen is no pass: it has to be looked at, then the run repeated without
+             * UPDATE_GOLDEN */
             FILE *f = fopen(want_path, "wb");
+            cr_assert_not_null(f, "cannot write %s", want_path);
             fwrite(got, 1, gn, f);
             fclose(f);
+            cr_expect_fail("UPDATE_GOLDEN: updated %s — review it, then run the tests without UPDATE_GOLDEN", want_path);
+            free(got);
+            free(want);
+            dumps++;
+            continue;
         }
-        uint8_t *want = tu_read(want_path, &wn);
         cr_assert_not_null(want, "missing expected screen %s (UPDATE_GOLDEN=1 writes it)", want_path);
         cr_expect(gn == wn && !memcmp(got, want, gn), "%s: screen differs from %s:\n%.*s", script, want_path, (int)gn, got);
         free(got);
@@ -88,7 +104,7 @@ static void run_script(const char *script)
 }
 
 /* settings and the recipe survive a clean exit: the second session starts with them */
-Test(tui, session_restored, .timeout = 120)
+Test(tui, session_restored, .timeout = 900)
 {
     char *dir = tu_tmpdir();
     run_script_at("tests/ui/session-a.script", dir);
@@ -97,19 +113,19 @@ Test(tui, session_restored, .timeout = 120)
     free(dir);
 }
 
-Test(tui, navigate, .timeout = 120) { run_script("tests/ui/navigate.script"); }
-Test(tui, knobs, .timeout = 120) { run_script("tests/ui/knobs.script"); }
-Test(tui, resize_and_quit, .timeout = 120) { run_script("tests/ui/resize_quit.script"); }
-Test(tui, recipe_presets_and_undo, .timeout = 120) { run_script("tests/ui/recipe.script"); }
-Test(tui, mouse_clicks, .timeout = 120) { run_script("tests/ui/mouse.script"); }
-Test(tui, calibration_gptq_awq, .timeout = 120) { run_script("tests/ui/calib.script"); }
-Test(tui, sensitivity_scan, .timeout = 120) { run_script("tests/ui/scan.script"); }
-Test(tui, pareto_plot, .timeout = 180) { run_script("tests/ui/pareto.script"); }
-Test(tui, export_gguf, .timeout = 120) { run_script("tests/ui/export.script"); }
-Test(tui, perplexity_of_the_recipe, .timeout = 120) { run_script("tests/ui/ppl.script"); }
-Test(tui, prompt_and_sort, .timeout = 120) { run_script("tests/ui/prompt.script"); }
-Test(tui, heatmap_cursor_zoom_and_tails, .timeout = 120) { run_script("tests/ui/heatmap.script"); }
-Test(tui, load_saved_recipe, .timeout = 120) { run_script("tests/ui/load.script"); }
+Test(tui, navigate, .timeout = 600) { run_script("tests/ui/navigate.script"); }
+Test(tui, knobs, .timeout = 600) { run_script("tests/ui/knobs.script"); }
+Test(tui, resize_and_quit, .timeout = 600) { run_script("tests/ui/resize_quit.script"); }
+Test(tui, recipe_presets_and_undo, .timeout = 600) { run_script("tests/ui/recipe.script"); }
+Test(tui, mouse_clicks, .timeout = 600) { run_script("tests/ui/mouse.script"); }
+Test(tui, calibration_gptq_awq, .timeout = 600) { run_script("tests/ui/calib.script"); }
+Test(tui, sensitivity_scan, .timeout = 600) { run_script("tests/ui/scan.script"); }
+Test(tui, pareto_plot, .timeout = 600) { run_script("tests/ui/pareto.script"); }
+Test(tui, export_gguf, .timeout = 600) { run_script("tests/ui/export.script"); }
+Test(tui, perplexity_of_the_recipe, .timeout = 600) { run_script("tests/ui/ppl.script"); }
+Test(tui, prompt_and_sort, .timeout = 600) { run_script("tests/ui/prompt.script"); }
+Test(tui, heatmap_cursor_zoom_and_tails, .timeout = 600) { run_script("tests/ui/heatmap.script"); }
+Test(tui, load_saved_recipe, .timeout = 600) { run_script("tests/ui/load.script"); }
 
 Test(tui, layout_sizes)
 {
@@ -170,7 +186,7 @@ Test(tui, tmux_smoke, .timeout = 120)
     const char *bin = getenv("QS_BIN");
     char model[4096], absmodel[PATH_MAX];
     snprintf(model, sizeof model, "sample_models/kjv-tiny.gguf");
-    if (!bin || !realpath(model, absmodel)) cr_skip_test("QS_BIN or %s missing", model);
+    if (!bin || !realpath(model, absmodel)) tu_skip("QS_BIN or %s missing", model);
     if (system("command -v tmux >/dev/null 2>&1") != 0) cr_skip_test("tmux is not installed");
     char cmd[8192];
     snprintf(cmd, sizeof cmd, "tests/tmux_smoke.sh %s %s > /tmp/qs-tmux-smoke.log 2>&1", bin, absmodel);
@@ -180,7 +196,7 @@ Test(tui, tmux_smoke, .timeout = 120)
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "tmux smoke test failed:\n%.*s", log ? (int)n : 0, log ? log : "");
     free(log);
 }
-Test(tui, generation_diverges, .timeout = 120) { run_script("tests/ui/generation.script"); }
+Test(tui, generation_diverges, .timeout = 600) { run_script("tests/ui/generation.script"); }
 
 /* the scatter plot's placement: ends of both axes, log scale, labels over plain points */
 Test(tui, scatter_plot_cells)
@@ -218,11 +234,11 @@ Test(tui, ascii_fallback)
 }
 
 /* in a terminal whose codeset is not UTF-8 every glyph on the screen is ASCII */
-Test(tui, ascii_screen_in_the_c_locale, .timeout = 60)
+Test(tui, ascii_screen_in_the_c_locale, .timeout = 600)
 {
     const char *bin = getenv("QS_BIN");
-    if (!bin) cr_skip_test("QS_BIN not set (make test sets it)");
-    if (access("sample_models/kjv-tiny.gguf", R_OK)) cr_skip_test("sample_models/kjv-tiny.gguf missing");
+    if (!bin) tu_skip("QS_BIN not set (make test sets it)");
+    if (access("sample_models/kjv-tiny.gguf", R_OK)) tu_skip("sample_models/kjv-tiny.gguf missing");
     char *dir = tu_tmpdir(), script[4200], cmd[16384], dump[4300], model[PATH_MAX];
     cr_assert_not_null(realpath("sample_models/kjv-tiny.gguf", model));
     snprintf(script, sizeof script, "%s/s.script", dir);
@@ -230,7 +246,7 @@ Test(tui, ascii_screen_in_the_c_locale, .timeout = 60)
     fputs("jjjj\n2\n:dump screen.txt\n", f);
     fclose(f);
     snprintf(cmd, sizeof cmd, "cd %s && XDG_CACHE_HOME=%s/cache XDG_CONFIG_HOME=%s/config QUANTSCOPE_SCRIPT=%s LINES=30 COLUMNS=120 "
-             "LC_ALL=C TERM=xterm-256color timeout 60 %s %s", dir, dir, dir, script, bin, model);
+             "LC_ALL=C TERM=xterm-256color timeout %d %s %s", dir, dir, dir, script, tu_timeout(60), bin, model);
     int st = system(cmd);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
     snprintf(dump, sizeof dump, "%s/screen.txt", dir);

@@ -322,7 +322,7 @@ Test(types, golden_quantized_files_dequantize_close_to_source)
     if (ns != 1 || nq == 0) {
         tu_free_list(src);
         tu_free_list(q);
-        cr_skip_test("golden/ggml (one *.f32.gguf and q/*.gguf) not found under %s", tu_golden_dir());
+        tu_skip("golden/ggml (one *.f32.gguf and q/*.gguf) not found under %s", tu_golden_dir());
     }
     int checked = check_against_source(src[0], q, 1.6);
     cr_assert_gt(checked, 100, "only %d tensors compared", checked);
@@ -340,7 +340,7 @@ Test(types, model_quants_dequantize_close_to_f32)
     if (!f || n < 2) {
         if (f) fclose(f);
         tu_free_list(files);
-        cr_skip_test("models dir %s lacks stories260K.gguf and its quantizations", tu_models_dir());
+        tu_skip("models dir %s lacks stories260K.gguf and its quantizations", tu_models_dir());
     }
     fclose(f);
     /* the tiny model's rows (64, 172) are far from heavy-tailed 4096-wide rows: wider slack */

@@ -18,6 +18,19 @@ static const char *env_or(const char *var, const char *def)
     return v && *v ? v : def;
 }
 
+int tu_require_data(void)
+{
+    const char *v = getenv("QS_REQUIRE_SHARED");
+    return v && *v && strcmp(v, "0");
+}
+
+int tu_timeout(int seconds)
+{
+    const char *v = getenv("QS_TIMEOUT_SCALE");
+    int k = v ? atoi(v) : 1;
+    return seconds * (k >= 1 && k <= 100 ? k : 1);
+}
+
 const char *tu_golden_dir(void) { return env_or("QS_GOLDEN_DIR", "../shared/golden"); }
 const char *tu_models_dir(void) { return env_or("QS_MODELS_DIR", "../shared/models"); }
 const char *tu_vocab_dir(void) { return env_or("QS_VOCAB_DIR", "../shared/vocab"); }
@@ -73,7 +86,7 @@ char **tu_golden_files(const char *sub, int *n)
     char **files = tu_list(dir, ".gguf", 0, n);
     if (!*n) {
         tu_free_list(files);
-        cr_skip_test("no golden files in %s", dir);
+        tu_skip("no golden files in %s", dir);
     }
     return files;
 }
@@ -154,7 +167,7 @@ void tu_pad(tu_buf *b, size_t align)
 tu_run_result tu_run(const char *args)
 {
     const char *bin = getenv("QS_BIN");
-    if (!bin) cr_skip_test("QS_BIN not set (make test sets it)");
+    if (!bin) tu_skip("QS_BIN not set (make test sets it)");
     char *dir = tu_tmpdir(), cmd[16384], p[4200];
     snprintf(cmd, sizeof cmd, "%s %s >%s/out 2>%s/err", bin, args, dir, dir);
     int st = system(cmd);

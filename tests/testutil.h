@@ -6,6 +6,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Skips a test whose data (golden files, models, vocabularies, sample data, the binary) is
+ * missing. With QS_REQUIRE_SHARED=1 in the environment — make test sets it whenever ../shared
+ * exists, so .ci/run does too — the skip is a failure instead: a suite whose data is present
+ * cannot go quietly green by skipping. The first argument must be a string literal. */
+int tu_require_data(void);
+#define tu_skip(...)                                                                                          \
+    do {                                                                                                      \
+        if (tu_require_data()) cr_assert_fail("QS_REQUIRE_SHARED=1 and this test would skip: " __VA_ARGS__); \
+        cr_skip_test(__VA_ARGS__);                                                                            \
+    } while (0)
+
+/* A wall-clock limit scaled for slow builds: seconds × QS_TIMEOUT_SCALE (make SAN=1 test sets 4). */
+int tu_timeout(int seconds);
+
 const char *tu_golden_dir(void);
 const char *tu_models_dir(void);
 const char *tu_vocab_dir(void);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tmux smoke test of the workbench in a real terminal: start, resize storm (too-small screen
 # and back), SIGINT (Ctrl-C) ends it with status 130 and the terminal restored (the shell
-# prompt of the pane comes back in cooked mode). Usage: tmux_smoke.sh QUANTSCOPE MODEL
+# prompt of the pane comes back in cooked mode); then SIGHUP does the same. Usage: tmux_smoke.sh QUANTSCOPE MODEL
 set -u
 bin=$1 model=$2
 sock="qs-smoke-$$"
@@ -35,4 +35,14 @@ if ! diff -q /tmp/qs-stty-before-$$ /tmp/qs-stty-after-$$ >/dev/null; then
     echo "terminal settings differ after Ctrl-C:"; diff /tmp/qs-stty-before-$$ /tmp/qs-stty-after-$$; exit 1
 fi
 rm -f /tmp/qs-stty-before-$$ /tmp/qs-stty-after-$$
+# SIGHUP (the terminal went away) restores the terminal as SIGTERM does
+t send-keys -t qs "clear; stty -a > /tmp/qs-stty-before-$$; XDG_CONFIG_HOME=/tmp/qs-config-$$ TERM=xterm-256color sh -c 'echo \$\$ > /tmp/qs-pid-$$; exec $bin $model'; echo EXIT2=\$?; stty -a > /tmp/qs-stty-after-$$" Enter
+wait_for "Knobs + metrics" 20 || exit 1
+kill -HUP "$(cat /tmp/qs-pid-$$)"
+wait_for "EXIT2=130" 10 || exit 1
+sleep 0.2
+if ! diff -q /tmp/qs-stty-before-$$ /tmp/qs-stty-after-$$ >/dev/null; then
+    echo "terminal settings differ after SIGHUP:"; diff /tmp/qs-stty-before-$$ /tmp/qs-stty-after-$$; exit 1
+fi
+rm -f /tmp/qs-stty-before-$$ /tmp/qs-stty-after-$$ /tmp/qs-pid-$$
 echo "tmux smoke: ok"

@@ -10,8 +10,10 @@
 
 #include "core/backend.h"
 #include "core/err.h"
+#include "core/fileio.h"
 #include "tui/tui.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 typedef struct command {
@@ -83,7 +85,7 @@ void qs_cli_progress(void *ctx, int64_t done, int64_t total)
 
 int qs_cli_fail(const char *what, const qs_err *err)
 {
-    fprintf(stderr, "quantscope: %s: %s\n", what, err->msg);
+    fprintf(stderr, "quantscope: %s: %s\n", QS_ESC(what), QS_ESC(err->msg));
     return err->code == QS_E_USAGE ? QS_EXIT_USAGE : QS_EXIT_INPUT;
 }
 
@@ -146,6 +148,39 @@ static int run_tui(int argc, char **argv)
     return qs_tui_run(&o);
 }
 
+/* a command killed by a signal leaves no temporary file behind */
+static void on_signal(int sig)
+{
+    qs_tmp_cleanup_signal_safe();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* every existing file or directory named on the command line is an input an output must not
+ * replace — except the values of the options that name outputs (and --resume, whose checkpoint
+ * the run overwrites by design) */
+static void register_inputs(int argc, char **argv)
+{
+    static const char *const outputs[] = {"-o", "--out", "--csv", "--hf", "--tensor-type-file", "--log", "--kld-base",
+                                          "--resume", NULL};
+    for (int i = 2; i < argc; i++) {
+        bool out = false;
+        for (const char *const *o = outputs; *o && !out; o++) out = !strcmp(argv[i - 1], *o);
+        if (!out) qs_input_register(argv[i]);
+    }
+}
+
+static void command_setup(int argc, char **argv)
+{
+    register_inputs(argc, argv);
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) {
+        struct sigaction cur;
+        if (sigaction(sigs[i], NULL, &cur) == 0 && cur.sa_handler != SIG_IGN) signal(sigs[i], on_signal); /* nohup stays */
+    }
+    qs_fault_guard_install();
+}
+
 int qs_cli_main(int argc, char **argv)
 {
     if (argc < 2 || (argv[1][0] == '-' && strcmp(argv[1], "-h") && strcmp(argv[1], "--help")))
@@ -155,7 +190,10 @@ int qs_cli_main(int argc, char **argv)
         return QS_EXIT_OK;
     }
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
-        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+        if (strcmp(argv[1], commands[i].name) == 0) {
+            command_setup(argc, argv);
+            return commands[i].run(argc - 1, argv + 1);
+        }
     if (access(argv[1], R_OK) == 0) return run_tui(argc, argv); /* quantscope MODEL: the workbench */
     fprintf(stderr, "quantscope: unknown command '%s'\n", argv[1]);
     usage(stderr);

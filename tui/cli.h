@@ -9,6 +9,11 @@
 
 #include "core/calib.h"
 #include "core/err.h"
+#include "core/escape.h"
+
+/* a string from a file (or the command line) as it may reach the terminal (core/escape.h); the
+ * buffer lives until the end of the enclosing block */
+#define QS_ESC(s) qs_escape((s), (char[1024]){0}, 1024)
 
 enum { QS_EXIT_OK = 0, QS_EXIT_USAGE = 1, QS_EXIT_INPUT = 2 };
 

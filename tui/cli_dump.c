@@ -48,7 +48,7 @@ int qs_cli_dump(int argc, char **argv)
     int rc = QS_EXIT_OK;
     int64_t r0, r1, c0, c1, ncols = t ? t->ne[0] : 0;
     if (!t) {
-        fprintf(stderr, "quantscope: %s: no tensor named '%s'\n", path, name);
+        fprintf(stderr, "quantscope: %s: no tensor named '%s'\n", QS_ESC(path), QS_ESC(name));
         rc = QS_EXIT_INPUT;
     } else if (parse_range(rows ? rows : ":", qs_tensor_nrows(t), &r0, &r1) ||
                parse_range(cols ? cols : ":", ncols, &c0, &c1)) {

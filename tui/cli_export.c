@@ -206,8 +206,12 @@ int qs_cli_export(int argc, char **argv)
     export_args a;
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc;
-    if (a.hf && !a.out) return export_hf(a.model, a.hf);
     qs_err err = {0};
+    /* refuse a bad output before the long work */
+    if (a.hf && !a.out && qs_adir_check(a.hf, qs_ckpt_files, &err)) return qs_cli_fail(a.hf, &err);
+    if (a.hf && !a.out) return export_hf(a.model, a.hf);
+    if (!a.llama_quantize && !a.lq && (strcmp(a.format, "gguf") ? qs_adir_check(a.out, qs_ckpt_files, &err) : qs_output_check(a.out, 0, &err)))
+        return qs_cli_fail(a.out, &err);
     qs_model *m = qs_model_open(a.model, &err);
     if (!m) return qs_cli_fail(a.model, &err);
     qs_gguf *tok = a.vocab ? qs_gguf_open(a.vocab, &err) : NULL;

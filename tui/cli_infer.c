@@ -56,9 +56,8 @@ int qs_cli_tokenize(int argc, char **argv)
         char piece[256];
         size_t pl = qs_token_piece(v, ids[i], true, 0, piece, sizeof piece - 1);
         piece[pl] = '\0';
-        printf("%8d  '", ids[i]);
-        for (size_t k = 0; k < pl; k++) (unsigned char)piece[k] < 32 ? printf("\\x%02x", (unsigned char)piece[k]) : putchar(piece[k]);
-        printf("'\n");
+        char esc[1024];
+        printf("%8d  '%s'\n", ids[i], qs_escape_n(piece, pl, esc, sizeof esc));
     }
     if (!rc) free(ids);
     qs_vocab_free(v);

@@ -49,26 +49,26 @@ static void print_text(const qs_model *m, bool kv)
     const qs_hparams *h = &m->hp;
     char fmt[128];
     format_line(m, fmt, sizeof fmt);
-    printf("model:         %s\n", m->path);
+    printf("model:         %s\n", QS_ESC(m->path));
     printf("format:        %s\n", fmt);
-    printf("architecture:  %s (inference: %s%s)\n", h->arch, h->supported ? "supported" : "no — ",
-           h->supported ? "" : h->unsupported_why);
+    printf("architecture:  %s (inference: %s%s)\n", QS_ESC(h->arch), h->supported ? "supported" : "no — ",
+           h->supported ? "" : QS_ESC(h->unsupported_why));
     printf("hyperparams:   n_layer %u  n_embd %u  n_ff %u  n_head %u  n_head_kv %u  head_dim %u  n_rot %u\n",
            h->n_layer, h->n_embd, h->n_ff, h->n_head, h->n_head_kv, h->head_dim, h->n_rot);
     printf("               n_ctx %u  n_vocab %u  rope_base %g (%s)  norm_eps %g  tied_output %s\n", h->n_ctx,
            h->n_vocab, h->rope_base, h->rope_style == QS_ROPE_NEOX ? "neox" : "norm", h->norm_eps,
            h->tied_output ? "yes" : "no");
     const qs_tokinfo *t = &m->tok;
-    printf("tokenizer:     %s%s%s%s, %u tokens, %u merges, scores %s, bos %d eos %d unk %d\n", t->kind,
-           t->pre[0] ? " (pre " : "", t->pre, t->pre[0] ? ")" : "", t->n_tokens, t->n_merges,
+    printf("tokenizer:     %s%s%s%s, %u tokens, %u merges, scores %s, bos %d eos %d unk %d\n", QS_ESC(t->kind),
+           t->pre[0] ? " (pre " : "", QS_ESC(t->pre), t->pre[0] ? ")" : "", t->n_tokens, t->n_merges,
            t->has_scores ? "yes" : "no", t->bos, t->eos, t->unk);
-    if (m->warning[0]) printf("warning:       %s\n", m->warning);
+    if (m->warning[0]) printf("warning:       %s\n", QS_ESC(m->warning));
     if (kv && m->gguf) {
         printf("\nmetadata (%" PRId64 " keys):\n", m->gguf->n_kv);
         for (int64_t i = 0; i < m->gguf->n_kv; i++) {
             char val[160];
             qs_gguf_kv_format(&m->gguf->kv[i], val, sizeof val);
-            printf("  %-44s %-8s %s\n", m->gguf->kv[i].key, qs_gguf_vtype_name(m->gguf->kv[i].type), val);
+            printf("  %-44s %-8s %s\n", QS_ESC(m->gguf->kv[i].key), qs_gguf_vtype_name(m->gguf->kv[i].type), QS_ESC(val));
         }
     }
     printf("\n%-40s %-11s %5s %-16s %-7s %12s %7s\n", "tensor", "role", "block", "shape", "type", "bytes", "bpw");
@@ -77,8 +77,8 @@ static void print_text(const qs_model *m, bool kv)
         char shape[96], blk[16];
         shape_str(x, shape, sizeof shape);
         snprintf(blk, sizeof blk, x->block >= 0 ? "%d" : "-", x->block);
-        printf("%-40s %-11s %5s %-16s %-7s %12" PRIu64 " %7.3f\n", x->name, qs_role_name(x->role), blk, shape,
-               x->dtype, x->nbytes, qs_tensor_bpw(x));
+        printf("%-40s %-11s %5s %-16s %-7s %12" PRIu64 " %7.3f\n", QS_ESC(x->name), qs_role_name(x->role), blk, shape,
+               QS_ESC(x->dtype), x->nbytes, qs_tensor_bpw(x));
     }
     totals tt = model_totals(m);
     printf("\ntotals:        %" PRId64 " tensors, %" PRId64 " parameters, %" PRIu64 " bytes (%.2f MiB), %.3f bits per weight\n",

@@ -184,7 +184,7 @@ static const float *imatrix_for(const qs_imatrix *im, const qs_tensor *t, const 
     if (!im) return NULL;
     const qs_imatrix_entry *e = qs_imatrix_find(im, t->gguf_name[0] ? t->gguf_name : t->name);
     if (!e) {
-        fprintf(stderr, "quantscope: %s: no entry for %s: quantizing without importance weights\n", path, t->name);
+        fprintf(stderr, "quantscope: %s: no entry for %s: quantizing without importance weights\n", QS_ESC(path), QS_ESC(t->name));
         return NULL;
     }
     if (e->n != t->ne[0]) {
@@ -207,7 +207,7 @@ static int quant_tensor(const quant_opts *o, const qs_tensor *t, const float *qw
         free(w);
         return qs_cli_fail(o->path, &err);
     }
-    printf("tensor:   %s [%lld, %lld] %s%s\n", t->name, (long long)rows, (long long)cols, t->dtype,
+    printf("tensor:   %s [%lld, %lld] %s%s\n", QS_ESC(t->name), (long long)rows, (long long)cols, t->dtype,
            qw ? " (with imatrix)" : "");
     if (o->compare) {
         run_compare(w, rows, cols, qw, o->threads);
@@ -268,7 +268,7 @@ int qs_cli_quant(int argc, char **argv)
     }
     const qs_tensor *t = qs_model_find_tensor(m, o.tensor);
     if (!t) {
-        fprintf(stderr, "quantscope: %s: no tensor named '%s'\n", o.path, o.tensor);
+        fprintf(stderr, "quantscope: %s: no tensor named '%s'\n", QS_ESC(o.path), QS_ESC(o.tensor));
         rc = QS_EXIT_INPUT;
     } else {
         const float *qw = imatrix_for(im, t, o.imatrix, &rc);

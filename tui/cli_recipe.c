@@ -25,7 +25,7 @@ static void print_table(const qs_recipe_table *t)
         if (!e->keep && e->ggml_type >= 0 && e->ggml_type != e->cfg.method->ggml_type)
             snprintf(cfg + strlen(cfg), sizeof cfg - strlen(cfg), " → %s", qs_type_name(e->ggml_type));
         snprintf(shape, sizeof shape, "[%" PRId64 ", %" PRId64 "]", qs_tensor_nrows(e->t), e->t->ne[0]);
-        printf("%-36s %-16s %-28s %8.3f %12" PRId64 "\n", e->t->gguf_name[0] ? e->t->gguf_name : e->t->name, shape, cfg,
+        printf("%-36s %-16s %-28s %8.3f %12" PRId64 "\n", QS_ESC(e->t->gguf_name[0] ? e->t->gguf_name : e->t->name), shape, cfg,
                e->bpw, e->bytes);
         bytes += e->bytes;
         orig += (int64_t)e->t->nbytes;

@@ -43,6 +43,7 @@ static void restore_terminal(void)
 
 static void on_fatal(int sig)
 {
+    qs_tmp_cleanup_signal_safe();
     restore_terminal();
     signal(sig, SIG_DFL);
     raise(sig);
@@ -51,6 +52,7 @@ static void on_fatal(int sig)
 static void on_term(int sig)
 {
     (void)sig;
+    qs_tmp_cleanup_signal_safe();
     restore_terminal();
     _exit(130);
 }
@@ -60,11 +62,13 @@ static void install_signals(void)
     signal(SIGINT, on_term);
     signal(SIGTERM, on_term);
     signal(SIGQUIT, on_term);
+    signal(SIGHUP, on_term);
     signal(SIGSEGV, on_fatal);
     signal(SIGBUS, on_fatal);
     signal(SIGFPE, on_fatal);
     signal(SIGILL, on_fatal);
     signal(SIGABRT, on_fatal);
+    qs_fault_guard_install(); /* a SIGBUS in a guarded read of the mapped model is an error, others reach on_fatal */
     atexit(restore_terminal);
 }
 

@@ -181,8 +181,10 @@ static int calib_view(const app *a, const qs_tensor *x, const qs_qconfig *cfg, q
     bool need = cfg->method->needs_calib;
     qs_err err = {0};
     if (!a->calib) {
+        /* the text's file name only: the screen has no room for a whole path */
+        const char *base = strrchr(a->calib_path, '/') ? strrchr(a->calib_path, '/') + 1 : a->calib_path;
         if (need) snprintf(msg, n, "%s needs calibration data: press C to calibrate%s%.150s", cfg->method->name,
-                           a->calib_path[0] ? " on " : " (start with --calib FILE)", a->calib_path);
+                           a->calib_path[0] ? " on " : " (start with --calib FILE)", base);
         return need ? -1 : 0;
     }
     if (qs_calib_for_tensor(a->calib, x->gguf_name, cfg->method->kind == QS_METHOD_GPTQ, v, &err)) {
@@ -453,11 +455,13 @@ static void calib_compute(worker *w, const char *path)
     qs_calib_opts_default(&o);
     char cp[600], key[40] = "";
     bool cached = false, saved = false;
+    qs_err refused = {0}; /* a cache file that was there and was refused (damaged, another version) */
     if (!rc && cache_path(a, text, len, &o, cp, sizeof cp, false)) {
         snprintf(key, sizeof key, "%s", strrchr(cp, '/') + 1);
         *strstr(key, ".gguf") = '\0';
         qs_err ce = {0};
         cached = (s = qs_calib_load(cp, key, &ce)) != NULL;
+        if (!cached && access(cp, F_OK) == 0) refused = ce;
     }
     if (!rc && !cached) rc = qs_calib_collect(w->base, w->vocab, text, len, &o, &w->calib_prog, &s, &err);
     if (!rc && !cached && key[0] && cache_path(a, text, len, &o, cp, sizeof cp, true)) {
@@ -470,9 +474,12 @@ static void calib_compute(worker *w, const char *path)
     if (!rc) {
         qs_calib_set_free(a->calib);
         a->calib = s;
-        snprintf(a->calib_status, sizeof a->calib_status, "calibrated%s: %d chunks of %d tokens of %.80s — gptq and awq are live, "
-                 "every method shows its output error", cached ? " (from the cache)" : saved ? " (cached)" : "", s->n_chunks,
-                 s->n_ctx, base);
+        if (refused.msg[0])
+            snprintf(a->calib_status, sizeof a->calib_status, "calibrated anew: the cache was refused (%.100s)", refused.msg);
+        else
+            snprintf(a->calib_status, sizeof a->calib_status, "calibrated%s: %d chunks of %d tokens of %.80s — gptq and awq are live, "
+                     "every method shows its output error", cached ? " (from the cache)" : saved ? " (cached)" : "", s->n_chunks,
+                     s->n_ctx, base);
     } else {
         snprintf(a->calib_status, sizeof a->calib_status, "calibration %.140s", err.code == QS_E_CANCELLED ? "cancelled" : err.msg);
     }

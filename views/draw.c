@@ -6,6 +6,8 @@
 #include <string.h>
 #include <wchar.h>
 
+#include "core/escape.h"
+
 static attr_t roles[TH_COUNT];
 static bool has_colour, ascii_only;
 
@@ -51,7 +53,8 @@ bool theme_has_colour(void) { return has_colour; }
 void draw_text(int y, int x, int w, const char *s, attr_t a)
 {
     if (w <= 0 || y < 0 || x < 0) return;
-    char plain[1024];
+    char plain[1024], esc[1024];
+    s = qs_escape(s, esc, sizeof esc); /* names and values from model files: no escape sequences */
     if (ascii_only) plot_ascii(s, plain, sizeof plain), s = plain;
     wchar_t buf[1024];
     size_t n = mbstowcs(buf, s, sizeof buf / sizeof *buf - 1);
@@ -59,7 +62,21 @@ void draw_text(int y, int x, int w, const char *s, attr_t a)
         n = 0;
         for (const char *p = s; *p && n < sizeof buf / sizeof *buf - 1; p++) buf[n++] = (unsigned char)*p < 128 ? (wchar_t)*p : L'?';
     }
-    if ((int)n > w) n = (size_t)w;
+    if ((int)n > w) {
+        /* never clip mid-way silently: text that does not fit ends at a word boundary (if one is
+         * not too far back) with an ellipsis; only trailing blanks are cut plainly */
+        size_t k = (size_t)w;
+        while (k < n && buf[k] == L' ') k++;
+        if (k < n) {
+            size_t cut = (size_t)w - 1;
+            while (cut > (size_t)w / 2 && buf[cut] != L' ' && buf[cut - 1] != L' ') cut--;
+            if (cut <= (size_t)w / 2) cut = (size_t)w - 1;
+            while (cut > 0 && buf[cut - 1] == L' ') cut--;
+            buf[cut] = ascii_only ? L'~' : L'\u2026';
+            n = cut + 1;
+        } else
+            n = (size_t)w;
+    }
     attrset(a);
     mvaddnwstr(y, x, buf, (int)n);
     attrset(A_NORMAL);
@@ -73,6 +90,60 @@ void draw_textf(int y, int x, int w, attr_t a, const char *fmt, ...)
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
     draw_text(y, x, w, buf, a);
+}
+
+int draw_wrap(int y, int x, int w, int max_lines, const char *s, attr_t a)
+{
+    int rows = 0;
+    while (*s && rows < max_lines && w > 0) {
+        while (*s == ' ') s++;
+        /* the longest prefix of whole words within w columns (a longer word is split) */
+        const char *p = s, *brk = NULL;
+        int cols = 0;
+        while (*p && cols < w) {
+            if (*p == ' ') brk = p;
+            p++;
+            while ((*p & 0xC0) == 0x80) p++;
+            cols++;
+        }
+        if (*p && *p != ' ' && brk) p = brk;
+        char line[1024];
+        size_t len = rows + 1 < max_lines || !*p ? (size_t)(p - s) : strlen(s); /* the last row: draw_text ends it */
+        len = len < sizeof line - 1 ? len : sizeof line - 1;
+        memcpy(line, s, len), line[len] = '\0';
+        draw_text(y + rows++, x, w, line, a);
+        s = p;
+        if (rows == max_lines) break;
+    }
+    return rows;
+}
+
+static int columns(const char *s)
+{
+    int c = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) c += (*p & 0xC0) != 0x80;
+    return c;
+}
+
+void draw_fields(int y, int x, int w, attr_t a, char (*f)[64], const int *keep, int n)
+{
+    bool on[16];
+    for (int i = 0; i < n && i < 16; i++) on[i] = true;
+    for (;;) {
+        int total = 0, shown = 0;
+        for (int i = 0; i < n && i < 16; i++)
+            if (on[i]) total += columns(f[i]) + (shown++ ? 2 : 0);
+        if (total <= w || shown <= 1) break;
+        int drop = -1;
+        for (int i = 0; i < n && i < 16; i++)
+            if (on[i] && (drop < 0 || keep[i] < keep[drop])) drop = i;
+        on[drop] = false;
+    }
+    char line[1024];
+    size_t o = 0;
+    for (int i = 0; i < n && i < 16; i++)
+        if (on[i]) o += (size_t)snprintf(line + o, sizeof line - o, "%s%s", o ? "  " : "", f[i]);
+    draw_text(y, x, w, line, a);
 }
 
 void draw_fill(rect r, attr_t a)

@@ -26,7 +26,15 @@ bool theme_has_colour(void);
 role theme_error_role(float rel_err);
 
 /* text clipped to w columns (UTF-8; every character counts one column) */
+/* Text that does not fit in w columns ends with "…" at a word boundary — never a number or word
+ * clipped silently. Control characters are escaped (core/escape.h). */
 void draw_text(int y, int x, int w, const char *s, attr_t a);
+/* s word-wrapped over at most max_lines rows of w columns from (y, x) (the last row ends in "…"
+ * if the text goes on); returns the rows used */
+int draw_wrap(int y, int x, int w, int max_lines, const char *s, attr_t a);
+/* n fields (f[i], at most 63 bytes) joined by two spaces; when they do not fit, whole fields are
+ * dropped — the one with the lowest keep[i] first — so no value is ever cut */
+void draw_fields(int y, int x, int w, attr_t a, char (*f)[64], const int *keep, int n);
 void draw_textf(int y, int x, int w, attr_t a, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 void draw_fill(rect r, attr_t a);
 void draw_vline(int y, int x, int h, attr_t a);

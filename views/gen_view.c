@@ -19,16 +19,21 @@ static void continuation(int y, int x, int w, int lines, const char *text, int d
         else buf[o++] = text[i];
     }
     buf[o] = '\0';
-    /* split by columns (one column per character) */
+    /* split by columns (one column per character), at word boundaries: a word longer than the
+     * row is the only thing ever split */
     const char *p = buf;
     for (int row = 0; row < lines && *p; row++) {
-        const char *s = p;
-        int cols = 0, at_mark = -1;
+        /* (a row broken at a space starts with it, lined up with the first row, whose text starts
+         * with the continuation's space) */
+        const char *s = p, *brk = NULL;
+        int cols = 0, at_mark = -1, brk_mark = -1;
         while (*p && cols < w) {
+            if (*p == ' ' && p > s) brk = p, brk_mark = at_mark;
             if (mark >= 0 && p - buf == mark) at_mark = cols;
             p += (*p & 0x80) ? ((*p & 0xE0) == 0xC0 ? 2 : (*p & 0xF0) == 0xE0 ? 3 : 4) : 1;
             cols++;
         }
+        if (*p && *p != ' ' && brk) p = brk, at_mark = brk_mark; /* the row ends inside a word */
         char line[1024];
         size_t len = (size_t)(p - s) < sizeof line - 1 ? (size_t)(p - s) : sizeof line - 1;
         memcpy(line, s, len);

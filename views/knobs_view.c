@@ -22,8 +22,13 @@ static void metric_line(int y, rect r, const char *label, double v, double prev,
     bool wide = r.w >= 40;
     plot_fmt(v, a, sizeof a);
     if (have_prev && isfinite(prev) && isfinite(v) && prev != v) {
-        double rel = prev != 0 ? (v - prev) / fabs(prev) * 100 : 0;
-        snprintf(d, sizeof d, "%s%+.0f%%", (v < prev) == lower_better ? "▼" : "▲", rel);
+        /* the arrow says better or worse; the number carries a sign only when it is not zero
+         * (a change under half a percent is "<1%", never "-0%") */
+        const char *arrow = (v < prev) == lower_better ? "▼" : "▲";
+        double rel = prev != 0 ? (v - prev) / fabs(prev) * 100 : NAN;
+        if (!isfinite(rel)) snprintf(d, sizeof d, "%s", arrow);
+        else if (fabs(rel) < 0.5) snprintf(d, sizeof d, "%s<1%%", arrow);
+        else snprintf(d, sizeof d, "%s%+.0f%%", arrow, rel);
     }
     draw_text(y, r.x + 1, 9, label, A_NORMAL);
     draw_text(y, r.x + 10, 10, a, A_BOLD);
@@ -59,7 +64,7 @@ void knobs_view_draw(rect r, const app *a, const app_result *res)
         return;
     }
     if (!res->ok) {
-        draw_text(y, r.x + 1, r.w - 2, res->error, theme(TH_BAD));
+        draw_wrap(y, r.x + 1, r.w - 2, r.y + r.h - y, res->error, theme(TH_BAD));
         return;
     }
     if (res->ggml_type >= 0 && res->ggml_type != res->cfg.method->ggml_type)
@@ -77,5 +82,5 @@ void knobs_view_draw(rect r, const app *a, const app_result *res)
     metric_line(y++, r, "cosine", m->cosine, p->cosine, hp, false);
     metric_line(y++, r, "clipped%", 100.0 * (double)res->n_clipped / (double)(res->rows * res->cols), 0, false, true);
     if (isfinite(res->out_err) && y < r.y + r.h) metric_line(y++, r, "out err", res->out_err, 0, false, true);
-    if (res->report[0] && y < r.y + r.h) draw_text(y + 1, r.x + 1, r.w - 2, res->report, theme(TH_DIM));
+    if (res->report[0] && y + 1 < r.y + r.h) draw_wrap(y + 1, r.x + 1, r.w - 2, r.y + r.h - y - 1, res->report, theme(TH_DIM));
 }

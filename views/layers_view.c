@@ -7,6 +7,19 @@
 #include "views/draw.h"
 #include "views/views.h"
 
+/* the shape column: as wide as the widest shape (so names get the rest), 5 to 11 columns */
+static int shape_width(const app *a)
+{
+    int w = 5;
+    for (int64_t i = 0; i < a->model->n_tensors; i++) {
+        const qs_tensor *x = &a->model->tensors[i];
+        char s[48];
+        int k = snprintf(s, sizeof s, "%lldx%lld", (long long)qs_tensor_nrows(x), (long long)x->ne[0]);
+        w = k > w ? k : w;
+    }
+    return w < 11 ? w : 11;
+}
+
 static void draw_row(const app *a, int row, int y, rect r, bool selected)
 {
     int t = a->rows[row];
@@ -27,7 +40,7 @@ static void draw_row(const app *a, int row, int y, rect r, bool selected)
     snprintf(shape, sizeof shape, "%lldx%lld", (long long)qs_tensor_nrows(x), (long long)x->ne[0]);
     if (app_tensor_quantizable(a, t)) qs_qconfig_describe(&a->cfg[t], cfg, sizeof cfg);
     else snprintf(cfg, sizeof cfg, "%s", x->dtype);
-    int indent = x->block >= 0 ? 2 : 0, cw = 12, sw = 9, nw = r.w - indent - cw - sw - 3;
+    int indent = x->block >= 0 ? 2 : 0, cw = 12, sw = shape_width(a), nw = r.w - indent - cw - sw - 3;
     draw_text(y, r.x + indent, nw, name, sel);
     draw_textf(y, r.x + indent + nw + 1, sw, sel ? sel : theme(TH_DIM), "%*s", sw, shape);
     draw_text(y, r.x + r.w - cw - 1, cw, cfg, sel);

@@ -52,8 +52,8 @@ void recipe_view_draw(rect r, const app *a, const qs_recipe_table *t, const app_
                tot->elements ? 8.0 * (double)tot->orig_bytes / (double)tot->elements : 0.0,
                tot->orig_bytes ? 100.0 * (double)tot->bytes / (double)tot->orig_bytes : 0.0);
     draw_text(r.y + r.h - 2, r.x + 1, r.w - 2,
-              "presets (llama-quantize): 1 Q2_K 2 Q3_K_S 3 Q3_K_M 4 Q3_K_L 5 Q4_K_S 6 Q4_K_M 7 Q5_K_S 8 Q5_K_M 9 Q6_K"
-              " 0 Q8_0; n NF4; R RTN-4 g128",
+              "presets: 1 Q2_K 2 Q3_K_S 3 Q3_K_M 4 Q3_K_L 5 Q4_K_S 6 Q4_K_M 7 Q5_K_S 8 Q5_K_M 9 Q6_K 0 Q8_0"
+              "  n NF4  R RTN-4 g128",
               theme(TH_DIM));
     draw_text(r.y + r.h - 1, r.x + 1, r.w - 2, "/ bulk edit (PATTERN=CONFIG)   Enter opens the tensor   u/U undo/redo   e saves JSON + CSV   Esc back", theme(TH_DIM));
 }

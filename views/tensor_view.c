@@ -22,10 +22,16 @@ static void tab_bar(rect r, const app *a, const app_result *res)
         draw_text(r.y + 1, cx, r.w - (cx - r.x), lab, i == (int)a->tab ? A_BOLD : theme(TH_DIM));
         cx += (int)strlen(lab) + 1;
     }
-    if (res && res->tensor == t && res->rows)
-        draw_textf(r.y + 2, r.x + 1, r.w - 2, theme(TH_DIM), "min %.4g  max %.4g  mean %.3g  std %.3g  kurt %.1f  >3σ %lld",
-                   res->dist.min, res->dist.max, res->dist.mean, res->dist.std, res->dist.kurtosis,
-                   (long long)res->dist.n_outliers);
+    if (res && res->tensor == t && res->rows) {
+        char f[5][64], a0[24], a1[24];
+        snprintf(f[0], sizeof f[0], "%s…%s", plot_fmt(res->dist.min, a0, sizeof a0), plot_fmt(res->dist.max, a1, sizeof a1));
+        snprintf(f[1], sizeof f[1], "mean %s", plot_fmt(res->dist.mean, a0, sizeof a0));
+        snprintf(f[2], sizeof f[2], "std %s", plot_fmt(res->dist.std, a0, sizeof a0));
+        snprintf(f[3], sizeof f[3], "kurt %.1f", res->dist.kurtosis);
+        snprintf(f[4], sizeof f[4], ">3σ %lld", (long long)res->dist.n_outliers);
+        static const int keep[5] = {2, 3, 4, 1, 0}; /* dropped first: >3σ, kurt, the range */
+        draw_fields(r.y + 2, r.x + 1, r.w - 2, theme(TH_DIM), f, keep, 5);
+    }
 }
 
 /* bars of counts over w columns, `rows` text rows tall, growing upwards from y0 + rows − 1 */
@@ -75,8 +81,12 @@ static void histogram(rect r, const app *a, const app_result *res)
         if (c0 >= 0) draw_text(gy, x0 + c0, 1, "[", theme(TH_GRID));
         if (c1 >= 0) draw_text(gy, x0 + c1, 1, "]", theme(TH_GRID));
     }
-    draw_textf(gy + 1, x0, w, theme(TH_DIM), "grid of group 0: %d levels   range %.4g … %.4g", res->n_levels,
-               res->hist.lo, res->hist.hi);
+    char g[3][64], lo[24], hi[24];
+    snprintf(g[0], sizeof g[0], "grid: %d levels", res->n_levels);
+    snprintf(g[1], sizeof g[1], "(group 0)");
+    snprintf(g[2], sizeof g[2], "range %s…%s", plot_fmt(res->hist.lo, lo, sizeof lo), plot_fmt(res->hist.hi, hi, sizeof hi));
+    static const int keep[3] = {2, 0, 1}; /* the group's name goes first, the range last */
+    draw_fields(gy + 1, x0, w, theme(TH_DIM), g, keep, 3);
     draw_text(gy + 2, x0, w, "dequantized weights", theme(TH_DIM));
     bars(gy + 3, x0, w, bot - 1, cd, a->log_counts, theme(TH_BAR_DEQ));
 }
@@ -116,10 +126,17 @@ static void heatmap(rect r, const app *a, const app_result *res)
         }
     int y = r.y + 3 + (pr + 1) / 2;
     if (y > r.y + r.h - 3) y = r.y + r.h - 3;
-    draw_textf(y, x0, w, theme(TH_DIM), "%s/cell %lldx%lld, rows %lld-%lld cols %lld-%lld: 0 %s %.4g",
-               what[hm], (long long)(v->heat_nr / pr), (long long)(v->heat_nc / pc),
-               (long long)v->heat_r0, (long long)(v->heat_r0 + v->heat_nr - 1), (long long)v->heat_c0,
-               (long long)(v->heat_c0 + v->heat_nc - 1), theme_has_colour() ? "→" : "░▒▓█", vmax);
+    {
+        /* what a cell shows, the part of the tensor on screen, the legend: the part goes first when
+         * the pane is narrow, the legend never */
+        char f[3][64], vm[24];
+        snprintf(f[0], sizeof f[0], "%s/cell %lldx%lld", what[hm], (long long)(v->heat_nr / pr), (long long)(v->heat_nc / pc));
+        snprintf(f[1], sizeof f[1], "rows %lld-%lld cols %lld-%lld", (long long)v->heat_r0,
+                 (long long)(v->heat_r0 + v->heat_nr - 1), (long long)v->heat_c0, (long long)(v->heat_c0 + v->heat_nc - 1));
+        snprintf(f[2], sizeof f[2], "0 %s %s", theme_has_colour() ? "→" : "░▒▓█", plot_fmt(vmax, vm, sizeof vm));
+        static const int keep[3] = {1, 0, 2};
+        draw_fields(y, x0, w, theme(TH_DIM), f, keep, 3);
+    }
     int64_t r0 = v->heat_r0 + (int64_t)cy * v->heat_nr / pr, r1 = v->heat_r0 + (int64_t)(cy + 1) * v->heat_nr / pr - 1;
     int64_t c0 = v->heat_c0 + (int64_t)cx * v->heat_nc / pc, c1 = v->heat_c0 + (int64_t)(cx + 1) * v->heat_nc / pc - 1;
     if (!focus) draw_text(y + 1, x0, w, "m: |w| |error| scale  Tab: cursor +- zoom", theme(TH_DIM));
@@ -134,16 +151,17 @@ static void heatmap(rect r, const app *a, const app_result *res)
 static void channels(rect r, const app_result *res)
 {
     int y = r.y + 3;
-    draw_textf(y++, r.x + 1, r.w - 2, A_BOLD, "%5s %8s %8s %6s %7s %8s", "row", "max|w|", "std", "kurt", "max/med", "RMSE");
+    /* 44 columns: the whole table fits the tensor pane of an 80- or 120-column screen */
+    draw_textf(y++, r.x + 1, r.w - 2, A_BOLD, "%5s %7s %7s %5s %7s %8s", "row", "max|w|", "std", "kurt", "max/med", "RMSE");
     for (int k = 0; k < 8 && res->ch_row[k] >= 0 && y < r.y + r.h; k++)
     {
         char err[16] = "       …"; /* a preview has no error for rows outside its sample */
         if (!isnan(res->ch_err[k])) snprintf(err, sizeof err, "%8.5f", res->ch_err[k]);
         draw_textf(y++, r.x + 1, r.w - 2, res->ch[k].max_over_median > 10 ? theme(TH_WARN) : A_NORMAL,
-                   "%5d %8.4f %8.4f %6.1f %7.1f %s", res->ch_row[k], res->ch[k].absmax, res->ch[k].std,
+                   "%5d %7.4f %7.4f %5.1f %7.1f %s", res->ch_row[k], res->ch[k].absmax, res->ch[k].std,
                    res->ch[k].kurtosis, res->ch[k].max_over_median, err);
     }
-    draw_text(y + 1, r.x + 1, r.w - 2, "rows with the largest max/median |w| (outlier channels)", theme(TH_DIM));
+    draw_text(y + 1, r.x + 1, r.w - 2, "outlier rows: the largest max/median |w|", theme(TH_DIM));
 }
 
 void tensor_view_draw(rect r, const app *a, const app_result *res)
@@ -164,11 +182,11 @@ void tensor_view_draw(rect r, const app *a, const app_result *res)
         return;
     }
     if (!res->rows) {
-        draw_text(r.y + 3, r.x + 1, r.w - 2, res->error, theme(TH_BAD));
+        draw_wrap(r.y + 3, r.x + 1, r.w - 2, r.h - 3, res->error, theme(TH_BAD));
         return;
     }
     if (a->tab == TAB_HISTOGRAM && res->ok) histogram(r, a, res);
     else if (a->tab == TAB_HEATMAP) heatmap(r, a, res);
     else if (a->tab == TAB_CHANNELS && res->ok) channels(r, res);
-    else draw_text(r.y + 3, r.x + 1, r.w - 2, res->error, theme(TH_BAD));
+    else draw_wrap(r.y + 3, r.x + 1, r.w - 2, r.h - 3, res->error, theme(TH_BAD));
 }
