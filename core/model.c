@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "fileio.h"
 #include "ggml_types.h"
@@ -359,10 +360,11 @@ static int open_safetensors(qs_model *m, qs_err *err)
 
 static bool is_gguf_file(const char *path)
 {
-    FILE *f = fopen(path, "rb");
+    int fd = qs_open_regular(path, NULL, NULL);
+    if (fd < 0) return false;
     char magic[4] = {0};
-    bool yes = f && fread(magic, 1, 4, f) == 4 && memcmp(magic, "GGUF", 4) == 0;
-    if (f) fclose(f);
+    bool yes = read(fd, magic, 4) == 4 && memcmp(magic, "GGUF", 4) == 0;
+    close(fd);
     return yes;
 }
 
@@ -378,6 +380,8 @@ qs_model *qs_model_open(const char *path, qs_err *err)
     int rc;
     if (stat(path, &st) != 0)
         rc = qs_err_set(err, QS_E_IO, "no such file or directory");
+    else if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
+        rc = qs_err_set(err, QS_E_INPUT, "not a regular file (%s)", S_ISFIFO(st.st_mode) ? "a FIFO" : "special");
     else if (S_ISDIR(st.st_mode) || strstr(path, ".safetensors") || !is_gguf_file(path))
         rc = S_ISDIR(st.st_mode) || strstr(path, ".safetensors")
                  ? open_safetensors(m, err)

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "core/model.h"
@@ -275,6 +276,31 @@ Test(cli, vocab_train_generate_round_trip, .timeout = 120)
     r = run("train --data x");
     cr_assert_eq(r.status, 1);
     done(&r);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* Issue 16: a FIFO (or any non-regular file) in place of an input is refused with one line
+ * instead of hanging the command. */
+Test(cli, fifos_are_refused_not_waited_on, .timeout = 60)
+{
+    const char *model = model_path();
+    char *dir = tu_tmpdir(), fifo[4096], args[9000];
+    snprintf(fifo, sizeof fifo, "%s/pipe", dir);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    const char *cmds[] = {"info %s", "ppl %2$s --text %1$s", "recipe show %s", "export %2$s --recipe %1$s -o /dev/null",
+                          "ppl %2$s --text /dev/null --recipe %1$s"};
+    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
+        snprintf(args, sizeof args, cmds[i], fifo, model);
+        char full[9100];
+        snprintf(full, sizeof full, "%s </dev/null", args);
+        tu_run_result r = run(full);
+        cr_expect_eq(r.status, 2, "%s: %d %s", args, r.status, r.err);
+        cr_expect(strstr(r.err, "not a regular file"), "%s: %s", args, r.err);
+        cr_expect_eq(strchr(r.err, '\n'), r.err + strlen(r.err) - 1, "one line: %s", r.err);
+        done(&r);
+    }
+    unlink(fifo);
     tu_rmtree(dir);
     free(dir);
 }
