@@ -304,3 +304,37 @@ Test(cli, fifos_are_refused_not_waited_on, .timeout = 60)
     tu_rmtree(dir);
     free(dir);
 }
+
+/* Issue 16: a recipe file that is bad JSON or has wrong types is bad input (exit 2, not 1); a
+ * rule beyond the regex engine's limits is "too complex" (exit 2). */
+Test(cli, bad_recipe_files_and_complex_rules_exit_2, .timeout = 60)
+{
+    const char *model = model_path();
+    char *dir = tu_tmpdir(), path[4096], args[9000];
+    snprintf(path, sizeof path, "%s/r.json", dir);
+    const char *bad[] = {"{", "[1,2]", "{\"quantscope_recipe\":1,\"default\":{\"method\":\"q9_Z\"}}",
+                         "{\"quantscope_recipe\":1,\"default\":{\"method\":\"rtn\",\"bits\":\"three\"}}",
+                         "{\"quantscope_recipe\":1,\"default\":{\"method\":\"rtn\",\"bits\":99}}",
+                         "{\"quantscope_recipe\":1,\"rules\":[{\"pattern\":7,\"config\":{\"method\":\"q8_0\"}}]}"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        FILE *f = fopen(path, "w");
+        fputs(bad[i], f);
+        fclose(f);
+        snprintf(args, sizeof args, "recipe show %s --model %s", path, model);
+        tu_run_result r = run(args);
+        cr_expect_eq(r.status, 2, "%s: %d %s", bad[i], r.status, r.err);
+        done(&r);
+    }
+    snprintf(args, sizeof args, "recipe %s --set '((a|b|c|d|.)*)*(\\2)+[^a-z._0-9]=f16' -o %s", model, path);
+    tu_run_result r = run(args);
+    cr_expect_eq(r.status, 2, "%d %s", r.status, r.err);
+    cr_expect(strstr(r.err, "is too complex"), "%s", r.err);
+    done(&r);
+    snprintf(args, sizeof args, "recipe %s --preset Q4_K_M --set '(.*.*)*[^a-z._0-9]=f16' -o %s", model, path);
+    r = run(args);
+    cr_expect_eq(r.status, 2, "%d %s", r.status, r.err);
+    cr_expect(strstr(r.err, "rule '(.*.*)*[^a-z._0-9]' is too complex"), "%s", r.err);
+    done(&r);
+    tu_rmtree(dir);
+    free(dir);
+}
