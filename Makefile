@@ -122,7 +122,8 @@ build-fuzz/%: tests/fuzz/%.c $(CORE_SRCS)
 fuzz: $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p build-fuzz/corpus-$$n; \
 	  echo "== $$n for $(FUZZ_SECONDS) s"; \
-	  ./$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build-fuzz/corpus-$$n tests/fuzz/seeds-$${n#fuzz_} || exit 1; done
+	  ./$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=build-fuzz/ \
+	    build-fuzz/corpus-$$n tests/fuzz/seeds-$${n#fuzz_} || exit 1; done
 
 # ---- dependencies ----
 deps:
