@@ -93,6 +93,22 @@ qs_llm *qs_llm_new(const qs_model *m, int n_ctx, qs_err *err)
         qs_err_set(err, QS_E_USAGE, "context length %d out of range", n_ctx);
         return NULL;
     }
+    /* sizes in int64 with overflow checks: every count the engine keeps as an int, and the KV cache */
+    int64_t n_all, kv, qd, kd, per_t;
+    bool over = hp->n_layer > INT32_MAX || hp->n_embd > INT32_MAX || hp->n_ff > INT32_MAX || hp->n_vocab > INT32_MAX ||
+                hp->n_head > INT32_MAX || hp->n_head_kv > INT32_MAX || hp->head_dim > INT32_MAX ||
+                __builtin_mul_overflow((int64_t)hp->n_layer, (int64_t)12, &n_all) || __builtin_add_overflow(n_all, 3, &n_all) ||
+                __builtin_mul_overflow((int64_t)hp->n_head, (int64_t)hp->head_dim, &qd) || qd > INT32_MAX ||
+                __builtin_mul_overflow((int64_t)hp->n_head_kv, (int64_t)hp->head_dim, &kd) || kd > INT32_MAX ||
+                __builtin_mul_overflow((int64_t)hp->n_layer, (int64_t)n_ctx, &kv) || __builtin_mul_overflow(kv, kd, &kv) ||
+                kv > INT64_MAX / (int64_t)sizeof(float) ||
+                __builtin_mul_overflow((int64_t)hp->n_embd + qd + kd + hp->n_ff, (int64_t)3, &per_t) ||
+                per_t > INT32_MAX;
+    if (over) {
+        qs_err_set(err, QS_E_UNSUPPORTED, "cannot run this model: its sizes (%u blocks, %u × %u heads, context %d) overflow",
+                   hp->n_layer, hp->n_head, hp->head_dim, n_ctx);
+        return NULL;
+    }
     qs_llm *l = calloc(1, sizeof *l);
     if (!l) {
         qs_err_set(err, QS_E_OOM, "out of memory");
@@ -103,10 +119,9 @@ qs_llm *qs_llm_new(const qs_model *m, int n_ctx, qs_err *err)
     l->E = (int)hp->n_embd, l->H = (int)hp->n_head, l->Hkv = (int)hp->n_head_kv, l->D = (int)hp->head_dim;
     l->F = (int)hp->n_ff, l->V = (int)hp->n_vocab, l->L = (int)hp->n_layer;
     l->layers = calloc((size_t)l->L, sizeof *l->layers);
-    l->all = calloc((size_t)(12 * l->L + 3), sizeof *l->all);
-    size_t kv = (size_t)l->L * (size_t)n_ctx * (size_t)l->Hkv * (size_t)l->D;
-    l->kcache = calloc(kv, sizeof(float));
-    l->vcache = calloc(kv, sizeof(float));
+    l->all = calloc((size_t)n_all, sizeof *l->all);
+    l->kcache = calloc((size_t)kv, sizeof(float));
+    l->vcache = calloc((size_t)kv, sizeof(float));
     int rc = (!l->layers || !l->all || !l->kcache || !l->vcache) ? qs_err_set(err, QS_E_OOM, "out of memory") : 0;
     if (!rc) rc = load_w(m, "token_embd.weight", l->V, l->E, false, &l->tok_embd, err);
     if (!rc) rc = load_w(m, "output_norm.weight", 1, l->E, false, &l->output_norm, err);
