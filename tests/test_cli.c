@@ -338,3 +338,41 @@ Test(cli, bad_recipe_files_and_complex_rules_exit_2, .timeout = 60)
     tu_rmtree(dir);
     free(dir);
 }
+
+/* Issue 16: malformed hyperparameters reach no command. A context length of 2³²−1 is bad input
+ * (exit 2, not "-1" and exit 1); head counts that do not split the q/k rows, 1-D weights and
+ * other inconsistencies make `export --hf` and `export --format gptq|awq` refuse (exit 2) where
+ * they overflowed the heap or divided by zero. */
+Test(cli, malformed_hyperparameters_exit_2_everywhere, .timeout = 120)
+{
+    char *dir = tu_tmpdir(), path[4200], args[9000], text[4200];
+    snprintf(text, sizeof text, "%s/t.txt", dir);
+    FILE *f = fopen(text, "w");
+    for (int i = 0; i < 200; i++) fputs("t1 t2 t3 t4 t5 t6 t7 t8 t9 ", f);
+    fclose(f);
+    struct { const char *name; tu_llama s; const char *why; } c[] = {
+        {"ctx", {.n_layer = 2, .n_embd = 64, .n_ff = 128, .n_head = 4, .n_ctx = 0xffffffffu}, "context_length 4294967295 is beyond"},
+        {"heads", {.n_layer = 2, .n_embd = 64, .n_ff = 128, .n_head = 0xffffffffu, .t_q_rows = 64, .t_kv_rows = 64}, "head_count"},
+        {"layers", {.n_layer = 0x7fffffffu, .n_embd = 64, .n_ff = 128, .n_head = 4, .t_layers = 2}, "block_count"},
+        {"q1d", {.n_layer = 2, .n_embd = 64, .n_ff = 128, .n_head = 4, .q_dims = 1}, "not a matrix"},
+        {"hd", {.n_layer = 2, .n_embd = 64, .n_ff = 128, .n_head = 4, .n_head_kv = 4, .key_length = 8, .t_q_rows = 64, .t_kv_rows = 64},
+         "the hyperparameters say"},
+    };
+    const char *cmds[] = {"generate %s -p t1 -n 2", "ppl %s --text %s --ctx 16", "export %s --hf %s.hf",
+                          "export %s --type rtn:bits=4,group=32 --format gptq -o %s.gptq",
+                          "export %s --type awq:bits=4,group=32,asym=true --format awq -o %s.awq --calib %s --calib-ctx 16"};
+    for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+        snprintf(path, sizeof path, "%s/%s.gguf", dir, c[i].name);
+        tu_llama_gguf(path, &c[i].s);
+        for (size_t k = 0; k < sizeof cmds / sizeof *cmds; k++) {
+            snprintf(args, sizeof args, cmds[k], path, k == 1 ? text : path, text);
+            tu_run_result r = run(args);
+            cr_expect_eq(r.status, 2, "%s: %d %s", args, r.status, r.err);
+            cr_expect(strstr(r.err, c[i].why), "%s: %s", args, r.err);
+            cr_expect(r.err[0] && strchr(r.err, '\n') == r.err + strlen(r.err) - 1, "one line: %s", r.err);
+            done(&r);
+        }
+    }
+    tu_rmtree(dir);
+    free(dir);
+}
