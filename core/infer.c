@@ -58,7 +58,9 @@ static int load_w(const qs_model *m, const char *name, int64_t rows, int64_t col
     out->act_type = qs_llama_cpp_act_type(t->type, cols);
     out->w = malloc((size_t)(rows * cols) * sizeof *out->w);
     if (!out->w) return qs_err_set(err, QS_E_OOM, "out of memory for %s", name);
-    return qs_tensor_read_rows(t, 0, rows, out->w, err);
+    int rc = qs_tensor_read_rows(t, 0, rows, out->w, err);
+    if (rc) free(out->w), out->w = NULL; /* not in l->all yet: qs_llm_free would not see it */
+    return rc;
 }
 
 static int load_layer(qs_llm *l, const qs_model *m, int i, qs_err *err)
@@ -123,14 +125,10 @@ qs_llm *qs_llm_new(const qs_model *m, int n_ctx, qs_err *err)
     l->kcache = calloc((size_t)kv, sizeof(float));
     l->vcache = calloc((size_t)kv, sizeof(float));
     int rc = (!l->layers || !l->all || !l->kcache || !l->vcache) ? qs_err_set(err, QS_E_OOM, "out of memory") : 0;
-    if (!rc) rc = load_w(m, "token_embd.weight", l->V, l->E, false, &l->tok_embd, err);
-    if (!rc) rc = load_w(m, "output_norm.weight", 1, l->E, false, &l->output_norm, err);
-    if (!rc) rc = load_w(m, "output.weight", l->V, l->E, true, &l->output, err);
-    if (!rc) {
-        l->all[l->n_all++] = &l->tok_embd;
-        l->all[l->n_all++] = &l->output_norm;
-        if (l->output.w) l->all[l->n_all++] = &l->output;
-    }
+    /* each weight joins l->all (what qs_llm_free frees) as soon as it is loaded */
+    if (!rc && !(rc = load_w(m, "token_embd.weight", l->V, l->E, false, &l->tok_embd, err))) l->all[l->n_all++] = &l->tok_embd;
+    if (!rc && !(rc = load_w(m, "output_norm.weight", 1, l->E, false, &l->output_norm, err))) l->all[l->n_all++] = &l->output_norm;
+    if (!rc && !(rc = load_w(m, "output.weight", l->V, l->E, true, &l->output, err)) && l->output.w) l->all[l->n_all++] = &l->output;
     for (int i = 0; !rc && i < l->L; i++) rc = load_layer(l, m, i, err);
     if (rc) {
         qs_llm_free(l);

@@ -376,3 +376,51 @@ Test(cli, malformed_hyperparameters_exit_2_everywhere, .timeout = 120)
     tu_rmtree(dir);
     free(dir);
 }
+
+/* Issue 16: no leaks on the error paths of loading a model for inference (a weight that is NaN
+ * left the weights read before it behind) or of `suggest` (an infeasible budget left the table):
+ * under `make SAN=1 test` LeakSanitizer turns a leak into exit status 23. */
+Test(cli, load_and_suggest_error_paths_do_not_leak, .timeout = 300)
+{
+    char src[4096];
+    snprintf(src, sizeof src, "%s/stories260K.gguf", tu_models_dir());
+    size_t n;
+    uint8_t *d = tu_read(src, &n);
+    if (!d) cr_skip_test("%s missing", src);
+    char *dir = tu_tmpdir(), path[4200], args[20000], s1[4200], s2[4200], text[4200];
+    memset(d + n - 4000, 0xff, 1000); /* NaN weights in the last tensors */
+    snprintf(path, sizeof path, "%s/nan.gguf", dir);
+    FILE *f = fopen(path, "wb");
+    fwrite(d, 1, n, f);
+    fclose(f);
+    free(d);
+    snprintf(text, sizeof text, "%s/t.txt", dir);
+    f = fopen(text, "w");
+    for (int i = 0; i < 300; i++) fputs("Once upon a time there was a little girl who liked to play. ", f);
+    fclose(f);
+    snprintf(args, sizeof args, "ppl %s --text %s --ctx 64", path, text);
+    tu_run_result r = run(args);
+    cr_expect_eq(r.status, 2, "%d %s", r.status, r.err);
+    cr_expect(strstr(r.err, "is NaN"), "%s", r.err);
+    done(&r);
+    snprintf(s1, sizeof s1, "%s/q4_0.csv", dir);
+    snprintf(s2, sizeof s2, "%s/q8_0.csv", dir);
+    const char *cfg[] = {"q4_0", "q8_0"}, *csv[] = {s1, s2};
+    for (int k = 0; k < 2; k++) {
+        snprintf(args, sizeof args, "scan %s --config %s --text %s --csv %s --per tensor --ctx 128 --chunks 2", src, cfg[k], text, csv[k]);
+        r = run(args);
+        cr_assert_eq(r.status, 0, "%s", r.err);
+        done(&r);
+    }
+    snprintf(args, sizeof args, "suggest %s --scans %s,%s --bpw 1 -o %s/r.json", src, s1, s2, dir);
+    r = run(args);
+    cr_expect(r.status == 1 || r.status == 2, "%d %s", r.status, r.err);
+    cr_expect(strstr(r.err, "below the cheapest choice"), "%s", r.err);
+    done(&r);
+    snprintf(args, sizeof args, "suggest %s --scans %s,%s --bpw 6 -o %s/r.json --pareto", src, s1, s2, dir);
+    r = run(args);
+    cr_expect_eq(r.status, 0, "%d %s", r.status, r.err);
+    done(&r);
+    tu_rmtree(dir);
+    free(dir);
+}
