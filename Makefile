@@ -3,7 +3,8 @@
 #   make SAN=1 …    AddressSanitizer + UndefinedBehaviorSanitizer build (in build-san/)
 #   make test       unit, golden, robustness and CLI tests (Criterion)
 #   make bench      timings (ratios against baselines measured in the same run)
-#   make fuzz       libFuzzer harnesses, FUZZ_SECONDS each (default 60)
+#   make fuzz       libFuzzer harnesses, FUZZ_SECONDS each (default 60); a subset with
+#                   FUZZ_BINS="build-fuzz/fuzz_hparams build-fuzz/fuzz_recipe"
 #   make deps       install the Debian packages (as root) or print the apt-get line
 #   make sample-models  retrain sample_models/ from the KJV text (about an hour on 2 cores)
 
