@@ -3,12 +3,13 @@
 #   make SAN=1 …    AddressSanitizer + UndefinedBehaviorSanitizer build (in build-san/)
 #   make test       unit, golden, robustness and CLI tests (Criterion)
 #   make bench      timings (ratios against baselines measured in the same run)
-#   make fuzz       libFuzzer harnesses, FUZZ_SECONDS each (default 60)
+#   make fuzz       libFuzzer harnesses, FUZZ_SECONDS each (default 60); a subset with
+#                   FUZZ_BINS="build-fuzz/fuzz_hparams build-fuzz/fuzz_recipe"
 #   make deps       install the Debian packages (as root) or print the apt-get line
 #   make sample-models  retrain sample_models/ from the KJV text (about an hour on 2 cores)
 
 DEB_PACKAGES := gcc make pkg-config libncurses-dev libopenblas-dev libcsv-dev libcjson-dev \
-                libcriterion-dev tmux bible-kjv clang
+                libcriterion-dev libpcre2-dev tmux bible-kjv clang
 
 CC      := gcc
 SAN     ?= 0
@@ -21,7 +22,8 @@ endif
 
 # -ffp-contract=off everywhere: fused multiply-add changes quantized bytes (spec/ggml-types.md §3.6)
 CFLAGS  := -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Werror -ffp-contract=off -pthread -MMD -MP
-LDLIBS  := -lcjson -lcsv -lopenblas -lm -pthread
+PCRE2_LIBS := $(shell pkg-config --libs libpcre2-8 2>/dev/null || echo -lpcre2-8)
+LDLIBS  := -lcjson -lcsv $(PCRE2_LIBS) -lopenblas -lm -pthread
 CURSES_LIBS := $(shell pkg-config --libs ncursesw 2>/dev/null || echo -lncursesw -ltinfo)
 
 NVCC    := $(firstword $(wildcard /usr/local/cuda/bin/nvcc) $(shell command -v nvcc 2>/dev/null))
@@ -144,12 +146,13 @@ FUZZ_BINS    := $(FUZZ_SRCS:tests/fuzz/%.c=build-fuzz/%)
 FUZZ_FLAGS   := -std=c11 -D_GNU_SOURCE -g -O1 -ffp-contract=off -mavx2 -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 build-fuzz/%: tests/fuzz/%.c $(CORE_SRCS)
 	@mkdir -p build-fuzz
-	clang $(FUZZ_FLAGS) -o $@ $< $(filter-out core/backend.c,$(CORE_SRCS)) core/backend.c -lcjson -lcsv -lopenblas -lm -pthread
+	clang $(FUZZ_FLAGS) -o $@ $< $(filter-out core/backend.c,$(CORE_SRCS)) core/backend.c -lcjson -lcsv $(PCRE2_LIBS) -lopenblas -lm -pthread
 
 fuzz: $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p build-fuzz/corpus-$$n; \
 	  echo "== $$n for $(FUZZ_SECONDS) s"; \
-	  ./$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build-fuzz/corpus-$$n tests/fuzz/seeds-$${n#fuzz_} || exit 1; done
+	  ./$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=build-fuzz/ \
+	    build-fuzz/corpus-$$n tests/fuzz/seeds-$${n#fuzz_} || exit 1; done
 
 # ---- dependencies ----
 deps:

@@ -68,5 +68,8 @@ int qs_export_hf_quant(const qs_model *m, const qs_recipe_table *t, const struct
 /* the recipe's configs can go into such a checkpoint (methods and roles; packing shapes are
  * checked on writing) */
 int qs_export_hf_quant_check(const qs_recipe_table *t, qs_ckpt_format fmt, qs_err *err);
+/* the model can go into an HF checkpoint (qs_export_hf_dir, qs_export_hf_quant check it again):
+ * it passed qs_model_open's validation (hp.supported) and its q/k rows split into heads */
+int qs_export_hf_model_check(const qs_model *m, qs_err *err);
 
 #endif

@@ -17,6 +17,8 @@
 #include "qpack.h"
 #include "safetensors.h"
 
+static int err_code(const qs_err *err) { return err && err->code ? err->code : QS_E_INPUT; }
+
 static char *config_json(const qs_model *m, int32_t bos, int32_t eos)
 {
     const qs_hparams *hp = &m->hp;
@@ -60,6 +62,23 @@ static int heads_of(const qs_model *m, const qs_tensor *t)
     return t->role == QS_ROLE_ATTN_Q ? (int)m->hp.n_head : t->role == QS_ROLE_ATTN_K ? (int)m->hp.n_head_kv : 0;
 }
 
+/* the exports reorder q/k rows by head: the model must have passed qs_model_open's validation,
+ * and (rechecked here, as the permutation writes rows by index) the heads must split the rows
+ * into even head dimensions */
+int qs_export_hf_model_check(const qs_model *m, qs_err *err)
+{
+    if (!m->hp.supported) return qs_err_set(err, QS_E_UNSUPPORTED, "cannot export this model: %s", m->hp.unsupported_why);
+    for (int64_t i = 0; i < m->n_tensors; i++) {
+        const qs_tensor *t = &m->tensors[i];
+        int heads = heads_of(m, t);
+        int64_t rows = qs_tensor_nrows(t);
+        if (heads && (heads < 0 || t->n_dims < 2 || rows < heads || rows % heads || (rows / heads) % 2))
+            return qs_err_set(err, QS_E_INPUT, "%s: %lld rows do not split into %d heads of an even dimension", t->name,
+                              (long long)rows, heads);
+    }
+    return 0;
+}
+
 /* the tensor as F32 in HF row order, AWQ's folds (f, may be NULL) applied in GGUF order first */
 static float *hf_rows(const qs_model *m, const qs_tensor *t, const qs_fold *f, qs_err *err)
 {
@@ -88,6 +107,7 @@ int qs_export_hf_dir(const qs_model *m, int32_t bos, int32_t eos, const char *di
 {
     if (strcmp(m->hp.arch, "llama") || !m->gguf)
         return qs_err_set(err, QS_E_UNSUPPORTED, "HF export handles llama GGUF models (this is %s)", m->hp.arch);
+    if (qs_export_hf_model_check(m, err)) return -err_code(err);
     qs_adir ad;
     int rc = qs_adir_open(&ad, dir, qs_ckpt_files, err);
     if (rc) return rc;
@@ -431,6 +451,7 @@ int qs_export_hf_quant(const qs_model *m, const qs_recipe_table *t, const qs_qgr
     if (strcmp(m->hp.arch, "llama") && strcmp(m->hp.arch, "mistral"))
         return qs_err_set(err, QS_E_UNSUPPORTED, "HF checkpoints are written for llama-family models (this is %s)", m->hp.arch);
     if (warning && wn) warning[0] = '\0';
+    if (qs_export_hf_model_check(m, err)) return -err_code(err);
     bool v2 = false, any = false;
     size_t n = (size_t)(t->n ? t->n : 1);
     /* the grids of the decoder's linears; embeddings and the output stay F16 (as AutoGPTQ/AutoAWQ

@@ -225,23 +225,40 @@ int qs_mapped_call(int (*fn)(void *ctx), void *ctx, qs_err *err)
     return rc;
 }
 
-int qs_map_file(const char *path, qs_mapping *m, qs_err *err)
+int qs_open_regular(const char *path, struct stat *st, qs_err *err)
 {
-    m->data = NULL;
-    m->size = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO for reading must not wait for a writer */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return qs_err_set(err, QS_E_IO, "cannot open: %s", strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
+    struct stat sb;
+    if (!st)
+        st = &sb;
+    if (fstat(fd, st) != 0) {
         int e = errno;
         close(fd);
         return qs_err_set(err, QS_E_IO, "cannot stat: %s", strerror(e));
     }
-    if (!S_ISREG(st.st_mode)) {
+    if (!S_ISREG(st->st_mode)) {
         close(fd);
-        return qs_err_set(err, QS_E_INPUT, "not a regular file");
+        return qs_err_set(err, QS_E_INPUT, "not a regular file (%s)",
+                          S_ISDIR(st->st_mode) ? "a directory" : S_ISFIFO(st->st_mode) ? "a FIFO"
+                          : S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode) ? "a device" : S_ISSOCK(st->st_mode) ? "a socket" : "special");
     }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    return fd;
+}
+
+int qs_map_file(const char *path, qs_mapping *m, qs_err *err)
+{
+    m->data = NULL;
+    m->size = 0;
+    struct stat st;
+    int fd = qs_open_regular(path, &st, err);
+    if (fd < 0)
+        return fd;
     if (st.st_size == 0) {
         close(fd);
         return qs_err_set(err, QS_E_INPUT, "empty file");
@@ -270,8 +287,12 @@ void qs_unmap_file(qs_mapping *m)
 
 char *qs_read_file(const char *path, size_t max_size, size_t *size, qs_err *err)
 {
-    FILE *f = fopen(path, "rb");
+    int fd = qs_open_regular(path, NULL, err);
+    if (fd < 0)
+        return NULL;
+    FILE *f = fdopen(fd, "rb");
     if (!f) {
+        close(fd);
         qs_err_set(err, QS_E_IO, "cannot open: %s", strerror(errno));
         return NULL;
     }

@@ -28,6 +28,11 @@ typedef struct qs_mapping {
     size_t size;
 } qs_mapping;
 
+/* The one checked opener of input files: opens read-only without blocking (a FIFO must not
+ * hang), refuses anything but a regular file (QS_E_INPUT "not a regular file (a FIFO)"), and
+ * returns the file descriptor (blocking again), or a negative error. st may be NULL. */
+struct stat;
+int qs_open_regular(const char *path, struct stat *st, qs_err *err);
 int qs_map_file(const char *path, qs_mapping *m, qs_err *err);
 void qs_unmap_file(qs_mapping *m);
 /* Reads a whole (small) file into a NUL-terminated malloc'ed buffer; max_size bounds it. */

@@ -45,10 +45,17 @@ static int fold_into_norm(const qs_recipe_table *t, const qs_qgrid *grids, int64
     const qs_tensor *x = t->e[i].t;
     int64_t n = find_entry(t, norm_of(x->role), x->block), cols = x->ne[0];
     if (n < 0) return qs_err_set(err, QS_E_UNSUPPORTED, "%s: no norm before it to fold AWQ's scales into", x->name);
+    /* the scales have one entry per column: the norm and every reader must have that many */
+    if (t->e[n].t->ne[0] != cols || qs_tensor_nelements(t->e[n].t) != cols || grids[i].cols != cols)
+        return qs_err_set(err, QS_E_INPUT, "%s: its norm %s has %lld values for %lld columns", x->name, t->e[n].t->name,
+                          (long long)qs_tensor_nelements(t->e[n].t), (long long)cols);
     const float *s = grids[i].col_scale;
     for (int64_t j = 0; j < t->n; j++) {
         const qs_tensor *y = t->e[j].t;
         if (y->block != x->block || y->is_bias || norm_of(y->role) != norm_of(x->role) || j == i) continue;
+        if (y->ne[0] != cols)
+            return qs_err_set(err, QS_E_INPUT, "%s and %s read one norm but have %lld and %lld columns", x->name, y->name,
+                              (long long)cols, (long long)y->ne[0]);
         const qs_qgrid *g = grids && qs_qgrid_has(&grids[j]) ? &grids[j] : NULL;
         if (g && g->col_scale && !memcmp(g->col_scale, s, (size_t)cols * sizeof *s)) continue; /* searched jointly */
         if (norm_done[n] || g)
@@ -73,7 +80,7 @@ int qs_fold_plan(const qs_recipe_table *t, const qs_qgrid *grids, qs_fold *f, qs
         if (!qs_qgrid_has(g) || !g->col_scale || all_ones(g->col_scale, g->cols)) continue;
         if (x->role == QS_ROLE_ATTN_O || x->role == QS_ROLE_FFN_DOWN) {
             int64_t p = find_entry(t, x->role == QS_ROLE_ATTN_O ? QS_ROLE_ATTN_V : QS_ROLE_FFN_UP, x->block);
-            if (p < 0 || qs_tensor_nrows(t->e[p].t) != g->cols)
+            if (p < 0 || qs_tensor_nrows(t->e[p].t) != g->cols || g->cols != x->ne[0])
                 rc = qs_err_set(err, QS_E_UNSUPPORTED, "%s: no linear before it to fold AWQ's scales into", x->name);
             else rc = fold_vec(&f[p].row_div, g->cols, g->col_scale, false, err);
         } else {

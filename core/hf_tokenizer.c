@@ -87,23 +87,35 @@ static int put_token(vocab_arrays *v, int id, const char *text, int type, qs_err
     return 0;
 }
 
+/* ids are dense in a real tokenizer.json (holes are padded with placeholders): a vocabulary may
+ * reach at most this many ids beyond its entries, so one huge id cannot make millions of
+ * placeholder tokens */
+#define MAX_ID_HOLES 1024
+
+static bool valid_id(const cJSON *e)
+{
+    return cJSON_IsNumber(e) && e->valuedouble >= 0 && e->valuedouble <= (1 << 24) && e->valuedouble == (double)e->valueint;
+}
+
 static int vocab_fill(const cJSON *vocab, const cJSON *added, vocab_arrays *v, qs_err *err)
 {
-    int n = 0;
+    int n = 0, entries = cJSON_GetArraySize(vocab) + cJSON_GetArraySize(added);
     const cJSON *e;
     cJSON_ArrayForEach(e, vocab)
     {
-        if (!cJSON_IsNumber(e) || e->valueint < 0 || e->valueint > (1 << 24))
-            return qs_err_set(err, QS_E_INPUT, "model.vocab: '%s' has no valid id", e->string ? e->string : "?");
+        if (!valid_id(e))
+            return qs_err_set(err, QS_E_INPUT, "model.vocab: '%.60s' has no valid id", e->string ? e->string : "?");
         if (e->valueint + 1 > n) n = e->valueint + 1;
     }
     cJSON_ArrayForEach(e, added)
     {
         const cJSON *id = item(e, "id");
-        if (!cJSON_IsNumber(id) || id->valueint < 0 || id->valueint > (1 << 24) || !cJSON_IsString(item(e, "content")))
+        if (!valid_id(id) || !cJSON_IsString(item(e, "content")))
             return qs_err_set(err, QS_E_INPUT, "added_tokens: an entry without id or content");
         if (id->valueint + 1 > n) n = id->valueint + 1;
     }
+    if (n > entries + MAX_ID_HOLES)
+        return qs_err_set(err, QS_E_INPUT, "token id %d is far beyond the %d entries of the vocabulary", n - 1, entries);
     v->n = n;
     v->tokens = calloc((size_t)(n ? n : 1), sizeof *v->tokens);
     v->types = calloc((size_t)(n ? n : 1), sizeof *v->types);

@@ -172,6 +172,22 @@ qs_llm *qs_llm_new(const qs_model *m, int n_ctx, qs_err *err)
         qs_err_set(err, QS_E_USAGE, "context length %d out of range", n_ctx);
         return NULL;
     }
+    /* sizes in int64 with overflow checks: every count the engine keeps as an int, and the KV cache */
+    int64_t n_all, kv, qd, kd, per_t;
+    bool over = hp->n_layer > INT32_MAX || hp->n_embd > INT32_MAX || hp->n_ff > INT32_MAX || hp->n_vocab > INT32_MAX ||
+                hp->n_head > INT32_MAX || hp->n_head_kv > INT32_MAX || hp->head_dim > INT32_MAX ||
+                __builtin_mul_overflow((int64_t)hp->n_layer, (int64_t)12, &n_all) || __builtin_add_overflow(n_all, 3, &n_all) ||
+                __builtin_mul_overflow((int64_t)hp->n_head, (int64_t)hp->head_dim, &qd) || qd > INT32_MAX ||
+                __builtin_mul_overflow((int64_t)hp->n_head_kv, (int64_t)hp->head_dim, &kd) || kd > INT32_MAX ||
+                __builtin_mul_overflow((int64_t)hp->n_layer, (int64_t)n_ctx, &kv) || __builtin_mul_overflow(kv, kd, &kv) ||
+                kv > INT64_MAX / (int64_t)sizeof(float) ||
+                __builtin_mul_overflow((int64_t)hp->n_embd + qd + kd + hp->n_ff, (int64_t)3, &per_t) ||
+                per_t > INT32_MAX;
+    if (over) {
+        qs_err_set(err, QS_E_UNSUPPORTED, "cannot run this model: its sizes (%u blocks, %u × %u heads, context %d) overflow",
+                   hp->n_layer, hp->n_head, hp->head_dim, n_ctx);
+        return NULL;
+    }
     qs_llm *l = calloc(1, sizeof *l);
     if (!l) {
         qs_err_set(err, QS_E_OOM, "out of memory");
@@ -184,10 +200,9 @@ qs_llm *qs_llm_new(const qs_model *m, int n_ctx, qs_err *err)
     l->pool = qs_pool_new(0);
     l->n_threads = qs_pool_threads(l->pool);
     l->layers = calloc((size_t)l->L, sizeof *l->layers);
-    l->all = calloc((size_t)(12 * l->L + 3), sizeof *l->all);
-    size_t kv = (size_t)l->L * (size_t)n_ctx * (size_t)l->Hkv * (size_t)l->D;
-    l->kcache = calloc(kv, sizeof *l->kcache);
-    l->vcache = calloc(kv, sizeof *l->vcache);
+    l->all = calloc((size_t)n_all, sizeof *l->all);
+    l->kcache = calloc((size_t)kv, sizeof *l->kcache);
+    l->vcache = calloc((size_t)kv, sizeof *l->vcache);
     l->s.tile = malloc((size_t)l->n_threads * (size_t)TILE_FLOATS * sizeof *l->s.tile);
     l->s.slot_busy = calloc((size_t)l->n_threads, sizeof *l->s.slot_busy);
     int rc = (!l->layers || !l->all || !l->kcache || !l->vcache || !l->pool || !l->s.tile || !l->s.slot_busy)

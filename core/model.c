@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "fileio.h"
 #include "ggml_types.h"
@@ -116,19 +117,109 @@ bool qs_gguf_to_hf_name(const char *gguf, char *out, size_t n)
 
 /* ---- hyperparameters ---- */
 
-static void hparams_finish(qs_hparams *hp)
+/* hard bounds: beyond them a header is corrupt, whatever the architecture (the key names of the
+ * file's format in the message) */
+static int hparams_bounds(const qs_model *m, qs_err *err)
 {
-    const char *why = NULL;
-    if (!qs_arch_supported(hp->arch)) why = "unsupported architecture";
-    else if (!hp->n_layer || !hp->n_embd || !hp->n_ff) why = "missing block count, embedding or feed-forward length";
-    else if (!hp->n_head || !hp->n_head_kv || hp->n_head % hp->n_head_kv) why = "invalid head counts";
-    else if (!hp->head_dim || hp->head_dim % 2) why = "invalid head dimension";
-    else if (!hp->n_vocab) why = "unknown vocabulary size";
+    const qs_hparams *hp = &m->hp;
+    bool hf = m->format == QS_FORMAT_SAFETENSORS;
+    struct { uint32_t v, max; const char *gguf, *hf; } b[] = {
+        {hp->n_layer, QS_MAX_LAYERS, "block_count", "num_hidden_layers"},
+        {hp->n_embd, QS_MAX_EMBD, "embedding_length", "hidden_size"},
+        {hp->n_ff, QS_MAX_FF, "feed_forward_length", "intermediate_size"},
+        {hp->n_head, QS_MAX_HEADS, "attention.head_count", "num_attention_heads"},
+        {hp->n_head_kv, QS_MAX_HEADS, "attention.head_count_kv", "num_key_value_heads"},
+        {hp->head_dim, QS_MAX_HEAD_DIM, "attention.key_length", "head_dim"},
+        {hp->n_rot, QS_MAX_HEAD_DIM, "rope.dimension_count", "head_dim"},
+        {hp->n_vocab, QS_MAX_VOCAB, "vocab_size", "vocab_size"},
+        {hp->n_ctx, QS_MAX_CTX, "context_length", "max_position_embeddings"}};
+    for (size_t i = 0; i < sizeof b / sizeof *b; i++)
+        if (b[i].v > b[i].max) {
+            if (hf) return qs_err_set(err, QS_E_INPUT, "config.json: %s %u is beyond the sane maximum %u", b[i].hf, b[i].v, b[i].max);
+            return qs_err_set(err, QS_E_INPUT, "%s.%s %u is beyond the sane maximum %u", hp->arch, b[i].gguf, b[i].v, b[i].max);
+        }
+    if (!(hp->norm_eps >= 0 && hp->norm_eps < 1) || !(hp->rope_base >= 0 && hp->rope_base < 1e12f))
+        return qs_err_set(err, QS_E_INPUT, "%s out of range (%g)", hp->norm_eps >= 0 && hp->norm_eps < 1 ? "rope base" : "norm epsilon",
+                          hp->norm_eps >= 0 && hp->norm_eps < 1 ? (double)hp->rope_base : (double)hp->norm_eps);
+    for (int64_t i = 0; i < m->n_tensors; i++)
+        if (m->tensors[i].block >= (int)QS_MAX_LAYERS)
+            return qs_err_set(err, QS_E_INPUT, "tensor '%.100s': block %d is beyond the sane maximum %u", m->tensors[i].name,
+                              m->tensors[i].block, QS_MAX_LAYERS);
+    return 0;
+}
+
+static bool is_matrix_role(qs_role r)
+{
+    return r == QS_ROLE_TOKEN_EMBD || r == QS_ROLE_OUTPUT || r == QS_ROLE_ATTN_Q || r == QS_ROLE_ATTN_K ||
+           r == QS_ROLE_ATTN_V || r == QS_ROLE_ATTN_QKV || r == QS_ROLE_ATTN_O || r == QS_ROLE_FFN_GATE ||
+           r == QS_ROLE_FFN_UP || r == QS_ROLE_FFN_DOWN;
+}
+
+/* the shape the inference engine expects of a tensor ([rows][cols]; rows 0: any) */
+static bool expected_shape(const qs_hparams *hp, const qs_tensor *t, int64_t *rows, int64_t *cols)
+{
+    int64_t E = hp->n_embd, F = hp->n_ff, V = hp->n_vocab, QD = (int64_t)hp->n_head * hp->head_dim,
+            KD = (int64_t)hp->n_head_kv * hp->head_dim;
+    if (t->is_bias) {
+        *rows = 0;
+        *cols = t->role == QS_ROLE_ATTN_Q ? QD : t->role == QS_ROLE_ATTN_K || t->role == QS_ROLE_ATTN_V ? KD : 0;
+        return *cols > 0;
+    }
+    switch (t->role) {
+    case QS_ROLE_TOKEN_EMBD: case QS_ROLE_OUTPUT: *rows = V, *cols = E; return true;
+    case QS_ROLE_ATTN_NORM: case QS_ROLE_FFN_NORM: case QS_ROLE_OUTPUT_NORM: *rows = 0, *cols = E; return true;
+    case QS_ROLE_ATTN_Q: *rows = QD, *cols = E; return true;
+    case QS_ROLE_ATTN_K: case QS_ROLE_ATTN_V: *rows = KD, *cols = E; return true;
+    case QS_ROLE_ATTN_O: *rows = E, *cols = QD; return true;
+    case QS_ROLE_FFN_GATE: case QS_ROLE_FFN_UP: *rows = F, *cols = E; return true;
+    case QS_ROLE_FFN_DOWN: *rows = E, *cols = F; return true;
+    default: return false;
+    }
+}
+
+/* soft checks: what the inference engine (and the exports that reorder q/k rows by head) need;
+ * a model failing them still opens for browsing. why: NULL when all is well. */
+static const char *hparams_consistency(const qs_model *m, char *buf, size_t n)
+{
+    const qs_hparams *hp = &m->hp;
+    if (!qs_arch_supported(hp->arch)) return snprintf(buf, n, "unsupported architecture %s", hp->arch), buf;
+    if (!hp->n_layer || !hp->n_embd || !hp->n_ff) return "missing block count, embedding or feed-forward length";
+    if (!hp->n_head) return "head count 0";
+    if (!hp->n_head_kv || hp->n_head % hp->n_head_kv)
+        return snprintf(buf, n, "KV head count %u does not divide the head count %u", hp->n_head_kv, hp->n_head), buf;
+    if (!hp->head_dim || hp->head_dim % 2)
+        return snprintf(buf, n, "invalid head dimension %u (embedding %u, %u heads)", hp->head_dim, hp->n_embd, hp->n_head), buf;
+    if (hp->n_rot > hp->head_dim || hp->n_rot % 2 || hp->n_rot > 2048)
+        return snprintf(buf, n, "rotary dimension %u does not fit the head dimension %u", hp->n_rot, hp->head_dim), buf;
+    if (!hp->n_vocab) return "unknown vocabulary size";
+    for (int64_t i = 0; i < m->n_tensors; i++) {
+        const qs_tensor *t = &m->tensors[i];
+        const char *name = t->gguf_name[0] ? t->gguf_name : t->name;
+        int64_t rows, cols;
+        if (strstr(name, "_exps")) continue; /* experts: not the dense engine's (it finds no ffn_gate then) */
+        if (t->block >= (int64_t)hp->n_layer && t->role != QS_ROLE_OTHER)
+            return snprintf(buf, n, "tensor %.60s is beyond the block count %u", name, hp->n_layer), buf;
+        if (is_matrix_role(t->role) && !t->is_bias && (t->n_dims < 2 || qs_tensor_nrows(t) < 1 || t->ne[2] * t->ne[3] != 1))
+            return snprintf(buf, n, "tensor %.60s is not a matrix (%d dimensions)", name, t->n_dims), buf;
+        if (!expected_shape(hp, t, &rows, &cols)) continue;
+        if (t->ne[0] != cols || (rows && qs_tensor_nrows(t) != rows) || (!rows && qs_tensor_nrows(t) != 1))
+            return snprintf(buf, n, "tensor %.60s is %lld × %lld, the hyperparameters say %lld × %lld", name,
+                            (long long)qs_tensor_nrows(t), (long long)t->ne[0], (long long)(rows ? rows : 1), (long long)cols),
+                   buf;
+    }
+    return NULL;
+}
+
+static int hparams_finish(qs_model *m, qs_err *err)
+{
+    qs_hparams *hp = &m->hp;
+    int rc = hparams_bounds(m, err);
+    if (rc) return rc;
+    char buf[sizeof hp->unsupported_why];
+    const char *why = hparams_consistency(m, buf, sizeof buf);
     hp->supported = why == NULL;
-    if (why && strcmp(why, "unsupported architecture") == 0)
-        snprintf(hp->unsupported_why, sizeof hp->unsupported_why, "unsupported architecture %s", hp->arch);
-    else if (why)
-        snprintf(hp->unsupported_why, sizeof hp->unsupported_why, "%s", why);
+    if (why) snprintf(hp->unsupported_why, sizeof hp->unsupported_why, "%s", why);
+    return 0;
 }
 
 /* u32 scalar, or the first element of a per-layer integer array. */
@@ -359,10 +450,11 @@ static int open_safetensors(qs_model *m, qs_err *err)
 
 static bool is_gguf_file(const char *path)
 {
-    FILE *f = fopen(path, "rb");
+    int fd = qs_open_regular(path, NULL, NULL);
+    if (fd < 0) return false;
     char magic[4] = {0};
-    bool yes = f && fread(magic, 1, 4, f) == 4 && memcmp(magic, "GGUF", 4) == 0;
-    if (f) fclose(f);
+    bool yes = read(fd, magic, 4) == 4 && memcmp(magic, "GGUF", 4) == 0;
+    close(fd);
     return yes;
 }
 
@@ -378,6 +470,8 @@ qs_model *qs_model_open(const char *path, qs_err *err)
     int rc;
     if (stat(path, &st) != 0)
         rc = qs_err_set(err, QS_E_IO, "no such file or directory");
+    else if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
+        rc = qs_err_set(err, QS_E_INPUT, "not a regular file (%s)", S_ISFIFO(st.st_mode) ? "a FIFO" : "special");
     else if (S_ISDIR(st.st_mode) || strstr(path, ".safetensors") || !is_gguf_file(path))
         rc = S_ISDIR(st.st_mode) || strstr(path, ".safetensors")
                  ? open_safetensors(m, err)
@@ -386,11 +480,11 @@ qs_model *qs_model_open(const char *path, qs_err *err)
         rc = -(err ? err->code : QS_E_INPUT);
     else
         rc = init_from_gguf(m, err);
+    if (!rc) rc = hparams_finish(m, err);
     if (rc) {
         qs_model_close(m);
         return NULL;
     }
-    hparams_finish(&m->hp);
     return m;
 }
 
@@ -404,11 +498,10 @@ qs_model *qs_model_from_gguf(struct qs_gguf *g, const char *path, qs_err *err)
     }
     snprintf(m->path, sizeof m->path, "%s", path);
     m->gguf = g;
-    if (init_from_gguf(m, err) != 0) {
+    if (init_from_gguf(m, err) != 0 || hparams_finish(m, err) != 0) {
         qs_model_close(m);
         return NULL;
     }
-    hparams_finish(&m->hp);
     return m;
 }
 

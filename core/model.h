@@ -74,6 +74,20 @@ typedef struct qs_model {
     char warning[256];
 } qs_model;
 
+/* Sane bounds of hyperparameters (issue 16). A value beyond them is a corrupt header: the model
+ * does not open (QS_E_INPUT, naming the key). Values within them that disagree with each other
+ * or with the tensors' shapes (head counts not dividing the q/k rows, head_dim·n_head ≠ q rows,
+ * token_embd rows ≠ vocabulary, a 1-D weight where a matrix is expected …) leave the model
+ * browsable with hp.supported = false and unsupported_why saying what. Every consumer of the
+ * hyperparameters (inference, exports) relies on this. */
+#define QS_MAX_LAYERS   (1u << 16)
+#define QS_MAX_EMBD     (1u << 20)
+#define QS_MAX_FF       (1u << 22)
+#define QS_MAX_HEADS    (1u << 16)
+#define QS_MAX_HEAD_DIM (1u << 16)
+#define QS_MAX_VOCAB    (1u << 24)
+#define QS_MAX_CTX      (1u << 24)
+
 qs_model *qs_model_open(const char *path, qs_err *err);
 /* A model over an opened GGUF (ownership of g passes to the model, also on failure). */
 qs_model *qs_model_from_gguf(struct qs_gguf *g, const char *path, qs_err *err);

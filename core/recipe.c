@@ -2,7 +2,6 @@
 #include "recipe.h"
 
 #include <cjson/cJSON.h>
-#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 #include "infer.h"
 #include "presets.h"
 #include "progress.h"
+#include "rx.h"
 
 /* JSON keys are the knobs' CLI names (qs_knob_get(k)->name) */
 
@@ -35,7 +35,10 @@ void qs_recipe_init(qs_recipe *r, const qs_model *m)
 
 static void free_rules(qs_recipe_rule *v, int n)
 {
-    for (int i = 0; i < n; i++) free(v[i].pattern);
+    for (int i = 0; i < n; i++) {
+        free(v[i].pattern);
+        qs_rx_free(v[i].rx);
+    }
     free(v);
 }
 
@@ -104,26 +107,49 @@ void qs_config_format(const qs_qconfig *cfg, bool keep, char *buf, size_t n)
     }
 }
 
-static int push_rule(qs_recipe_rule **v, int *n, const char *pattern, const qs_qconfig *cfg, bool keep, qs_err *err)
+/* rx: the compiled pattern of a rule (ownership passes, also on failure), NULL for overrides */
+static int push_rule(qs_recipe_rule **v, int *n, const char *pattern, const qs_qconfig *cfg, bool keep, qs_rx *rx,
+                     qs_err *err)
 {
     qs_recipe_rule *nv = realloc(*v, (size_t)(*n + 1) * sizeof *nv);
-    if (!nv) return qs_err_set(err, QS_E_OOM, "out of memory");
+    char *p = nv ? strdup(pattern) : NULL;
+    if (!p) {
+        if (nv) *v = nv;
+        qs_rx_free(rx);
+        return qs_err_set(err, QS_E_OOM, "out of memory");
+    }
     *v = nv;
-    nv[*n] = (qs_recipe_rule){strdup(pattern), *cfg, keep};
+    nv[*n] = (qs_recipe_rule){p, *cfg, keep, rx};
     (*n)++;
     return 0;
 }
 
+/* a rule's pattern, compiled once; "rule 'P' is too complex" when the engine's limits refuse it */
+static qs_rx *compile_rule(const char *pattern, qs_err *err)
+{
+    qs_rx *rx = qs_rx_compile(pattern, 0, err);
+    if (!rx && err && strstr(err->msg, "is too complex"))
+        qs_err_set(err, QS_E_INPUT, "rule '%.80s' is too complex", pattern);
+    return rx;
+}
+
 int qs_recipe_add_rule(qs_recipe *r, const char *pattern, const char *config, qs_err *err)
 {
-    regex_t re;
-    if (regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB) != 0)
-        return qs_err_set(err, QS_E_USAGE, "'%s' is not a valid regular expression", pattern);
-    regfree(&re);
+    qs_rx *rx = compile_rule(pattern, err);
+    if (!rx) {
+        /* the caller's own pattern (--set): a syntax error is a usage error, a pattern beyond the
+         * engine's limits bad input */
+        if (err && err->code == QS_E_INPUT && !strstr(err->msg, "too complex")) err->code = QS_E_USAGE;
+        return -(err ? err->code : QS_E_INPUT);
+    }
     qs_qconfig c;
     bool keep;
     int rc = qs_config_parse(config, &c, &keep, err);
-    return rc ? rc : push_rule(&r->rules, &r->n_rules, pattern, &c, keep, err);
+    if (rc) {
+        qs_rx_free(rx);
+        return rc;
+    }
+    return push_rule(&r->rules, &r->n_rules, pattern, &c, keep, rx, err);
 }
 
 int qs_recipe_set_override(qs_recipe *r, const char *tensor, const char *config, qs_err *err)
@@ -137,7 +163,7 @@ int qs_recipe_set_override(qs_recipe *r, const char *tensor, const char *config,
             r->overrides[k].cfg = c, r->overrides[k].keep = keep;
             return 0;
         }
-    return push_rule(&r->overrides, &r->n_overrides, tensor, &c, keep, err);
+    return push_rule(&r->overrides, &r->n_overrides, tensor, &c, keep, NULL, err);
 }
 
 int qs_recipe_set_default(qs_recipe *r, const char *config, qs_err *err)
@@ -147,13 +173,19 @@ int qs_recipe_set_default(qs_recipe *r, const char *config, qs_err *err)
 
 /* ---- JSON ---- */
 
+static void as_input(qs_err *err)
+{
+    if (err && err->code != QS_E_OOM) err->code = QS_E_INPUT;
+}
+
 static int config_from_json(const cJSON *o, qs_qconfig *cfg, bool *keep, const char *where, qs_err *err)
 {
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "method");
     if (!cJSON_IsObject(o) || !cJSON_IsString(m))
         return qs_err_set(err, QS_E_INPUT, "%s: a config is an object with a \"method\"", where);
+    /* a bad config in a recipe file is bad input (exit 2), not a usage error */
     int rc = qs_config_parse(m->valuestring, cfg, keep, err);
-    if (rc) return qs_err_prefix(err, "%s", where);
+    if (rc) return as_input(err), qs_err_prefix(err, "%s", where);
     for (const cJSON *c = o->child; c; c = c->next) {
         if (!strcmp(c->string, "method")) continue;
         int k = 0;
@@ -165,7 +197,7 @@ static int config_from_json(const cJSON *o, qs_qconfig *cfg, bool *keep, const c
         else if (cJSON_IsNumber(c)) snprintf(v, sizeof v, "%d", c->valueint);
         else if (cJSON_IsString(c) && k == QS_KNOB_GGML) snprintf(v, sizeof v, "%.31s", c->valuestring);
         else return qs_err_set(err, QS_E_INPUT, "%s: '%s' must be a number or true/false", where, c->string);
-        if ((rc = qs_qconfig_set(cfg, c->string, v, err))) return qs_err_prefix(err, "%s", where);
+        if ((rc = qs_qconfig_set(cfg, c->string, v, err))) return as_input(err), qs_err_prefix(err, "%s", where);
     }
     return 0;
 }
@@ -223,14 +255,16 @@ static int parse_rules(const cJSON *rules, qs_recipe *r, qs_err *err)
         const cJSON *p = cJSON_GetObjectItemCaseSensitive(e, "pattern");
         if (!cJSON_IsObject(e) || !cJSON_IsString(p)) return qs_err_set(err, QS_E_INPUT, "%s: needs \"pattern\" and \"config\"", where);
         if ((rc = check_keys(e, keys, where, err))) break;
-        regex_t re;
-        if (regcomp(&re, p->valuestring, REG_EXTENDED | REG_NOSUB) != 0)
-            return qs_err_set(err, QS_E_INPUT, "%s: '%.80s' is not a valid regular expression", where, p->valuestring);
-        regfree(&re);
+        qs_rx *rx = compile_rule(p->valuestring, err);
+        if (!rx) {
+            if (err) err->code = err->code == QS_E_OOM ? QS_E_OOM : QS_E_INPUT;
+            return qs_err_prefix(err, "%s", where);
+        }
         qs_qconfig c;
         bool keep;
         rc = config_from_json(cJSON_GetObjectItemCaseSensitive(e, "config"), &c, &keep, where, err);
-        if (!rc) rc = push_rule(&r->rules, &r->n_rules, p->valuestring, &c, keep, err);
+        if (!rc) rc = push_rule(&r->rules, &r->n_rules, p->valuestring, &c, keep, rx, err);
+        else qs_rx_free(rx);
     }
     return rc;
 }
@@ -257,7 +291,7 @@ int qs_recipe_parse(const char *json, size_t len, qs_recipe *r, qs_err *err)
             char where[96];
             snprintf(where, sizeof where, "override %.64s", e->string);
             rc = config_from_json(e, &c, &keep, where, err);
-            if (!rc) rc = push_rule(&r->overrides, &r->n_overrides, e->string, &c, keep, err);
+            if (!rc) rc = push_rule(&r->overrides, &r->n_overrides, e->string, &c, keep, NULL, err);
         }
     }
     cJSON_Delete(root);
@@ -319,7 +353,7 @@ int qs_recipe_from_model(qs_recipe *r, const qs_model *quantized, qs_err *err)
         bool keep = t->type == QS_TYPE_F32 || !m;
         if (m) qs_qconfig_default(&c, m);
         else qs_qconfig_default(&c, qs_method_find("f16"));
-        int rc = push_rule(&r->overrides, &r->n_overrides, t->gguf_name[0] ? t->gguf_name : t->name, &c, keep, err);
+        int rc = push_rule(&r->overrides, &r->n_overrides, t->gguf_name[0] ? t->gguf_name : t->name, &c, keep, NULL, err);
         if (rc) return rc;
     }
     return 0;
@@ -359,7 +393,7 @@ int qs_recipe_from_preset(qs_recipe *r, const qs_model *m, const char *preset, b
         }
         qs_qconfig c;
         qs_qconfig_default(&c, meth);
-        rc = push_rule(&r->overrides, &r->n_overrides, pt[i].name, &c, keep, err);
+        rc = push_rule(&r->overrides, &r->n_overrides, pt[i].name, &c, keep, NULL, err);
     }
     free(types);
     free(pt);
@@ -367,6 +401,8 @@ int qs_recipe_from_preset(qs_recipe *r, const qs_model *m, const char *preset, b
 }
 
 /* ---- resolution ---- */
+
+static int err_code(const qs_err *err) { return err && err->code ? err->code : QS_E_INPUT; }
 
 bool qs_recipe_quantizable(const qs_tensor *t)
 {
@@ -389,16 +425,19 @@ int qs_recipe_resolve(const qs_recipe *r, const qs_model *m, bool force, qs_reci
     if (!force && r->table_hash[0] && strcmp(hash, r->table_hash))
         return qs_err_set(err, QS_E_INPUT, "the recipe was made for another model (%s, %lld tensors)", r->model_file,
                           (long long)r->model_tensors);
-    regex_t *re = calloc((size_t)(r->n_rules ? r->n_rules : 1), sizeof *re);
     int *hits = calloc((size_t)(r->n_rules ? r->n_rules : 1), sizeof *hits);
     out->e = calloc((size_t)(m->n_tensors ? m->n_tensors : 1), sizeof *out->e);
-    if (!re || !hits || !out->e) {
-        free(re);
+    if (!hits || !out->e) {
         free(hits);
         free(out->e);
+        out->e = NULL;
         return qs_err_set(err, QS_E_OOM, "out of memory");
     }
-    for (int i = 0; i < r->n_rules; i++) regcomp(&re[i], r->rules[i].pattern, REG_EXTENDED | REG_NOSUB);
+    /* rules built by hand (not through add_rule or parse) are compiled here, once */
+    qs_rx **rx = calloc((size_t)(r->n_rules ? r->n_rules : 1), sizeof *rx);
+    int rc = rx ? 0 : qs_err_set(err, QS_E_OOM, "out of memory");
+    for (int k = 0; k < r->n_rules && !rc; k++)
+        if (!(rx[k] = r->rules[k].rx) && !(rx[k] = compile_rule(r->rules[k].pattern, err))) rc = -err_code(err);
     out->n = m->n_tensors;
     for (int64_t i = 0; i < m->n_tensors; i++) {
         const qs_tensor *t = &m->tensors[i];
@@ -411,21 +450,23 @@ int qs_recipe_resolve(const qs_recipe *r, const qs_model *m, bool force, qs_reci
             const qs_recipe_rule *hit = NULL;
             for (int k = 0; k < r->n_overrides && !hit; k++)
                 if (!strcmp(r->overrides[k].pattern, name) || !strcmp(r->overrides[k].pattern, t->name)) hit = &r->overrides[k];
-            for (int k = 0; k < r->n_rules && !hit; k++)
-                if (regexec(&re[k], name, 0, NULL, 0) == 0) hit = &r->rules[k], hits[k]++;
+            for (int k = 0; k < r->n_rules && !hit && !rc; k++) {
+                int found = qs_rx_search(rx[k], name, err);
+                if (found < 0) rc = qs_err_set(err, found == -QS_E_OOM ? QS_E_OOM : QS_E_INPUT, "rule '%.80s' is too complex",
+                                               r->rules[k].pattern);
+                else if (found) hit = &r->rules[k], hits[k]++;
+            }
             e->keep = hit ? hit->keep : r->def_keep;
             e->cfg = hit ? hit->cfg : r->def;
         }
+        if (rc) break;
         int64_t rows = qs_tensor_nrows(t), cols = t->ne[0];
         if (!e->keep) {
             int type;
             if (qs_qconfig_check(&e->cfg, rows, cols, &type, err) != 0) {
                 qs_err_prefix(err, "%s", name);
-                for (int k = 0; k < r->n_rules; k++) regfree(&re[k]);
-                free(re);
-                free(hits);
-                qs_recipe_table_free(out);
-                return -QS_E_INPUT;
+                rc = -QS_E_INPUT;
+                break;
             }
             e->ggml_type = type;
             int nominal = e->cfg.method->kind == QS_METHOD_GGML ? e->cfg.method->ggml_type : e->cfg.ggml;
@@ -441,13 +482,14 @@ int qs_recipe_resolve(const qs_recipe *r, const qs_model *m, bool force, qs_reci
             e->bytes = (int64_t)t->nbytes;
         }
     }
-    for (int k = 0; k < r->n_rules; k++) {
+    for (int k = 0; k < r->n_rules && !rc; k++)
         if (!hits[k]) warn(out, "rule '%s' matches no tensor%s\n", r->rules[k].pattern, "");
-        regfree(&re[k]);
-    }
-    free(re);
+    for (int k = 0; rx && k < r->n_rules; k++)
+        if (rx[k] != r->rules[k].rx) qs_rx_free(rx[k]);
+    free(rx);
     free(hits);
-    return 0;
+    if (rc) qs_recipe_table_free(out);
+    return rc;
 }
 
 bool qs_recipe_table_needs_calib(const qs_recipe_table *t)

@@ -7,8 +7,10 @@
  *    "rules": [{"pattern": "blk\\.[0-3]\\.ffn_down", "config": {"method": "q6_K"}}, …],
  *    "overrides": {"output.weight": {"method": "q8_0"}}}
  * A config is {"method": NAME, knob: value …} with the knobs of qs_method_table, or
- * {"method": "keep"} (the tensor stays as it is). Patterns are POSIX extended regular
- * expressions searched in the GGUF name; the first matching rule wins; overrides beat rules.
+ * {"method": "keep"} (the tensor stays as it is). Patterns are regular expressions (POSIX
+ * ERE syntax as before, run by the bounded engine of core/rx.h, compiled once per rule) searched
+ * in the GGUF name; the first matching rule wins; overrides beat rules. A rule the engine's limits
+ * stop is an error "rule 'P' is too complex" (QS_E_INPUT).
  * Only matrices (2-D and up, not norms or biases) are quantized; the rest is kept.
  * Resolution applies llama-quantize's block-size fallbacks and reports them as warnings, as it
  * does patterns that match nothing. Unknown keys, bad configs and a recipe made for another
@@ -23,10 +25,12 @@
 #include "model.h"
 #include "quant.h"
 
+struct qs_rx;
 typedef struct qs_recipe_rule {
     char *pattern;
     qs_qconfig cfg;
     bool keep;
+    struct qs_rx *rx;            /* rules: the compiled pattern (owned); overrides: NULL */
 } qs_recipe_rule;
 
 typedef struct qs_recipe {

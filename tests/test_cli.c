@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "core/model.h"
@@ -274,6 +275,151 @@ Test(cli, vocab_train_generate_round_trip, .timeout = 120)
     done(&r);
     r = run("train --data x");
     cr_assert_eq(r.status, 1);
+    done(&r);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* Issue 16: a FIFO (or any non-regular file) in place of an input is refused with one line
+ * instead of hanging the command. */
+Test(cli, fifos_are_refused_not_waited_on, .timeout = 60)
+{
+    const char *model = model_path();
+    char *dir = tu_tmpdir(), fifo[4096], args[9000];
+    snprintf(fifo, sizeof fifo, "%s/pipe", dir);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    const char *cmds[] = {"info %s", "ppl %2$s --text %1$s", "recipe show %s", "export %2$s --recipe %1$s -o /dev/null",
+                          "ppl %2$s --text /dev/null --recipe %1$s"};
+    for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
+        snprintf(args, sizeof args, cmds[i], fifo, model);
+        char full[9100];
+        snprintf(full, sizeof full, "%s </dev/null", args);
+        tu_run_result r = run(full);
+        cr_expect_eq(r.status, 2, "%s: %d %s", args, r.status, r.err);
+        cr_expect(strstr(r.err, "not a regular file"), "%s: %s", args, r.err);
+        cr_expect_eq(strchr(r.err, '\n'), r.err + strlen(r.err) - 1, "one line: %s", r.err);
+        done(&r);
+    }
+    unlink(fifo);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* Issue 16: a recipe file that is bad JSON or has wrong types is bad input (exit 2, not 1); a
+ * rule beyond the regex engine's limits is "too complex" (exit 2). */
+Test(cli, bad_recipe_files_and_complex_rules_exit_2, .timeout = 60)
+{
+    const char *model = model_path();
+    char *dir = tu_tmpdir(), path[4096], args[9000];
+    snprintf(path, sizeof path, "%s/r.json", dir);
+    const char *bad[] = {"{", "[1,2]", "{\"quantscope_recipe\":1,\"default\":{\"method\":\"q9_Z\"}}",
+                         "{\"quantscope_recipe\":1,\"default\":{\"method\":\"rtn\",\"bits\":\"three\"}}",
+                         "{\"quantscope_recipe\":1,\"default\":{\"method\":\"rtn\",\"bits\":99}}",
+                         "{\"quantscope_recipe\":1,\"rules\":[{\"pattern\":7,\"config\":{\"method\":\"q8_0\"}}]}"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        FILE *f = fopen(path, "w");
+        fputs(bad[i], f);
+        fclose(f);
+        snprintf(args, sizeof args, "recipe show %s --model %s", path, model);
+        tu_run_result r = run(args);
+        cr_expect_eq(r.status, 2, "%s: %d %s", bad[i], r.status, r.err);
+        done(&r);
+    }
+    snprintf(args, sizeof args, "recipe %s --set '((a|b|c|d|.)*)*(\\2)+[^a-z._0-9]=f16' -o %s", model, path);
+    tu_run_result r = run(args);
+    cr_expect_eq(r.status, 2, "%d %s", r.status, r.err);
+    cr_expect(strstr(r.err, "is too complex"), "%s", r.err);
+    done(&r);
+    snprintf(args, sizeof args, "recipe %s --preset Q4_K_M --set '(.*.*)*[^a-z._0-9]=f16' -o %s", model, path);
+    r = run(args);
+    cr_expect_eq(r.status, 2, "%d %s", r.status, r.err);
+    cr_expect(strstr(r.err, "rule '(.*.*)*[^a-z._0-9]' is too complex"), "%s", r.err);
+    done(&r);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* Issue 16: malformed hyperparameters reach no command. A context length of 2³²−1 is bad input
+ * (exit 2, not "-1" and exit 1); head counts that do not split the q/k rows, 1-D weights and
+ * other inconsistencies make `export --hf` and `export --format gptq|awq` refuse (exit 2) where
+ * they overflowed the heap or divided by zero. */
+Test(cli, malformed_hyperparameters_exit_2_everywhere, .timeout = 120)
+{
+    char *dir = tu_tmpdir(), path[4200], args[9000], text[4200];
+    snprintf(text, sizeof text, "%s/t.txt", dir);
+    FILE *f = fopen(text, "w");
+    for (int i = 0; i < 200; i++) fputs("t1 t2 t3 t4 t5 t6 t7 t8 t9 ", f);
+    fclose(f);
+    struct { const char *name; tu_llama s; const char *why; } c[] = {
+        {"ctx", {.n_layer = 2, .n_embd = 64, .n_ff = 128, .n_head = 4, .n_ctx = 0xffffffffu}, "context_length 4294967295 is beyond"},
+        {"heads", {.n_layer = 2, .n_embd = 64, .n_ff = 128, .n_head = 0xffffffffu, .t_q_rows = 64, .t_kv_rows = 64}, "head_count"},
+        {"layers", {.n_layer = 0x7fffffffu, .n_embd = 64, .n_ff = 128, .n_head = 4, .t_layers = 2}, "block_count"},
+        {"q1d", {.n_layer = 2, .n_embd = 64, .n_ff = 128, .n_head = 4, .q_dims = 1}, "not a matrix"},
+        {"hd", {.n_layer = 2, .n_embd = 64, .n_ff = 128, .n_head = 4, .n_head_kv = 4, .key_length = 8, .t_q_rows = 64, .t_kv_rows = 64},
+         "the hyperparameters say"},
+    };
+    const char *cmds[] = {"generate %s -p t1 -n 2", "ppl %s --text %s --ctx 16", "export %s --hf %s.hf",
+                          "export %s --type rtn:bits=4,group=32 --format gptq -o %s.gptq",
+                          "export %s --type awq:bits=4,group=32,asym=true --format awq -o %s.awq --calib %s --calib-ctx 16"};
+    for (size_t i = 0; i < sizeof c / sizeof *c; i++) {
+        snprintf(path, sizeof path, "%s/%s.gguf", dir, c[i].name);
+        tu_llama_gguf(path, &c[i].s);
+        for (size_t k = 0; k < sizeof cmds / sizeof *cmds; k++) {
+            snprintf(args, sizeof args, cmds[k], path, k == 1 ? text : path, text);
+            tu_run_result r = run(args);
+            cr_expect_eq(r.status, 2, "%s: %d %s", args, r.status, r.err);
+            cr_expect(strstr(r.err, c[i].why), "%s: %s", args, r.err);
+            cr_expect(r.err[0] && strchr(r.err, '\n') == r.err + strlen(r.err) - 1, "one line: %s", r.err);
+            done(&r);
+        }
+    }
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* Issue 16: no leaks on the error paths of loading a model for inference (a weight that is NaN
+ * left the weights read before it behind) or of `suggest` (an infeasible budget left the table):
+ * under `make SAN=1 test` LeakSanitizer turns a leak into exit status 23. */
+Test(cli, load_and_suggest_error_paths_do_not_leak, .timeout = 300)
+{
+    char src[4096];
+    snprintf(src, sizeof src, "%s/stories260K.gguf", tu_models_dir());
+    size_t n;
+    uint8_t *d = tu_read(src, &n);
+    if (!d) cr_skip_test("%s missing", src);
+    char *dir = tu_tmpdir(), path[4200], args[20000], s1[4200], s2[4200], text[4200];
+    memset(d + n - 4000, 0xff, 1000); /* NaN weights in the last tensors */
+    snprintf(path, sizeof path, "%s/nan.gguf", dir);
+    FILE *f = fopen(path, "wb");
+    fwrite(d, 1, n, f);
+    fclose(f);
+    free(d);
+    snprintf(text, sizeof text, "%s/t.txt", dir);
+    f = fopen(text, "w");
+    for (int i = 0; i < 300; i++) fputs("Once upon a time there was a little girl who liked to play. ", f);
+    fclose(f);
+    snprintf(args, sizeof args, "ppl %s --text %s --ctx 64", path, text);
+    tu_run_result r = run(args);
+    cr_expect_eq(r.status, 2, "%d %s", r.status, r.err);
+    cr_expect(strstr(r.err, "is NaN"), "%s", r.err);
+    done(&r);
+    snprintf(s1, sizeof s1, "%s/q4_0.csv", dir);
+    snprintf(s2, sizeof s2, "%s/q8_0.csv", dir);
+    const char *cfg[] = {"q4_0", "q8_0"}, *csv[] = {s1, s2};
+    for (int k = 0; k < 2; k++) {
+        snprintf(args, sizeof args, "scan %s --config %s --text %s --csv %s --per tensor --ctx 128 --chunks 2", src, cfg[k], text, csv[k]);
+        r = run(args);
+        cr_assert_eq(r.status, 0, "%s", r.err);
+        done(&r);
+    }
+    snprintf(args, sizeof args, "suggest %s --scans %s,%s --bpw 1 -o %s/r.json", src, s1, s2, dir);
+    r = run(args);
+    cr_expect(r.status == 1 || r.status == 2, "%d %s", r.status, r.err);
+    cr_expect(strstr(r.err, "below the cheapest choice"), "%s", r.err);
+    done(&r);
+    snprintf(args, sizeof args, "suggest %s --scans %s,%s --bpw 6 -o %s/r.json --pareto", src, s1, s2, dir);
+    r = run(args);
+    cr_expect_eq(r.status, 0, "%d %s", r.status, r.err);
     done(&r);
     tu_rmtree(dir);
     free(dir);

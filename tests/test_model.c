@@ -7,6 +7,7 @@
 
 #include "core/ggml_types.h"
 #include "core/gguf.h"
+#include "core/infer.h"
 #include "core/model.h"
 #include "tests/testutil.h"
 
@@ -189,5 +190,108 @@ Test(model, hf_config_parsing)
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         cr_assert_lt(qs_hf_config_parse(bad[i][0], strlen(bad[i][0]), &hp, &err), 0, "%s", bad[i][0]);
         cr_assert(strstr(err.msg, bad[i][1]), "%s: %s", bad[i][0], err.msg);
+    }
+}
+
+/* Issue 16: hyperparameters are validated once, where the model is opened. Values beyond sane
+ * bounds are corrupt headers (the model does not open: bad input, naming the key); values that
+ * disagree with each other or with the tensors leave the model browsable but not runnable, and
+ * qs_llm_new refuses it instead of overflowing. */
+static qs_model *crafted(const tu_llama *s, qs_err *err)
+{
+    char *dir = tu_tmpdir(), path[4200];
+    snprintf(path, sizeof path, "%s/m.gguf", dir);
+    tu_llama_gguf(path, s);
+    qs_model *m = qs_model_open(path, err);
+    tu_rmtree(dir);
+    free(dir);
+    return m;
+}
+
+Test(model, hyperparameters_validated_at_open)
+{
+    struct { const char *what; tu_llama s; const char *why; } hard[] = {
+        {"ctx", {.n_layer = 2, .n_embd = 64, .n_ff = 128, .n_head = 4, .n_ctx = 0xffffffffu}, "llama.context_length 4294967295 is beyond"},
+        {"embd", {.n_layer = 2, .n_embd = 0x80000000u, .n_ff = 128, .n_head = 4, .t_embd = 64, .t_q_rows = 64, .t_kv_rows = 64},
+         "llama.embedding_length 2147483648 is beyond"},
+        {"heads", {.n_layer = 2, .n_embd = 64, .n_ff = 128, .n_head = 0xffffffffu, .t_q_rows = 64, .t_kv_rows = 64},
+         "llama.attention.head_count 4294967295 is beyond"},
+        {"layers", {.n_layer = 0x7fffffffu, .n_embd = 64, .n_ff = 128, .n_head = 4, .t_layers = 2}, "llama.block_count 2147483647"},
+        {"ff", {.n_layer = 2, .n_embd = 64, .n_ff = 0xfffffff0u, .n_head = 4, .t_ff = 128}, "llama.feed_forward_length"},
+        {"vocab", {.n_layer = 1, .n_embd = 64, .n_ff = 128, .n_head = 4, .vocab_size = 0x7fffffffu, .t_vocab = 32}, "llama.vocab_size"},
+    };
+    for (size_t i = 0; i < sizeof hard / sizeof *hard; i++) {
+        qs_err err = {0};
+        qs_model *m = crafted(&hard[i].s, &err);
+        cr_expect_null(m, "%s opens", hard[i].what);
+        qs_model_close(m);
+        cr_expect_eq(err.code, QS_E_INPUT, "%s: %s", hard[i].what, err.msg);
+        cr_expect(strstr(err.msg, hard[i].why), "%s: %s", hard[i].what, err.msg);
+    }
+    struct { const char *what; tu_llama s; const char *why; } soft[] = {
+        {"head count 0", {.n_layer = 2, .n_embd = 64, .n_ff = 128, .n_head = 0}, "head count 0"},
+        {"kv heads", {.n_layer = 2, .n_embd = 64, .n_ff = 128, .n_head = 4, .n_head_kv = 3, .key_length = 16, .t_q_rows = 64, .t_kv_rows = 48},
+         "KV head count 3 does not divide the head count 4"},
+        {"head_dim", {.n_layer = 2, .n_embd = 64, .n_ff = 128, .n_head = 4, .n_head_kv = 4, .key_length = 8, .t_q_rows = 64, .t_kv_rows = 64},
+         "blk.0.attn_q.weight is 64 × 64, the hyperparameters say 32 × 64"},
+        {"odd head_dim", {.n_layer = 2, .n_embd = 60, .n_ff = 128, .n_head = 4, .n_head_kv = 4, .key_length = 15}, "invalid head dimension 15"},
+        {"1-D q", {.n_layer = 2, .n_embd = 64, .n_ff = 128, .n_head = 4, .q_dims = 1}, "blk.0.attn_q.weight is not a matrix"},
+        {"vocab", {.n_layer = 2, .n_embd = 64, .n_ff = 128, .n_head = 4, .vocab_size = 5000, .t_vocab = 40},
+         "token_embd.weight is 40 × 64, the hyperparameters say 5000 × 64"},
+        {"blocks", {.n_layer = 1, .n_embd = 64, .n_ff = 128, .n_head = 4, .t_layers = 2}, "blk.1.attn_norm.weight is beyond the block count 1"},
+        {"ff", {.n_layer = 2, .n_embd = 64, .n_ff = 100, .n_head = 4, .t_ff = 128}, "ffn_gate.weight is 128 × 64, the hyperparameters say 100 × 64"},
+    };
+    for (size_t i = 0; i < sizeof soft / sizeof *soft; i++) {
+        qs_err err = {0};
+        qs_model *m = crafted(&soft[i].s, &err);
+        cr_assert_not_null(m, "%s still opens for browsing: %s", soft[i].what, err.msg);
+        cr_expect_not(m->hp.supported, "%s", soft[i].what);
+        cr_expect(strstr(m->hp.unsupported_why, soft[i].why), "%s: %s", soft[i].what, m->hp.unsupported_why);
+        qs_llm *l = qs_llm_new(m, 64, &err);
+        cr_expect_null(l, "%s runs", soft[i].what);
+        cr_expect_eq(err.code, QS_E_UNSUPPORTED, "%s: %s", soft[i].what, err.msg);
+        qs_llm_free(l);
+        qs_model_close(m);
+    }
+    qs_err err = {0};
+    qs_model *m = crafted(&(tu_llama){.n_layer = 2, .n_embd = 64, .n_ff = 128, .n_head = 4, .n_head_kv = 2, .n_ctx = 256}, &err);
+    cr_assert_not_null(m, "%s", err.msg);
+    cr_expect(m->hp.supported, "%s", m->hp.unsupported_why);
+    qs_llm *l = qs_llm_new(m, 64, &err);
+    cr_expect_not_null(l, "%s", err.msg);
+    qs_llm_free(l);
+    qs_model_close(m);
+}
+
+Test(model, hf_config_bounds)
+{
+    const char *bad[][2] = {{"{\"max_position_embeddings\":4294967295}", "max_position_embeddings 4294967295 is beyond"},
+                            {"{\"hidden_size\":2147483648}", "hidden_size 2147483648 is beyond"},
+                            {"{\"num_attention_heads\":4294967295}", "num_attention_heads 4294967295 is beyond"},
+                            {"{\"num_hidden_layers\":2147483647}", "num_hidden_layers 2147483647 is beyond"}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char *dir = tu_tmpdir(), path[4200];
+        snprintf(path, sizeof path, "%s/config.json", dir);
+        FILE *f = fopen(path, "w");
+        fputs(bad[i][0], f);
+        fclose(f);
+        /* a minimal checkpoint: one F32 tensor */
+        snprintf(path, sizeof path, "%s/model.safetensors", dir);
+        f = fopen(path, "wb");
+        const char *hdr = "{\"model.norm.weight\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}";
+        uint64_t n = strlen(hdr);
+        fwrite(&n, 8, 1, f);
+        fputs(hdr, f);
+        float x[2] = {1, 1};
+        fwrite(x, sizeof x, 1, f);
+        fclose(f);
+        qs_err err = {0};
+        qs_model *m = qs_model_open(dir, &err);
+        cr_expect_null(m, "%s", bad[i][0]);
+        qs_model_close(m);
+        cr_expect_eq(err.code, QS_E_INPUT, "%s", err.msg);
+        cr_expect(strstr(err.msg, bad[i][1]), "%s: %s", bad[i][0], err.msg);
+        tu_rmtree(dir);
+        free(dir);
     }
 }

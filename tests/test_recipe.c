@@ -130,3 +130,58 @@ Test(recipe, parse_errors)
     qs_recipe_free(&r);
     qs_model_close(m);
 }
+
+/* Issue 16: patterns run under the bounded engine (core/rx.c): the POSIX ERE syntax recipes used
+ * keeps working; a pattern that would backtrack for minutes (nested counted repetition,
+ * back-references) is refused fast as "rule 'P' is too complex" instead of taking 100 s and GBs. */
+Test(recipe, patterns_are_bounded, .timeout = 20)
+{
+    qs_model *m = model_named("stories260K.gguf");
+    struct { const char *pattern; int hits; } ok[] = {
+        {"blk\\.[0-3]\\.ffn_down", 4}, {"attn_[kv]", 10}, {"blk\\.[[:digit:]]+\\.attn_q", 5}, {"^output", 1},
+        {"(ffn_up|ffn_gate)", 10}, {"blk\\.(1|2)\\.ffn_(up|down)\\.weight$", 4}, {"a{1,3}t{2}n", 20},
+        {"blk\\.([0-9])\\.attn_q.*\\1", 0}};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+        qs_recipe r;
+        qs_recipe_table t;
+        qs_err err = {0};
+        qs_recipe_init(&r, m);
+        cr_assert_eq(qs_recipe_add_rule(&r, ok[i].pattern, "f16", &err), 0, "%s: %s", ok[i].pattern, err.msg);
+        cr_assert_eq(qs_recipe_resolve(&r, m, false, &t, &err), 0, "%s: %s", ok[i].pattern, err.msg);
+        int hits = 0;
+        for (int64_t k = 0; k < t.n; k++) hits += !t.e[k].keep;
+        cr_expect_eq(hits, ok[i].hits, "%s: %d tensors", ok[i].pattern, hits);
+        qs_recipe_table_free(&t);
+        qs_recipe_free(&r);
+    }
+    const char *slow[] = {"((((.{1,100}){1,100}){1,100}){1,100}){1,100}x",
+                          "(.*.*)*[^a-z._0-9]",
+                          "((a|b|c|d|.)*)*(\\2)+[^a-z._0-9]"};
+    for (size_t i = 0; i < sizeof slow / sizeof *slow; i++) {
+        qs_recipe r;
+        qs_recipe_table t;
+        qs_err err = {0};
+        qs_recipe_init(&r, m);
+        char json[512];
+        snprintf(json, sizeof json, "{\"quantscope_recipe\":1,\"rules\":[{\"pattern\":\"%s\",\"config\":{\"method\":\"f16\"}}]}",
+                 slow[i]);
+        /* JSON escapes: the backslashes of the C strings are doubled */
+        char esc[1024], *o = esc;
+        for (const char *p = json; *p; p++) {
+            if (*p == '\\') *o++ = '\\';
+            *o++ = *p;
+        }
+        *o = '\0';
+        int rc = qs_recipe_parse(esc, strlen(esc), &r, &err);
+        if (rc == 0) {
+            rc = qs_recipe_resolve(&r, m, false, &t, &err);
+            if (rc == 0) qs_recipe_table_free(&t);
+            qs_recipe_free(&r);
+        }
+        cr_expect_lt(rc, 0, "%s is refused", slow[i]);
+        cr_expect_eq(err.code, QS_E_INPUT, "%s: %s", slow[i], err.msg);
+        cr_expect(strstr(err.msg, "is too complex"), "%s: %s", slow[i], err.msg);
+    }
+    qs_recipe_free(&(qs_recipe){0});
+    qs_model_close(m);
+}

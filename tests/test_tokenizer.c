@@ -340,3 +340,30 @@ Test(tokenizer, hf_tokenizer_json_refusals)
         qs_gguf_writer_free(w);
     }
 }
+
+/* Issue 16 (the fuzzer's slow-unit artifact): one huge id padded ~12 million placeholder tokens
+ * (65 s, 1.6 GB); ids are now bounded by the number of entries, and must be integers. */
+Test(tokenizer, hf_tokenizer_json_huge_ids_are_refused, .timeout = 10)
+{
+    static const char *const bad[] = {
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"ab\":12222222,\"abz\":2},\"merges\":[\"a b\"]},\"pre_tokenizer\":{\"type\":\"ByteLevel\"}}",
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"ab\":0},\"merges\":[]},\"added_tokens\":[{\"id\":16000000,\"content\":\"x\"}],"
+        "\"pre_tokenizer\":{\"type\":\"ByteLevel\"}}",
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"ab\":12222222.22222222,\"abz\":2},\"merges\":[\"a b\"]},\"aokns\":[{\"id\":3}],"
+        "\"pre_tokenizer\":{\"type\":\"ByteLevel\",\"uex\":true},\"s_token_\":2}"};
+    static const char *const why[] = {"far beyond the 2 entries", "far beyond the 2 entries", "no valid id"};
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        qs_err err = {0};
+        qs_gguf_writer *w = qs_gguf_writer_new();
+        cr_expect_lt(qs_hf_tokenizer_keys(bad[k], strlen(bad[k]), NULL, 0, w, &err), 0, "%s", bad[k]);
+        cr_expect_eq(err.code, QS_E_INPUT, "%s", err.msg);
+        cr_expect(strstr(err.msg, why[k]) != NULL, "%s: %s", bad[k], err.msg);
+        qs_gguf_writer_free(w);
+    }
+    /* a few holes stay allowed (padded) */
+    const char *ok = "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":5},\"merges\":[]},\"pre_tokenizer\":{\"type\":\"ByteLevel\"}}";
+    qs_err err = {0};
+    qs_gguf_writer *w = qs_gguf_writer_new();
+    cr_expect_eq(qs_hf_tokenizer_keys(ok, strlen(ok), NULL, 0, w, &err), 0, "%s", err.msg);
+    qs_gguf_writer_free(w);
+}

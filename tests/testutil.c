@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <sys/wait.h>
 
+#include "core/ggml_types.h"
 #include "core/gguf.h"
 
 #include <dirent.h>
@@ -214,4 +215,82 @@ double tu_golden_num(const qs_gguf *g, int cfg, const char *key)
     const qs_gguf_kv *kv = qs_gguf_get_kv(g, k);
     cr_assert_not_null(kv, "golden key %s missing", k);
     return qs_gguf_kv_num(kv, 0);
+}
+
+static float *tu_rand_floats(int64_t n, uint32_t *seed)
+{
+    float *v = malloc((size_t)(n > 0 ? n : 1) * sizeof *v);
+    for (int64_t i = 0; v && i < n; i++) {
+        *seed = *seed * 1664525u + 1013904223u;
+        v[i] = ((float)(*seed >> 8) / 16777216.0f - 0.5f) * 0.2f;
+    }
+    return v;
+}
+
+int tu_llama_gguf(const char *path, const tu_llama *s)
+{
+    uint32_t H = s->n_head ? s->n_head : 1, Hkv = s->n_head_kv ? s->n_head_kv : H;
+    int64_t E = s->t_embd ? s->t_embd : s->n_embd, L = s->t_layers ? s->t_layers : s->n_layer;
+    int64_t D = s->key_length ? s->key_length : (int64_t)s->n_embd / H;
+    int64_t F = s->t_ff ? s->t_ff : s->n_ff, V = s->t_vocab ? s->t_vocab : (s->vocab_size ? s->vocab_size : 32);
+    int64_t QR = s->t_q_rows ? s->t_q_rows : (int64_t)H * D, KR = s->t_kv_rows ? s->t_kv_rows : (int64_t)Hkv * D;
+    qs_gguf_writer *w = qs_gguf_writer_new();
+    qs_gguf_writer_set_str(w, "general.architecture", "llama");
+    qs_gguf_writer_set_u32(w, "llama.block_count", s->n_layer);
+    qs_gguf_writer_set_u32(w, "llama.embedding_length", s->n_embd);
+    qs_gguf_writer_set_u32(w, "llama.attention.head_count", s->n_head);
+    if (s->n_ff) qs_gguf_writer_set_u32(w, "llama.feed_forward_length", s->n_ff);
+    if (s->n_head_kv) qs_gguf_writer_set_u32(w, "llama.attention.head_count_kv", s->n_head_kv);
+    if (s->key_length) qs_gguf_writer_set_u32(w, "llama.attention.key_length", s->key_length);
+    if (s->n_ctx) qs_gguf_writer_set_u32(w, "llama.context_length", s->n_ctx);
+    if (s->vocab_size) qs_gguf_writer_set_u32(w, "llama.vocab_size", s->vocab_size);
+    qs_gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    /* a byte-level vocabulary of V tokens */
+    char **tok = calloc((size_t)V, sizeof *tok);
+    for (int64_t i = 0; i < V; i++) {
+        tok[i] = malloc(24);
+        snprintf(tok[i], 24, "t%lld", (long long)i);
+    }
+    qs_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2");
+    qs_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)tok, (uint64_t)V);
+    qs_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", NULL, 0);
+    uint32_t seed = 1;
+    float *bufs[256];
+    int nb = 0;
+    qs_err err = {0};
+#define TU_T(name, d0, d1, nd)                                                                                   \
+    do {                                                                                                         \
+        int64_t ne_[4] = {(d0), (d1), 1, 1};                                                                     \
+        float *x_ = tu_rand_floats(ne_[0] * ne_[1], &seed);                                                      \
+        if (nb < 256) bufs[nb++] = x_;                                                                           \
+        qs_gguf_writer_add_tensor(w, name, QS_TYPE_F32, (nd), ne_, x_, &err);                                    \
+    } while (0)
+    TU_T("token_embd.weight", E, V, 2);
+    TU_T("output_norm.weight", E, 1, 1);
+    char n[96];
+    for (int64_t b = 0; b < L && b < 16; b++) {
+#define TU_B(stem, d0, d1, nd)                                                                                   \
+    do {                                                                                                         \
+        snprintf(n, sizeof n, "blk.%lld.%s", (long long)b, stem);                                                \
+        TU_T(n, d0, d1, nd);                                                                                     \
+    } while (0)
+        TU_B("attn_norm.weight", E, 1, 1);
+        TU_B("attn_q.weight", s->q_dims == 1 ? E * QR : E, s->q_dims == 1 ? 1 : QR, s->q_dims == 1 ? 1 : 2);
+        TU_B("attn_k.weight", s->q_dims == 1 ? E * KR : E, s->q_dims == 1 ? 1 : KR, s->q_dims == 1 ? 1 : 2);
+        TU_B("attn_v.weight", E, KR, 2);
+        TU_B("attn_output.weight", QR, E, 2);
+        TU_B("ffn_norm.weight", E, 1, 1);
+        TU_B("ffn_gate.weight", E, F, 2);
+        TU_B("ffn_up.weight", E, F, 2);
+        TU_B("ffn_down.weight", F, E, 2);
+#undef TU_B
+    }
+#undef TU_T
+    int rc = qs_gguf_writer_write(w, path, &err);
+    qs_gguf_writer_free(w);
+    for (int i = 0; i < nb; i++) free(bufs[i]);
+    for (int64_t i = 0; i < V; i++) free(tok[i]);
+    free(tok);
+    if (rc) cr_assert_fail("tu_llama_gguf %s: %s", path, err.msg);
+    return rc;
 }

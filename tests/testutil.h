@@ -62,3 +62,14 @@ void tu_gstr(tu_buf *b, const char *s);  /* GGUF string: u64 length + bytes */
 void tu_pad(tu_buf *b, size_t align);
 
 #endif
+
+/* A small random llama GGUF whose hyperparameter keys and tensor shapes can disagree (issue 16):
+ * keys are written as given (0: the key is left out, except block_count/embedding_length/head_count);
+ * tensor sizes default to what the keys say (0: derived). q_dims/kv_dims 1 makes attn_q / attn_k
+ * 1-D vectors. Returns 0 or fails the test. */
+typedef struct tu_llama {
+    uint32_t n_layer, n_embd, n_ff, n_head, n_head_kv, key_length, n_ctx, vocab_size;
+    int64_t t_layers, t_embd, t_ff, t_vocab, t_q_rows, t_kv_rows;
+    int q_dims;
+} tu_llama;
+int tu_llama_gguf(const char *path, const tu_llama *s);

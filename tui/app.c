@@ -6,7 +6,6 @@
 
 #include <curses.h>
 
-#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +13,7 @@
 
 #include "core/ggml_types.h"
 #include "core/recipe.h"
+#include "core/rx.h"
 #include "tui/actions.h"
 
 bool app_tensor_quantizable(const app *a, int t) { return qs_recipe_quantizable(&a->model->tensors[t]); }
@@ -56,6 +56,8 @@ int app_init(app *a, qs_model *m, char *err, size_t errn)
 
 void app_free(app *a)
 {
+    qs_rx_free(a->filter_rx);
+    a->filter_rx = NULL;
     qs_calib_set_free(a->calib);
     free(a->scan);
     free(a->scan_rank);
@@ -73,15 +75,23 @@ int app_selected_tensor(const app *a)
     return a->sel >= 0 && a->sel < a->n_rows ? a->rows[a->sel] : -1;
 }
 
+/* the filter, compiled when it changed (never per redraw or per tensor); a filter that is no
+ * regular expression (or one beyond the engine's limits) is searched as a substring */
+static void compile_filter(app *a)
+{
+    if (a->filter_rx && !strcmp(a->filter_rx_of, a->filter)) return;
+    qs_rx_free(a->filter_rx);
+    a->filter_rx = NULL;
+    snprintf(a->filter_rx_of, sizeof a->filter_rx_of, "%s", a->filter);
+    if (a->filter[0]) a->filter_rx = qs_rx_compile(a->filter, QS_RX_ICASE, NULL);
+}
+
 static bool matches(const app *a, const qs_tensor *t)
 {
     if (!a->filter[0]) return true;
-    regex_t re;
     const char *name = t->gguf_name[0] ? t->gguf_name : t->name;
-    if (regcomp(&re, a->filter, REG_EXTENDED | REG_NOSUB | REG_ICASE) != 0) return strstr(name, a->filter) != NULL;
-    bool hit = regexec(&re, name, 0, NULL, 0) == 0;
-    regfree(&re);
-    return hit;
+    int hit = a->filter_rx ? qs_rx_search(a->filter_rx, name, NULL) : -1;
+    return hit < 0 ? strstr(name, a->filter) != NULL : hit == 1;
 }
 
 const char *const app_sort_names[SORT_COUNT] = {"file order", "name", "size", "error"};
@@ -104,6 +114,7 @@ void app_rebuild_rows(app *a)
 {
     const qs_model *m = a->model;
     int keep = app_selected_tensor(a);
+    compile_filter(a);
     a->n_rows = 0;
     for (int64_t i = 0; i < m->n_tensors; i++)
         if (m->tensors[i].block < 0 && matches(a, &m->tensors[i])) a->rows[a->n_rows++] = (int)i;
@@ -224,7 +235,7 @@ int app_build_recipe(const app *a, qs_recipe *r, char *err, size_t errn)
             return -1;
         }
         r->overrides = nv;
-        nv[r->n_overrides++] = (qs_recipe_rule){name, a->cfg[i], false};
+        nv[r->n_overrides++] = (qs_recipe_rule){name, a->cfg[i], false, NULL};
     }
     return 0;
 }
@@ -355,7 +366,6 @@ static int apply_bulk(app *a)
     qs_qconfig c;
     bool keep;
     qs_err err = {0};
-    regex_t re;
     if (!eq) {
         snprintf(a->status, sizeof a->status, "bulk edit: PATTERN=CONFIG, e.g. blk\\.[0-3]\\.ffn_down=q6_K");
         return R_REDRAW;
@@ -365,21 +375,29 @@ static int apply_bulk(app *a)
         snprintf(a->status, sizeof a->status, "bulk edit: %.200s", keep ? "keep is not a config here" : err.msg);
         return R_REDRAW;
     }
-    if (regcomp(&re, buf, REG_EXTENDED | REG_NOSUB)) {
-        snprintf(a->status, sizeof a->status, "bulk edit: '%.100s' is not a regular expression", buf);
+    qs_rx *re = qs_rx_compile(buf, 0, &err);
+    if (!re) {
+        snprintf(a->status, sizeof a->status, "bulk edit: %.200s", strstr(err.msg, "too complex") ? err.msg : "not a regular expression");
         return R_REDRAW;
     }
     int changed = 0, matched = 0, refused = 0;
     a->undo_group++;
     for (int t = 0; t < a->model->n_tensors; t++) {
         const qs_tensor *x = &a->model->tensors[t];
-        if (!app_tensor_quantizable(a, t) || regexec(&re, x->gguf_name[0] ? x->gguf_name : x->name, 0, NULL, 0)) continue;
+        if (!app_tensor_quantizable(a, t)) continue;
+        int found = qs_rx_search(re, x->gguf_name[0] ? x->gguf_name : x->name, &err);
+        if (found < 0) {
+            qs_rx_free(re);
+            snprintf(a->status, sizeof a->status, "bulk edit: rule '%.100s' is too complex", buf);
+            return R_REDRAW;
+        }
+        if (!found) continue;
         int eff;
         matched++;
         if (qs_qconfig_check(&c, qs_tensor_nrows(x), x->ne[0], &eff, &err)) refused++;
         else set_cfg(a, t, &c, &changed);
     }
-    regfree(&re);
+    qs_rx_free(re);
     snprintf(a->status, sizeof a->status, "%.60s → %.40s: %d tensors match, %d changed%s", buf, eq + 1, matched, changed,
              refused ? " (some refused: the config does not fit their shape)" : "");
     return changed ? R_REDRAW | R_RECOMPUTE | R_REGENERATE : R_REDRAW;

@@ -109,6 +109,8 @@ typedef struct app {
     bool *collapsed;               /* per block */
     int n_blocks;
     char filter[128];
+    struct qs_rx *filter_rx;       /* filter compiled (once per change of filter_rx_of) */
+    char filter_rx_of[128];
     char prompt_edit[128];         /* the generation prompt being typed (MODE_PROMPT) */
     int sort;                      /* app_sort: the order of the tensors inside each group */
     /* focus and modes */

@@ -182,6 +182,8 @@ static int export_recipe(const export_args *a, qs_model *m, const qs_gguf *tok)
         if (a->type && qs_recipe_set_default(&r, a->type, &err)) rc = qs_cli_fail("--type", &err);
         if (a->preset && qs_recipe_from_preset(&r, m, a->preset, a->imat != NULL, &err)) rc = qs_cli_fail(a->model, &err);
     }
+    /* a checkpoint reorders q/k rows by head: refuse a model that cannot go there before quantizing */
+    if (!rc && strcmp(a->format, "gguf") && qs_export_hf_model_check(m, &err)) rc = qs_cli_fail(a->model, &err);
     if (!rc && a->imat && !(im = qs_imatrix_load(a->imat, &err))) rc = qs_cli_fail(a->imat, &err);
     if (!rc && qs_recipe_resolve(&r, m, a->force, &t, &err)) rc = qs_cli_fail(a->recipe ? a->recipe : a->model, &err);
     if (!rc && t.warnings[0]) fprintf(stderr, "%s", t.warnings);

@@ -112,7 +112,8 @@ int qs_cli_generate(int argc, char **argv)
     int32_t *ids = NULL;
     int64_t n = 0;
     qs_llm *l = NULL;
-    int ctx = (int)(m->hp.n_ctx ? m->hp.n_ctx : 2048);
+    /* the model's context (bounded by qs_model_open), at most what the engine takes */
+    int ctx = (int)(m->hp.n_ctx ? (m->hp.n_ctx < (1u << 20) ? m->hp.n_ctx : (1u << 20)) : 2048);
     if (qs_tokenize(v, o.prompt, strlen(o.prompt), true, false, &ids, &n, &err) ||
         !(l = qs_llm_new(m, ctx, &err)))
         rc = qs_cli_fail(o.path, &err);

@@ -1,7 +1,6 @@
 /* tui/cli_recipe.c — `quantscope recipe MODEL … -o R.json` and `quantscope recipe show R.json`,
  * and the --recipe option shared by generate and ppl. */
 #include <inttypes.h>
-#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +10,7 @@
 #include "core/model.h"
 #include "core/progress.h"
 #include "core/recipe.h"
+#include "core/rx.h"
 #include "tui/cli.h"
 
 static void print_table(const qs_recipe_table *t)
@@ -82,23 +82,36 @@ static int show(int argc, char **argv)
     return rc;
 }
 
+static int too_complex(const char *pattern)
+{
+    qs_err err = {QS_E_INPUT, ""};
+    snprintf(err.msg, sizeof err.msg, "rule '%.80s' is too complex", pattern);
+    return qs_cli_fail("--set", &err);
+}
+
 /* --set after --preset / --from-gguf: the per-tensor overrides those wrote would beat a rule, so
  * the pattern becomes overrides of the tensors it matches */
 static int set_overrides(qs_recipe *r, const qs_model *m, const char *pattern, const char *config)
 {
-    regex_t re;
     qs_err err = {0};
-    if (regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB))
-        return qs_cli_usage_error("--set: '%s' is not a regular expression", pattern);
+    qs_rx *re = qs_rx_compile(pattern, 0, &err);
+    if (!re && err.code != QS_E_USAGE && strstr(err.msg, "too complex")) return too_complex(pattern);
+    if (!re) return qs_cli_usage_error("--set: '%s' is not a regular expression", pattern);
     int hits = 0, rc = QS_EXIT_OK;
     for (int64_t i = 0; i < m->n_tensors && !rc; i++) {
         const qs_tensor *t = &m->tensors[i];
         const char *name = t->gguf_name[0] ? t->gguf_name : t->name;
-        if (!qs_recipe_quantizable(t) || regexec(&re, name, 0, NULL, 0)) continue;
+        if (!qs_recipe_quantizable(t)) continue;
+        int found = qs_rx_search(re, name, &err);
+        if (found < 0) {
+            rc = too_complex(pattern);
+            break;
+        }
+        if (!found) continue;
         if (qs_recipe_set_override(r, name, config, &err)) rc = qs_cli_fail("--set", &err);
         hits++;
     }
-    regfree(&re);
+    qs_rx_free(re);
     if (!rc && !hits) return qs_cli_fail("--set", &(qs_err){QS_E_USAGE, "the pattern matches no tensor"});
     return rc;
 }

@@ -109,12 +109,12 @@ int qs_cli_suggest(int argc, char **argv)
     qs_err err = {0};
     qs_model *m = qs_model_open(path, &err);
     if (!m) return qs_cli_fail(path, &err);
-    qs_mp_table c;
+    qs_mp_table c = {0};
     int rc = load_scans(m, scans, &c);
     if (!rc && show_pareto) pareto(m, &c);
     if (!rc && target)
         rc = write_suggestion(m, &c, bpw > 0 ? bpw * qs_mp_table_params(&c) : size_mib * 8.0 * 1048576.0 - c.other_bits, out);
-    if (!rc) qs_mp_table_free(&c);
+    qs_mp_table_free(&c); /* also after a failed solve (load_scans leaves it empty on failure) */
     qs_model_close(m);
     return rc;
 }
