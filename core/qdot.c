@@ -6,6 +6,10 @@
 #include <math.h>
 #include <string.h>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 #include "fp16.h"
 #include "ggml_quants.h"
 #include "qdot_impl.h"
@@ -133,13 +137,22 @@ static const qs_qdot_kernels *const tables[QS_QDOT_ISA_COUNT] = {
     &qs_qdot_kernels_generic, &qs_qdot_kernels_avx2, &qs_qdot_kernels_avx512};
 static const qs_qdot_kernels *current; /* atomic; NULL until the first call */
 
+#if defined(__x86_64__) || defined(__i386__)
+/* F16C (CPUID.1:ECX bit 29): clang's __builtin_cpu_supports does not know "f16c" */
+static int has_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
+#endif
+
 int qs_qdot_isa_supported(int isa)
 {
     switch (isa) {
     case QS_QDOT_ISA_GENERIC: return 1;
 #if defined(__x86_64__) || defined(__i386__)
     case QS_QDOT_ISA_AVX2:
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c();
     case QS_QDOT_ISA_AVX512:
         return qs_qdot_isa_supported(QS_QDOT_ISA_AVX2) && __builtin_cpu_supports("avx512f") &&
                __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
