@@ -64,6 +64,14 @@ $(BUILD)/%.o: %.c
 # the 8-lane quantizer searches: AVX2 code, entered only after a run-time CPU check
 $(BUILD)/core/ggml_quants_simd.o: CFLAGS += -mavx2
 
+# the quantized dot products (core/qdot_kernels.inc): one source, three instruction sets,
+# picked at run time by core/qdot.c; -O3 for GCC's loop vectorizer (no -ffast-math: the float
+# operations stay as written, so every variant returns the same bits); 256-bit vectors preferred
+# in the AVX-512 build (one 512-bit accumulator chain was slower than two 256-bit ones)
+$(BUILD)/core/qdot_generic.o: CFLAGS += -O3
+$(BUILD)/core/qdot_avx2.o: CFLAGS += -O3 -mavx2 -mfma -mf16c
+$(BUILD)/core/qdot_avx512.o: CFLAGS += -O3 -mavx512f -mavx512bw -mavx512vl -mavx2 -mfma -mf16c -mprefer-vector-width=256
+
 $(BUILD)/%.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -I. -c $< -o $@

@@ -35,6 +35,8 @@ typedef struct { uint16_t d, m; uint8_t qs[16]; } qs_block_q4_1;
 typedef struct { uint16_t d; uint8_t qh[4]; uint8_t qs[16]; } qs_block_q5_0;
 typedef struct { uint16_t d, m; uint8_t qh[4]; uint8_t qs[16]; } qs_block_q5_1;
 typedef struct { uint16_t d; int8_t qs[32]; } qs_block_q8_0;
+/* Q8_1: the activation type of Q4_1/Q5_1 dot products (spec §9): s = f16(d·Σqs), binary32 d */
+typedef struct { uint16_t d, s; int8_t qs[32]; } qs_block_q8_1;
 typedef struct { uint8_t scales[16]; uint8_t qs[64]; uint16_t d, dmin; } qs_block_q2_k;
 typedef struct { uint8_t hmask[32]; uint8_t qs[64]; uint8_t scales[12]; uint16_t d; } qs_block_q3_k;
 typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; } qs_block_q4_k;
@@ -49,6 +51,7 @@ _Static_assert(sizeof(qs_block_q4_1) == 20, "q4_1 block size");
 _Static_assert(sizeof(qs_block_q5_0) == 22, "q5_0 block size");
 _Static_assert(sizeof(qs_block_q5_1) == 24, "q5_1 block size");
 _Static_assert(sizeof(qs_block_q8_0) == 34, "q8_0 block size");
+_Static_assert(sizeof(qs_block_q8_1) == 36, "q8_1 block size");
 _Static_assert(sizeof(qs_block_q2_k) == 84, "q2_K block size");
 _Static_assert(sizeof(qs_block_q3_k) == 110, "q3_K block size");
 _Static_assert(sizeof(qs_block_q4_k) == 144, "q4_K block size");
