@@ -81,7 +81,8 @@ typedef struct scratch {
     float *s_err;        /* [T][cols/32] Q8_1 sum errors */
     uint8_t *act;        /* [T][act row bytes] quantized activations */
     float *xd;           /* [T][cols] activations divided by a weight's in_div */
-    size_t n_xr, n_serr, n_act, n_xd;
+    float *sc;           /* [n_threads][T][pos0+T] attention scores */
+    size_t n_xr, n_serr, n_act, n_xd, n_sc;
 } scratch;
 
 struct qs_llm {
@@ -241,6 +242,7 @@ void qs_llm_free(qs_llm *l)
     free(l->s.s_err);
     free(l->s.act);
     free(l->s.xd);
+    free(l->s.sc);
     free(l);
 }
 
@@ -528,24 +530,44 @@ static void round_f16(float *v, size_t n)
 /* causal grouped-query attention: per head, scores = (Q_h·K_hᵀ)·scale (sgemm over the cache),
  * masked above the diagonal, softmax per row (sum in double), out_h = P·V_h (sgemm); with an
  * F16 cache (llama.cpp's default, kv_f16) Q and P are rounded to f16 as ggml's F16 products do */
-static void attention(qs_llm *l, int layer_i, float *q, float *out, float *sc, int T, int pos0)
+typedef struct att_job {
+    const qs_llm *l;
+    const float *q, *kc, *vc;
+    float *out, *sc;     /* sc: [n_threads][T][np], a slot a chunk of heads */
+    int T, pos0, per_chunk;
+} att_job;
+
+static void att_heads(void *ctx, int64_t h0, int64_t h1)
 {
-    int D = l->D, QD = l->H * D, KD = l->Hkv * D, group = l->H / l->Hkv, np = pos0 + T;
-    size_t off = (size_t)layer_i * l->n_ctx * KD;
-    const float *kc = l->kcache + off, *vc = l->vcache + off;
-    if (l->kv_f16) round_f16(q, (size_t)T * QD);
-    float scale = 1.0f / sqrtf((float)D);
-    for (int h = 0; h < l->H; h++) {
-        int kvh = h / group;
+    const att_job *j = ctx;
+    const qs_llm *l = j->l;
+    int D = l->D, QD = l->H * D, KD = l->Hkv * D, group = l->H / l->Hkv, T = j->T, np = j->pos0 + T;
+    float scale = 1.0f / sqrtf((float)D), *sc = j->sc + (size_t)(h0 / j->per_chunk) * (size_t)T * (size_t)np;
+    for (int64_t h = h0; h < h1; h++) {
+        int64_t kvh = h / group;
         /* sc[T][np] = scale · q_h[T][D] · k_h[np][D]ᵀ */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, np, D, scale, q + (size_t)h * D, QD, kc + (size_t)kvh * D,
-                    KD, 0.0f, sc, np);
-        qs_op_softmax_causal(sc, T, np, pos0);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, np, D, scale, j->q + h * D, QD, j->kc + kvh * D, KD, 0.0f,
+                    sc, np);
+        qs_op_softmax_causal(sc, T, np, j->pos0);
         if (l->kv_f16) round_f16(sc, (size_t)T * np);
         /* out_h[T][D] = sc[T][np] · v_h[np][D] */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, np, 1.0f, sc, np, vc + (size_t)kvh * D, KD, 0.0f,
-                    out + (size_t)h * D, QD);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, np, 1.0f, sc, np, j->vc + kvh * D, KD, 0.0f,
+                    j->out + h * D, QD);
     }
+}
+
+/* causal grouped-query attention: per head, scores = (Q_h·K_hᵀ)·scale (sgemm over the cache),
+ * masked above the diagonal, softmax per row (sum in double), out_h = P·V_h (sgemm); heads run
+ * in parallel on the engine's pool */
+static int attention(qs_llm *l, int layer_i, float *q, float *out, int T, int pos0)
+{
+    int KD = l->Hkv * l->D, per_chunk = (l->H + l->n_threads - 1) / l->n_threads;
+    size_t off = (size_t)layer_i * l->n_ctx * KD;
+    if (grow((void **)&l->s.sc, &l->s.n_sc, (size_t)l->n_threads * (size_t)T * (size_t)(pos0 + T), sizeof(float))) return -1;
+    if (l->kv_f16) round_f16(q, (size_t)T * l->H * l->D);
+    att_job j = {l, q, l->kcache + off, l->vcache + off, out, l->s.sc, T, pos0, per_chunk};
+    qs_pool_for(l->pool, l->H, per_chunk, att_heads, &j);
+    return 0;
 }
 
 static int layer_forward(qs_llm *l, int li, float *x, int T, int pos0, float *buf, qs_err *err)
@@ -554,7 +576,6 @@ static int layer_forward(qs_llm *l, int li, float *x, int T, int pos0, float *bu
     int E = l->E, QD = l->H * l->D, KD = l->Hkv * l->D, F = l->F;
     float *xn = buf, *q = xn + (size_t)T * E, *k = q + (size_t)T * QD, *v = k + (size_t)T * KD;
     float *att = v + (size_t)T * KD, *o = att + (size_t)T * QD, *g = o + (size_t)T * E, *u = g + (size_t)T * F;
-    float *sc = u + (size_t)T * F; /* [T][pos0+T] attention scores */
     bool neox = l->hp.rope_style == QS_ROPE_NEOX;
     int rc = 0;
     qs_op_rmsnorm(x, VEC(y->attn_norm), xn, T, E, l->hp.norm_eps, NULL);
@@ -572,7 +593,7 @@ static int layer_forward(qs_llm *l, int li, float *x, int T, int pos0, float *bu
         memcpy(vp, v + (size_t)t * KD, (size_t)KD * sizeof *vp);
         if (l->kv_f16) round_f16(kp, (size_t)KD), round_f16(vp, (size_t)KD);
     }
-    attention(l, li, q, att, sc, T, pos0);
+    if (attention(l, li, q, att, T, pos0)) return qs_err_set(err, QS_E_OOM, "out of memory for the attention scores");
     observe(l, (const wmat *[]){&y->wo}, 1, att, T);
     if ((rc = matmul(l, att, &y->wo, NULL, o, T, err))) return rc;
     for (size_t i = 0; i < (size_t)T * E; i++) x[i] += o[i];
@@ -604,10 +625,14 @@ int qs_llm_eval(qs_llm *l, const int32_t *tokens, int n, int pos0, float *logits
         if (tokens[t] < 0 || tokens[t] >= l->V)
             return qs_err_set(err, QS_E_INPUT, "token id %d outside the vocabulary of %d", tokens[t], l->V);
     int E = l->E, QD = l->H * l->D, KD = l->Hkv * l->D;
-    size_t per_t = (size_t)E * 3 + (size_t)QD * 2 + (size_t)KD * 2 + (size_t)l->F * 2 + (size_t)(pos0 + n);
+    size_t per_t = (size_t)E * 3 + (size_t)QD * 2 + (size_t)KD * 2 + (size_t)l->F * 2;
     float *x = malloc((size_t)n * E * sizeof *x), *buf = malloc((size_t)n * per_t * sizeof *buf);
     int rc = 0;
     if (!x || !buf) rc = qs_err_set(err, QS_E_OOM, "out of memory");
+    /* every product runs single-threaded inside the engine's own pool: OpenBLAS's threads would
+     * spin beside ours (the number is process-wide, so it is put back afterwards) */
+    int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
     for (int t = 0; !rc && t < n; t++) embed(l, tokens[t], x + (size_t)t * E);
     for (int li = 0; !rc && li < l->L; li++) rc = layer_forward(l, li, x, n, pos0, buf, err);
     if (!rc && logits) {
@@ -616,6 +641,7 @@ int qs_llm_eval(qs_llm *l, const int32_t *tokens, int n, int pos0, float *logits
         observe(l, (const wmat *[]){out}, 1, buf, n);
         rc = matmul(l, buf, out, NULL, logits, n, err);
     }
+    openblas_set_num_threads(blas_threads);
     free(x);
     free(buf);
     return rc;

@@ -16,6 +16,8 @@
 
 /* ---- types ---- */
 
+static const qs_qdot_kernels *kernels(void);
+
 int qs_qdot_act_type(int weight_type, int64_t cols)
 {
     int act, bs;
@@ -120,7 +122,7 @@ void qs_qdot_round_act(int act_type, const float *x, float *x_out, float *s_err,
         }
         break;
     case QS_TYPE_F16:
-        for (int64_t i = 0; i < n; i++) x_out[i] = qs_f16_to_f32(qs_f32_to_f16(x[i]));
+        kernels()->round_f16(x, x_out, n);
         break;
     case QS_TYPE_BF16:
         for (int64_t i = 0; i < n; i++) x_out[i] = qs_bf16_to_f32(qs_f32_to_bf16(x[i]));

@@ -12,7 +12,10 @@ typedef float (*qs_qdot_vec_fn)(int64_t n, const void *w, const void *a);
 typedef void (*qs_qdot_rows_fn)(int64_t n, const void *w, size_t row_bytes, int64_t nrows, const void *a, float *y);
 typedef void (*qs_qdot_deq_fn)(const void *src, float *dst, int64_t n);
 
+typedef void (*qs_qdot_round_fn)(const float *x, float *y, int64_t n);
+
 typedef struct qs_qdot_kernels {
+    qs_qdot_round_fn round_f16; /* y = f16(x) widened again, as qs_f32_to_f16 rounds */
     qs_qdot_vec_fn vec[QS_TYPE_COUNT];
     qs_qdot_rows_fn rows[QS_TYPE_COUNT];
     qs_qdot_deq_fn deq[QS_TYPE_COUNT];

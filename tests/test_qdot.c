@@ -390,3 +390,40 @@ Test(qdot, isa_variants_bit_identical, .timeout = 120)
     cr_log_info("qdot: %d ISA variant(s) compared with generic", tested);
     cr_assert_eq(qs_qdot_set_isa(QS_QDOT_ISA_AUTO), 0);
 }
+
+/* F16 activations: every kernel set rounds as qs_f32_to_f16 does (ties to even, subnormals,
+ * overflow to infinity), checked on every f16 value, the midpoints between neighbours and random
+ * floats */
+Test(qdot, f16_activation_rounding_every_isa)
+{
+    enum { N = 3 * 65536 + 4096 };
+    float *x = malloc(sizeof(float) * N), *got = malloc(sizeof(float) * N);
+    int64_t n = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        if (((h >> 10) & 0x1f) == 0x1f) continue; /* inf/NaN */
+        float a = qs_f16_to_f32((uint16_t)h), b = qs_f16_to_f32((uint16_t)(h + 1));
+        x[n++] = a;
+        if (((h + 1) >> 10 & 0x1f) != 0x1f && (h & 0x7fff) != 0x7fff) x[n++] = (float)(((double)a + b) / 2); /* a tie */
+    }
+    uint64_t s = 12345;
+    while (n < N) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        uint32_t bits = (uint32_t)s;
+        float f;
+        memcpy(&f, &bits, 4);
+        if (isfinite(f)) x[n++] = f;
+    }
+    for (int isa = 0; isa < QS_QDOT_ISA_COUNT; isa++) {
+        if (!qs_qdot_isa_supported(isa)) continue;
+        cr_assert_eq(qs_qdot_set_isa(isa), 0);
+        qs_qdot_round_act(QS_TYPE_F16, x, got, NULL, n);
+        for (int64_t i = 0; i < n; i++) {
+            float want = qs_f16_to_f32(qs_f32_to_f16(x[i]));
+            cr_assert(!memcmp(&got[i], &want, 4), "%s: f16(%a) = %a, want %a", qs_qdot_isa_name(isa), (double)x[i],
+                      (double)got[i], (double)want);
+        }
+    }
+    qs_qdot_set_isa(QS_QDOT_ISA_AUTO);
+    free(x);
+    free(got);
+}
