@@ -421,13 +421,6 @@ static void tile_block(void *ctx, int64_t b0, int64_t b1)
     __atomic_store_n(&j->l->s.slot_busy[slot], 0, __ATOMIC_RELEASE);
 }
 
-typedef struct dq_job { const wmat *W; int64_t r0; float *dst; } dq_job;
-static void dq_rows(void *ctx, int64_t i0, int64_t i1)
-{
-    const dq_job *j = ctx;
-    dequant_block(j->W, j->r0 + i0, i1 - i0, j->dst + (size_t)i0 * (size_t)j->W->cols);
-}
-
 static int matmul_tiles(qs_llm *l, const float *xr, const float *s_err, const wmat *W, float *y, int T)
 {
     int64_t cols = W->cols;
@@ -436,30 +429,9 @@ static int matmul_tiles(qs_llm *l, const float *xr, const float *s_err, const wm
     int64_t step = TILE_FLOATS / cols, per_thread = (W->rows + l->n_threads - 1) / l->n_threads;
     if (step > per_thread) step = per_thread;
     if (step < 1) step = 1;
-    if (getenv("QS_BLAS_TILES")) {
-        /* variant: big tiles, dequantized by our threads, one multi-threaded sgemm each */
-        int64_t big = TILE_FLOATS * l->n_threads / cols;
-        for (int64_t r0 = 0; r0 < W->rows; r0 += big) {
-            int64_t n = W->rows - r0 < big ? W->rows - r0 : big;
-            tiles_job j1 = {l, W, xr, s_err, y + r0, T, n};
-            (void)j1;
-            const float *wt = (const float *)(W->data + (size_t)r0 * W->row_bytes);
-            if (W->type != QS_TYPE_F32) {
-                dq_job dj = {W, r0, l->s.tile};
-                qs_pool_for(l->pool, n, 16, dq_rows, &dj);
-                wt = l->s.tile;
-            }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)n, (int)cols, 1.0f, xr, (int)cols, wt, (int)cols,
-                        0.0f, y + r0, (int)W->rows);
-        }
-        return 0;
-    }
     tiles_job j = {l, W, xr, s_err, y, T, step};
     int64_t blocks = (W->rows + step - 1) / step;
-    int blas_threads = openblas_get_num_threads();
-    openblas_set_num_threads(1);
-    qs_pool_for(l->pool, blocks, 1, tile_block, &j);
-    openblas_set_num_threads(blas_threads);
+    qs_pool_for(l->pool, blocks, 1, tile_block, &j); /* OpenBLAS is single-threaded inside qs_llm_eval */
     return 0;
 }
 
