@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 
 typedef struct input {
     const void *map;   /* the mapping (NULL: registered by path, for good) */
+    size_t size;       /* of the mapping */
     dev_t dev;
     ino_t ino;
     int used;
@@ -33,7 +35,7 @@ static void add_input(const void *map, const struct stat *st)
     pthread_mutex_lock(&inputs_lock);
     for (int i = 0; i < QS_MAX_INPUTS; i++)
         if (!inputs[i].used) {
-            inputs[i] = (input){map, st->st_dev, st->st_ino, 1};
+            inputs[i] = (input){map, map ? (size_t)st->st_size : 0, st->st_dev, st->st_ino, 1};
             break;
         }
     pthread_mutex_unlock(&inputs_lock);
@@ -187,9 +189,35 @@ static _Thread_local sigjmp_buf *fault_jmp;
 static struct sigaction fault_prev;
 static pthread_mutex_t fault_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* set when a read of a mapped input faulted outside a guarded read (the file shrank on disk):
+ * the lost pages read as zeros from then on, and qs_mapped_damaged reports it */
+static volatile sig_atomic_t mapping_damaged;
+
+bool qs_mapped_damaged(void) { return mapping_damaged != 0; }
+
+/* maps zero pages over the page of addr when it lies in a mapped input; async-signal-safe (the
+ * table is read without its lock: an entry is written before its mapping is used) */
+static bool patch_mapping(const void *addr)
+{
+    const uint8_t *a = addr;
+    for (int i = 0; i < QS_MAX_INPUTS; i++) {
+        const uint8_t *m = inputs[i].map;
+        if (!inputs[i].used || !m || a < m || a >= m + inputs[i].size) continue;
+        long pg = sysconf(_SC_PAGESIZE);
+        uintptr_t page = (uintptr_t)a & ~(uintptr_t)(pg - 1);
+        void *z = mmap((void *)page, (size_t)pg, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+        if (z == MAP_FAILED) return false;
+        mapping_damaged = 1;
+        return true;
+    }
+    return false;
+}
+
 static void on_bus(int sig, siginfo_t *si, void *uc)
 {
     if (fault_jmp) siglongjmp(*fault_jmp, 1);
+    /* an unguarded read of a mapped input (the forward pass reads weights in place) */
+    if (si && si->si_code > 0 && patch_mapping(si->si_addr)) return;
     /* not a guarded read: the handler that was there before gets it (a fault repeats on return;
      * a SIGBUS sent by kill is raised again) */
     (void)uc;

@@ -18,6 +18,7 @@
 #ifndef QS_FILEIO_H
 #define QS_FILEIO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -51,6 +52,10 @@ void qs_tmp_cleanup_signal_safe(void);
  * read instead of a crash: installs a SIGBUS handler that hands an unguarded fault to the handler
  * that was there before (so call it again after installing one). qs_map_file calls it. */
 void qs_fault_guard_install(void);
+/* True once a read of a mapped input outside a guarded read found its file truncated: the missing
+ * pages were replaced by zeros so the reader could go on, and its results are void. Readers that
+ * work on the mapping in place (the forward pass) check it and report the file as changed. */
+bool qs_mapped_damaged(void);
 /* Runs fn(ctx); a SIGBUS inside it (in this thread) makes it return -QS_E_IO with err filled.
  * Nests. fn must not leave locks held or memory unowned at a point where the mapping can fault. */
 int qs_mapped_call(int (*fn)(void *ctx), void *ctx, qs_err *err);

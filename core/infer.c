@@ -11,6 +11,7 @@
  * were made so) or, with qs_llm_set_kv_f16, values rounded as llama.cpp's default F16 cache. */
 #include "infer.h"
 
+#include "fileio.h"
 #include "fp16.h"
 #include "ggml_types.h"
 #include "ops.h"
@@ -614,6 +615,8 @@ int qs_llm_eval(qs_llm *l, const int32_t *tokens, int n, int pos0, float *logits
         rc = matmul(l, buf, out, NULL, logits, n, err);
     }
     openblas_set_num_threads(blas_threads);
+    if (!rc && qs_mapped_damaged())
+        rc = qs_err_set(err, QS_E_IO, "the model file changed on disk (it is shorter than when it was opened)");
     free(x);
     free(buf);
     return rc;
