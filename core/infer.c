@@ -203,11 +203,9 @@ qs_llm *qs_llm_new(const qs_model *m, int n_ctx, qs_err *err)
     l->n_threads = qs_pool_threads(l->pool);
     l->layers = calloc((size_t)l->L, sizeof *l->layers);
     l->all = calloc((size_t)n_all, sizeof *l->all);
-    l->kcache = calloc((size_t)kv, sizeof *l->kcache);
-    l->vcache = calloc((size_t)kv, sizeof *l->vcache);
     l->s.tile = malloc((size_t)l->n_threads * (size_t)TILE_FLOATS * sizeof *l->s.tile);
     l->s.slot_busy = calloc((size_t)l->n_threads, sizeof *l->s.slot_busy);
-    int rc = (!l->layers || !l->all || !l->kcache || !l->vcache || !l->pool || !l->s.tile || !l->s.slot_busy)
+    int rc = (!l->layers || !l->all || !l->pool || !l->s.tile || !l->s.slot_busy)
                  ? qs_err_set(err, QS_E_OOM, "out of memory")
                  : 0;
     wmat *top[] = {&l->tok_embd, &l->output_norm, &l->output};
@@ -217,6 +215,11 @@ qs_llm *qs_llm_new(const qs_model *m, int n_ctx, qs_err *err)
     for (int k = 0; k < 3; k++)
         if (top[k]->t) l->all[l->n_all++] = top[k];
     for (int i = 0; !rc && i < l->L; i++) rc = load_layer(l, m, i, err);
+    /* the KV cache once every weight is there (a block count beyond the file fails above) */
+    if (!rc && (size_t)kv > ((size_t)1 << 37))
+        rc = qs_err_set(err, QS_E_UNSUPPORTED, "a KV cache of %lld values is beyond this machine", (long long)kv);
+    if (!rc && (!(l->kcache = calloc((size_t)kv, sizeof *l->kcache)) || !(l->vcache = calloc((size_t)kv, sizeof *l->vcache))))
+        rc = qs_err_set(err, QS_E_OOM, "out of memory for a KV cache of %lld values", (long long)kv);
     if (rc) {
         qs_llm_free(l);
         return NULL;

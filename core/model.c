@@ -192,6 +192,7 @@ static const char *hparams_consistency(const qs_model *m, char *buf, size_t n)
     if (hp->n_rot > hp->head_dim || hp->n_rot % 2 || hp->n_rot > 2048)
         return snprintf(buf, n, "rotary dimension %u does not fit the head dimension %u", hp->n_rot, hp->head_dim), buf;
     if (!hp->n_vocab) return "unknown vocabulary size";
+    int64_t last_block = -1;
     for (int64_t i = 0; i < m->n_tensors; i++) {
         const qs_tensor *t = &m->tensors[i];
         const char *name = t->gguf_name[0] ? t->gguf_name : t->name;
@@ -199,6 +200,7 @@ static const char *hparams_consistency(const qs_model *m, char *buf, size_t n)
         if (strstr(name, "_exps")) continue; /* experts: not the dense engine's (it finds no ffn_gate then) */
         if (t->block >= (int64_t)hp->n_layer && t->role != QS_ROLE_OTHER)
             return snprintf(buf, n, "tensor %.60s is beyond the block count %u", name, hp->n_layer), buf;
+        if (t->role != QS_ROLE_OTHER && t->block > last_block) last_block = t->block;
         if (is_matrix_role(t->role) && !t->is_bias && (t->n_dims < 2 || qs_tensor_nrows(t) < 1 || t->ne[2] * t->ne[3] != 1))
             return snprintf(buf, n, "tensor %.60s is not a matrix (%d dimensions)", name, t->n_dims), buf;
         if (!expected_shape(hp, t, &rows, &cols)) continue;
@@ -207,6 +209,10 @@ static const char *hparams_consistency(const qs_model *m, char *buf, size_t n)
                             (long long)qs_tensor_nrows(t), (long long)t->ne[0], (long long)(rows ? rows : 1), (long long)cols),
                    buf;
     }
+    /* a block count beyond the blocks the file holds (the engine would size its cache for them) */
+    if (last_block >= 0 && last_block + 1 < (int64_t)hp->n_layer)
+        return snprintf(buf, n, "the block count is %u but the tensors fill %lld blocks", hp->n_layer, (long long)(last_block + 1)),
+               buf;
     return NULL;
 }
 

@@ -239,6 +239,8 @@ Test(model, hyperparameters_validated_at_open)
         {"vocab", {.n_layer = 2, .n_embd = 64, .n_ff = 128, .n_head = 4, .vocab_size = 5000, .t_vocab = 40},
          "token_embd.weight is 40 × 64, the hyperparameters say 5000 × 64"},
         {"blocks", {.n_layer = 1, .n_embd = 64, .n_ff = 128, .n_head = 4, .t_layers = 2}, "blk.1.attn_norm.weight is beyond the block count 1"},
+        {"missing blocks", {.n_layer = 9, .n_embd = 64, .n_ff = 128, .n_head = 4, .t_layers = 2},
+         "the block count is 9 but the tensors fill 2 blocks"},
         {"ff", {.n_layer = 2, .n_embd = 64, .n_ff = 100, .n_head = 4, .t_ff = 128}, "ffn_gate.weight is 128 × 64, the hyperparameters say 100 × 64"},
     };
     for (size_t i = 0; i < sizeof soft / sizeof *soft; i++) {
