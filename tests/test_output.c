@@ -297,3 +297,40 @@ Test(mapped, truncated_during_ppl_is_an_error_not_sigbus, .timeout = 120)
     tu_rmtree(dir);
     free(dir);
 }
+
+/* the side outputs too: train's --log onto its own --data, scan's partial CSV as a FIFO */
+Test(output, train_log_and_scan_partial_are_checked, .timeout = 120)
+{
+    char *dir = tu_tmpdir(), data[4200], copy[4200], fifo[4200], args[20000];
+    char src[4096];
+    snprintf(src, sizeof src, "%s/../data/tinystories-excerpt.txt", tu_models_dir());
+    size_t n;
+    uint8_t *t = tu_read(src, &n);
+    if (!t) tu_skip("%s missing", src);
+    snprintf(data, sizeof data, "%s/d.txt", dir);
+    FILE *f = fopen(data, "wb");
+    fwrite(t, 1, n < 3000 ? n : 3000, f);
+    fclose(f);
+    snprintf(args, sizeof args, "train --config tiny --data %s --vocab sample_models/kjv-tiny.gguf -o %s/m.gguf --steps 1 --log %s",
+             data, dir, data);
+    tu_run_result r = tu_run(args);
+    cr_expect_eq(r.status, 1, "%d %s", r.status, r.err);
+    cr_expect(strstr(r.err, "same file as an input"), "%s", r.err);
+    tu_run_free(&r);
+    size_t m;
+    uint8_t *after = tu_read(data, &m);
+    cr_expect(after && m == (n < 3000 ? n : 3000) && !memcmp(after, t, m), "train --log replaced its own --data");
+    free(after);
+    snprintf(fifo, sizeof fifo, "%s/s.csv.partial", dir);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    snprintf(copy, sizeof copy, "%s/s.csv", dir);
+    snprintf(args, sizeof args, "scan %s/stories260K.gguf --config q8_0 --text %s --csv %s --chunks 1 </dev/null", tu_models_dir(),
+             src, copy);
+    r = tu_run(args);
+    cr_expect_eq(r.status, 1, "%d %s", r.status, r.err);
+    cr_expect(strstr(r.err, "not a regular file"), "%s", r.err);
+    tu_run_free(&r);
+    free(t);
+    tu_rmtree(dir);
+    free(dir);
+}

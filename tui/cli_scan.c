@@ -191,6 +191,7 @@ int qs_cli_scan(int argc, char **argv)
     qs_llm *l = NULL;
     rc = m ? qs_cli_vocab_llm(a.path, m, a.ctx, &v, &l) : qs_cli_fail(a.path, &err);
     partial p = {NULL, cfg};
+    if (!rc && qs_output_check(part, 0, &err)) rc = qs_cli_fail(part, &err); /* no input, link, FIFO or device */
     if (!rc && !(p.f = fopen(part, done.n ? "a" : "w"))) rc = qs_cli_fail(part, &(qs_err){QS_E_IO, "cannot write it"});
     if (!rc && !done.n) fprintf(p.f, SCAN_HEADER "\n");
     qs_scan_row *rows = NULL;

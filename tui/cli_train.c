@@ -126,6 +126,8 @@ static int train_loop(qs_trainer *t, const train_args *a, const qs_gguf *vg, con
                       const int32_t *eval, int64_t ne)
 {
     const qs_train_config *c = qs_trainer_config(t);
+    qs_err oe = {0};
+    if (a->log && qs_output_check(a->log, 0, &oe)) return qs_cli_fail(a->log, &oe); /* no input, link, FIFO or device */
     FILE *log = a->log ? fopen(a->log, qs_trainer_step_no(t) ? "a" : "w") : NULL;
     if (a->log && !log) return qs_cli_fail(a->log, &(qs_err){QS_E_IO, "cannot open the log"});
     if (log && !qs_trainer_step_no(t)) fprintf(log, "step,loss,eval_loss,tokens,seconds\n");
