@@ -1,6 +1,8 @@
 /* core/recipe.c — recipes: JSON load/save, resolution to a per-tensor table, application. */
 #include "recipe.h"
 
+#include "escape.h"
+
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -411,10 +413,14 @@ bool qs_recipe_quantizable(const qs_tensor *t)
            t->role != QS_ROLE_OUTPUT_NORM;
 }
 
+/* appends a warning; tensor names and patterns come from files, so they are escaped for the
+ * terminal the warnings are printed on */
 static void warn(qs_recipe_table *t, const char *fmt, const char *a, const char *b)
 {
+    char ea[512], eb[512];
     size_t o = strlen(t->warnings);
-    if (o + 2 < sizeof t->warnings) snprintf(t->warnings + o, sizeof t->warnings - o, fmt, a, b);
+    if (o + 2 < sizeof t->warnings)
+        snprintf(t->warnings + o, sizeof t->warnings - o, fmt, qs_escape(a, ea, sizeof ea), qs_escape(b, eb, sizeof eb));
 }
 
 int qs_recipe_resolve(const qs_recipe *r, const qs_model *m, bool force, qs_recipe_table *out, qs_err *err)

@@ -386,7 +386,7 @@ Test(cli, load_and_suggest_error_paths_do_not_leak, .timeout = 300)
     snprintf(src, sizeof src, "%s/stories260K.gguf", tu_models_dir());
     size_t n;
     uint8_t *d = tu_read(src, &n);
-    if (!d) cr_skip_test("%s missing", src);
+    if (!d) tu_skip("%s missing", src);
     char *dir = tu_tmpdir(), path[4200], args[20000], s1[4200], s2[4200], text[4200];
     /* NaN in a norm (the engine reads vectors into floats at load; matrices stay packed) */
     qs_err e = {0};

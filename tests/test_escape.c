@@ -118,3 +118,23 @@ Test(escape, workbench_screen, .timeout = 120)
     tu_rmtree(dir);
     free(dir);
 }
+
+/* recipe show and the recipe warnings print patterns and names from files escaped */
+Test(escape, recipe_show_and_warnings)
+{
+    char *dir = tu_tmpdir(), path[4200], args[9000];
+    snprintf(path, sizeof path, "%s/r.json", dir);
+    FILE *f = fopen(path, "w");
+    fputs("{\"quantscope_recipe\":1,\"model\":{\"file\":\"m\\u001b]0;pwned\\u0007.gguf\",\"architecture\":\"llama\"},"
+          "\"default\":{\"method\":\"q8_0\"},\"rules\":[{\"pattern\":\"blk\\u001b[31m\",\"config\":{\"method\":\"q4_0\"}}]}",
+          f);
+    fclose(f);
+    snprintf(args, sizeof args, "recipe show %s --model %s/stories260K.gguf", path, tu_models_dir());
+    tu_run_result r = tu_run(args);
+    cr_expect(!strchr(r.out, 0x1b) && !strchr(r.out, 0x07), "recipe show printed a control character: %s", r.out);
+    cr_expect(!strchr(r.err, 0x1b), "a warning printed a control character: %s", r.err);
+    cr_expect(strstr(r.out, "\\x1b") || strstr(r.err, "\\x1b"), "no escaped form in %s / %s", r.out, r.err);
+    tu_run_free(&r);
+    tu_rmtree(dir);
+    free(dir);
+}

@@ -299,7 +299,7 @@ Test(infer, packed_types_agree_with_the_float_path, .timeout = 300)
     snprintf(dir, sizeof dir, "%s/ggml", tu_golden_dir());
     int ns = 0, nf = 0;
     char **src = tu_list(dir, ".f32.gguf", 0, &ns), **files = tu_golden_files("ggml/q", &nf);
-    if (ns != 1) cr_skip_test("%s: not exactly one *.f32.gguf", dir);
+    if (ns != 1) tu_skip("%s: not exactly one *.f32.gguf", dir);
     qs_err err = {0};
     qs_model *f32 = qs_model_open(src[0], &err);
     cr_assert_not_null(f32, "%s", err.msg);

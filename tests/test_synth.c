@@ -219,7 +219,7 @@ Test(synth, vocabulary_of_another_size_is_refused)
     char vocab[4200];
     snprintf(vocab, sizeof vocab, "%s/ggml-vocab-llama-spm.gguf", tu_vocab_dir());
     struct stat st;
-    if (stat(vocab, &st)) cr_skip_test("%s missing", vocab);
+    if (stat(vocab, &st)) tu_skip("%s missing", vocab);
     char args[9000];
     snprintf(args, sizeof args, "synth --shape tiny -o /nonexistent/x.gguf --vocab '%s'", vocab);
     tu_run_result r = tu_run(args);

@@ -52,17 +52,17 @@ static int show(int argc, char **argv)
     qs_err err = {0};
     if (qs_recipe_load(path, &r, &err)) return qs_cli_fail(path, &err);
     char cfg[96];
-    printf("recipe:   %s (for %s, %s, %" PRId64 " tensors, %s)\n", path, r.model_file, r.model_arch, r.model_tensors,
-           r.table_hash);
+    printf("recipe:   %s (for %s, %s, %" PRId64 " tensors, %s)\n", QS_ESC(path), QS_ESC(r.model_file), QS_ESC(r.model_arch),
+           r.model_tensors, QS_ESC(r.table_hash));
     qs_config_format(&r.def, r.def_keep, cfg, sizeof cfg);
     printf("default:  %s\n", cfg);
     for (int i = 0; i < r.n_rules; i++) {
         qs_config_format(&r.rules[i].cfg, r.rules[i].keep, cfg, sizeof cfg);
-        printf("rule %-3d %-40s %s\n", i + 1, r.rules[i].pattern, cfg);
+        printf("rule %-3d %-40s %s\n", i + 1, QS_ESC(r.rules[i].pattern), cfg);
     }
     for (int i = 0; i < r.n_overrides; i++) {
         qs_config_format(&r.overrides[i].cfg, r.overrides[i].keep, cfg, sizeof cfg);
-        printf("override %-40s %s\n", r.overrides[i].pattern, cfg);
+        printf("override %-40s %s\n", QS_ESC(r.overrides[i].pattern), cfg);
     }
     int rc = QS_EXIT_OK;
     if (model) {
