@@ -111,18 +111,6 @@ static char tmp_paths[QS_TMP_SLOTS][4096];
 static volatile sig_atomic_t tmp_used[QS_TMP_SLOTS];
 static pthread_mutex_t tmp_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* the terminating signals are held while a temporary file is created and listed, so none can
- * arrive between the two (the file would be left behind) */
-static void hold_signals(sigset_t *old)
-{
-    sigset_t s;
-    sigemptyset(&s);
-    sigaddset(&s, SIGINT), sigaddset(&s, SIGTERM), sigaddset(&s, SIGHUP), sigaddset(&s, SIGQUIT);
-    pthread_sigmask(SIG_BLOCK, &s, old);
-}
-
-static void release_signals(const sigset_t *old) { pthread_sigmask(SIG_SETMASK, old, NULL); }
-
 static void tmp_register(const char *path)
 {
     if (strlen(path) >= sizeof tmp_paths[0]) return;
@@ -147,6 +135,25 @@ static void tmp_unregister(const char *path)
             break;
         }
     pthread_mutex_unlock(&tmp_lock);
+}
+
+/* Creates a fresh temporary file (dir: directory) named PATH.tmp.PID.N, listed for the signal
+ * handlers BEFORE it exists: a terminating signal can reach any thread of the process (blocking
+ * it in this one does not keep it off the others), and a path listed first is never missed.
+ * Returns the file descriptor (0 for a directory) or -1 with errno set. */
+static int create_listed_tmp(const char *path, char *out, size_t cap, int dir)
+{
+    static unsigned counter;
+    for (int tries = 0; tries < 1000; tries++) {
+        snprintf(out, cap, "%s.tmp.%ld.%u", path, (long)getpid(), __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED));
+        tmp_register(out);
+        int fd = dir ? mkdir(out, 0700) : open(out, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd >= 0) return fd;
+        int e = errno;
+        tmp_unregister(out);
+        if (e != EEXIST) return errno = e, -1;
+    }
+    return errno = EEXIST, -1;
 }
 
 struct qs_dirent64 {
@@ -367,17 +374,12 @@ int qs_afile_open(qs_afile *af, const char *path, qs_err *err)
     if (bad) return bad;
     size_t n = strlen(path);
     af->path = strdup(path);
-    af->tmp_path = malloc(n + 16);
+    af->tmp_path = malloc(n + 48);
     if (!af->path || !af->tmp_path) {
         qs_afile_abort(af);
         return qs_err_set(err, QS_E_OOM, "out of memory");
     }
-    snprintf(af->tmp_path, n + 16, "%s.tmp.XXXXXX", path);
-    sigset_t held;
-    hold_signals(&held);
-    int fd = mkstemp(af->tmp_path);
-    if (fd >= 0) tmp_register(af->tmp_path);
-    release_signals(&held);
+    int fd = create_listed_tmp(path, af->tmp_path, n + 48, 0);
     if (fd < 0) {
         int e = errno;
         free(af->tmp_path);
@@ -522,17 +524,12 @@ int qs_adir_open(qs_adir *d, const char *path, const char *const *own, qs_err *e
     size_t n = strlen(path);
     while (n > 1 && path[n - 1] == '/') n--;
     d->path = strndup(path, n);
-    d->tmp_path = malloc(n + 16);
+    d->tmp_path = malloc(n + 48);
     if (!d->path || !d->tmp_path) {
         qs_adir_abort(d);
         return qs_err_set(err, QS_E_OOM, "out of memory");
     }
-    snprintf(d->tmp_path, n + 16, "%s.tmp.XXXXXX", d->path);
-    sigset_t held;
-    hold_signals(&held);
-    char *made = mkdtemp(d->tmp_path);
-    if (made) tmp_register(d->tmp_path);
-    release_signals(&held);
+    int made = create_listed_tmp(d->path, d->tmp_path, n + 48, 1) == 0;
     if (!made) {
         int e = errno;
         free(d->tmp_path);
