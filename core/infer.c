@@ -76,13 +76,12 @@ typedef struct layer {
 
 /* scratch that lives as long as the engine, grown on demand (eval is not re-entrant) */
 typedef struct scratch {
-    float *tile;         /* [n_threads][TILE_FLOATS] dequantized weight rows, one slot a thread */
-    int *slot_busy;      /* [n_threads] */
+    float *tile;         /* [n_threads][TILE_FLOATS] dequantized weight rows, one slot a pool thread */
     float *xr;           /* [T][cols] rounded activations */
     float *s_err;        /* [T][cols/32] Q8_1 sum errors */
     uint8_t *act;        /* [T][act row bytes] quantized activations */
     float *xd;           /* [T][cols] activations divided by a weight's in_div */
-    float *sc;           /* [n_threads][T][pos0+T] attention scores */
+    float *sc;           /* [n_threads][T][pos0+T] attention scores, one slot a pool thread */
     size_t n_xr, n_serr, n_act, n_xd, n_sc;
 } scratch;
 
@@ -204,8 +203,7 @@ qs_llm *qs_llm_new(const qs_model *m, int n_ctx, qs_err *err)
     l->layers = calloc((size_t)l->L, sizeof *l->layers);
     l->all = calloc((size_t)n_all, sizeof *l->all);
     l->s.tile = malloc((size_t)l->n_threads * (size_t)TILE_FLOATS * sizeof *l->s.tile);
-    l->s.slot_busy = calloc((size_t)l->n_threads, sizeof *l->s.slot_busy);
-    int rc = (!l->layers || !l->all || !l->pool || !l->s.tile || !l->s.slot_busy)
+    int rc = (!l->layers || !l->all || !l->pool || !l->s.tile)
                  ? qs_err_set(err, QS_E_OOM, "out of memory")
                  : 0;
     wmat *top[] = {&l->tok_embd, &l->output_norm, &l->output};
@@ -241,7 +239,6 @@ void qs_llm_free(qs_llm *l)
     free(l->vcache);
     qs_pool_free(l->pool);
     free(l->s.tile);
-    free(l->s.slot_busy);
     free(l->s.xr);
     free(l->s.s_err);
     free(l->s.act);
@@ -387,26 +384,13 @@ typedef struct tiles_job {
     int64_t step;
 } tiles_job;
 
-static float *take_slot(qs_llm *l, int *slot)
-{
-    for (;;)
-        for (int i = 0; i < l->n_threads; i++) {
-            int free_ = 0;
-            if (__atomic_compare_exchange_n(&l->s.slot_busy[i], &free_, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
-                *slot = i;
-                return l->s.tile + (size_t)i * TILE_FLOATS;
-            }
-        }
-}
-
-static void tile_block(void *ctx, int64_t b0, int64_t b1)
+static void tile_block(void *ctx, int64_t b0, int64_t b1, int thread)
 {
     const tiles_job *j = ctx;
     const wmat *W = j->W;
     int64_t cols = W->cols, nb = cols / 32;
     bool mins = j->s_err && (W->type == QS_TYPE_Q4_1 || W->type == QS_TYPE_Q5_1);
-    int slot;
-    float *buf = take_slot(j->l, &slot);
+    float *buf = j->l->s.tile + (size_t)thread * TILE_FLOATS;
     for (int64_t b = b0; b < b1; b++) {
         int64_t r0 = b * j->step, n = W->rows - r0 < j->step ? W->rows - r0 : j->step;
         const float *wt = (const float *)(W->data + (size_t)r0 * W->row_bytes);
@@ -422,7 +406,6 @@ static void tile_block(void *ctx, int64_t b0, int64_t b1)
                         1.0f, j->y + r0, (int)W->rows);
         }
     }
-    __atomic_store_n(&j->l->s.slot_busy[slot], 0, __ATOMIC_RELEASE);
 }
 
 static int matmul_tiles(qs_llm *l, const float *xr, const float *s_err, const wmat *W, float *y, int T)
@@ -447,8 +430,9 @@ typedef struct rows_job {
     int T;
 } rows_job;
 
-static void dot_rows(void *ctx, int64_t i0, int64_t i1)
+static void dot_rows(void *ctx, int64_t i0, int64_t i1, int thread)
 {
+    (void)thread;
     const rows_job *j = ctx;
     const wmat *W = j->W;
     for (int t = 0; t < j->T; t++)
@@ -498,10 +482,8 @@ static int matmul(qs_llm *l, const float *x, const wmat *W, const wmat *bias, fl
     return 0;
 }
 
-static void round_f16(float *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++) v[i] = qs_f16_to_f32(qs_f32_to_f16(v[i]));
-}
+/* v rounded to f16 in place (qdot's activation rounding for F16 weights, F16C where present) */
+static void round_f16(float *v, size_t n) { qs_qdot_round_act(QS_TYPE_F16, v, v, NULL, (int64_t)n); }
 
 /* causal grouped-query attention: per head, scores = (Q_h·K_hᵀ)·scale (sgemm over the cache),
  * masked above the diagonal, softmax per row (sum in double), out_h = P·V_h (sgemm); with an
@@ -509,16 +491,16 @@ static void round_f16(float *v, size_t n)
 typedef struct att_job {
     const qs_llm *l;
     const float *q, *kc, *vc;
-    float *out, *sc;     /* sc: [n_threads][T][np], a slot a chunk of heads */
-    int T, pos0, per_chunk;
+    float *out, *sc;     /* sc: [n_threads][T][np], a slot a pool thread */
+    int T, pos0;
 } att_job;
 
-static void att_heads(void *ctx, int64_t h0, int64_t h1)
+static void att_heads(void *ctx, int64_t h0, int64_t h1, int thread)
 {
     const att_job *j = ctx;
     const qs_llm *l = j->l;
     int D = l->D, QD = l->H * D, KD = l->Hkv * D, group = l->H / l->Hkv, T = j->T, np = j->pos0 + T;
-    float scale = 1.0f / sqrtf((float)D), *sc = j->sc + (size_t)(h0 / j->per_chunk) * (size_t)T * (size_t)np;
+    float scale = 1.0f / sqrtf((float)D), *sc = j->sc + (size_t)thread * (size_t)T * (size_t)np;
     for (int64_t h = h0; h < h1; h++) {
         int64_t kvh = h / group;
         /* sc[T][np] = scale · q_h[T][D] · k_h[np][D]ᵀ */
@@ -537,12 +519,12 @@ static void att_heads(void *ctx, int64_t h0, int64_t h1)
  * in parallel on the engine's pool */
 static int attention(qs_llm *l, int layer_i, float *q, float *out, int T, int pos0)
 {
-    int KD = l->Hkv * l->D, per_chunk = (l->H + l->n_threads - 1) / l->n_threads;
+    int KD = l->Hkv * l->D;
     size_t off = (size_t)layer_i * l->n_ctx * KD;
     if (grow((void **)&l->s.sc, &l->s.n_sc, (size_t)l->n_threads * (size_t)T * (size_t)(pos0 + T), sizeof(float))) return -1;
     if (l->kv_f16) round_f16(q, (size_t)T * l->H * l->D);
-    att_job j = {l, q, l->kcache + off, l->vcache + off, out, l->s.sc, T, pos0, per_chunk};
-    qs_pool_for(l->pool, l->H, per_chunk, att_heads, &j);
+    att_job j = {l, q, l->kcache + off, l->vcache + off, out, l->s.sc, T, pos0};
+    qs_pool_for(l->pool, l->H, 1, att_heads, &j);
     return 0;
 }
 
@@ -682,7 +664,7 @@ int qs_llm_set_result(qs_llm *l, const char *name, const qs_qresult *r, int64_t 
         free(m->own);
         free(m->in_div);
         grid_free(m->grid);
-        *m = (wmat){m->t, g, NULL, QS_WTYPE_GRID, NULL, NULL, 0, m->rows, m->cols, QS_TYPE_F32};
+        *m = (wmat){.t = m->t, .grid = g, .type = QS_WTYPE_GRID, .rows = m->rows, .cols = m->cols, .act_type = QS_TYPE_F32};
         return 0;
     }
     int act = r->ggml_type >= 0 ? qs_llama_cpp_act_type(r->ggml_type, r->cols) : QS_TYPE_F32;

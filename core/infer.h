@@ -20,8 +20,9 @@
 
 typedef struct qs_llm qs_llm;
 
-/* The activation type llama.cpp's CPU backend pairs with a weight type (its vec_dot_type:
- * Q8_0 for the legacy types and IQ4_NL, Q8_K for K-quants and IQ4_XS, F16/BF16 for those);
+/* The activation type llama.cpp's CPU backend pairs with a weight type (its vec_dot_type, as
+ * qs_qdot_act_type gives it: Q8_0 for Q4_0/Q5_0/Q8_0/IQ4_NL, Q8_1 for Q4_1/Q5_1, Q8_K for the
+ * K-quants and IQ4_XS, F16/BF16 for those), QS_TYPE_F32 where there is none;
  * qs_llm rounds the activations the same way before each product with such a weight, so
  * perplexity and KL divergence of quantized files match llama.cpp's. */
 int qs_llama_cpp_act_type(int weight_type, int64_t cols);

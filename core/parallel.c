@@ -11,20 +11,38 @@ int qs_cpu_count(void)
     return c > 0 ? (int)c : 1;
 }
 
-typedef struct pf_job {
+typedef struct pool_job {
     int64_t n, chunk, next;
-    qs_range_fn fn;
+    qs_pool_fn fn;
     void *ctx;
-} pf_job;
+} pool_job;
 
-static void *pf_worker(void *arg)
+/* one thread's share of a loop: chunks taken in turn until none is left */
+static void pool_run(pool_job *j, int thread)
 {
-    pf_job *j = arg;
     for (;;) {
         int64_t i0 = __atomic_fetch_add(&j->next, j->chunk, __ATOMIC_RELAXED);
         if (i0 >= j->n) break;
-        j->fn(j->ctx, i0, i0 + j->chunk < j->n ? i0 + j->chunk : j->n);
+        j->fn(j->ctx, i0, i0 + j->chunk < j->n ? i0 + j->chunk : j->n, thread);
     }
+}
+
+/* qs_parallel_for's function called through a pool job (its threads need no index) */
+typedef struct range_call {
+    qs_range_fn fn;
+    void *ctx;
+} range_call;
+
+static void call_range(void *ctx, int64_t i0, int64_t i1, int thread)
+{
+    (void)thread;
+    const range_call *c = ctx;
+    c->fn(c->ctx, i0, i1);
+}
+
+static void *range_worker(void *arg)
+{
+    pool_run(arg, 0);
     return NULL;
 }
 
@@ -34,30 +52,37 @@ void qs_parallel_for(int64_t n, int64_t chunk, int n_threads, qs_range_fn fn, vo
     if (n_threads <= 0) n_threads = qs_cpu_count();
     if (n_threads > 64) n_threads = 64;
     if ((int64_t)n_threads > (n + chunk - 1) / chunk) n_threads = (int)((n + chunk - 1) / chunk);
-    pf_job job = {n, chunk, 0, fn, ctx};
+    range_call call = {fn, ctx};
+    pool_job job = {n, chunk, 0, call_range, &call};
     pthread_t th[64];
     int started = 0;
     for (int i = 1; i < n_threads; i++)
-        if (pthread_create(&th[started], NULL, pf_worker, &job) == 0) started++;
-    pf_worker(&job);
+        if (pthread_create(&th[started], NULL, range_worker, &job) == 0) started++;
+    pool_run(&job, 0);
     for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
 }
 
+typedef struct pool_thread {
+    struct qs_pool *pool;
+    int index;                  /* 1 … started (0 is the caller) */
+} pool_thread;
+
 struct qs_pool {
-    int n;                      /* threads, the caller included */
     pthread_t th[64];
+    pool_thread args[64];
     int started;
     pthread_mutex_t mu;
     pthread_cond_t wake, done;
     uint64_t gen;               /* loop number; workers run a loop when it moves */
     int busy;                   /* workers still in the current loop */
     bool quit;
-    pf_job job;
+    pool_job job;
 };
 
 static void *pool_worker(void *arg)
 {
-    qs_pool *p = arg;
+    const pool_thread *me = arg;
+    qs_pool *p = me->pool;
     uint64_t seen = 0;
     for (;;) {
         /* spin a little (loops come back to back in a forward pass), then sleep */
@@ -74,7 +99,7 @@ static void *pool_worker(void *arg)
         }
         seen = p->gen;
         pthread_mutex_unlock(&p->mu);
-        pf_worker(&p->job);
+        pool_run(&p->job, me->index);
         pthread_mutex_lock(&p->mu);
         if (--p->busy == 0) pthread_cond_signal(&p->done);
         pthread_mutex_unlock(&p->mu);
@@ -87,12 +112,13 @@ qs_pool *qs_pool_new(int n_threads)
     if (n_threads > 64) n_threads = 64;
     qs_pool *p = calloc(1, sizeof *p);
     if (!p) return NULL;
-    p->n = n_threads;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->done, NULL);
-    for (int i = 1; i < n_threads; i++)
-        if (pthread_create(&p->th[p->started], NULL, pool_worker, p) == 0) p->started++;
+    for (int i = 1; i < n_threads; i++) {
+        p->args[p->started] = (pool_thread){p, p->started + 1};
+        if (pthread_create(&p->th[p->started], NULL, pool_worker, &p->args[p->started]) == 0) p->started++;
+    }
     return p;
 }
 
@@ -112,20 +138,20 @@ void qs_pool_free(qs_pool *p)
 
 int qs_pool_threads(const qs_pool *p) { return p ? p->started + 1 : 1; }
 
-void qs_pool_for(qs_pool *p, int64_t n, int64_t chunk, qs_range_fn fn, void *ctx)
+void qs_pool_for(qs_pool *p, int64_t n, int64_t chunk, qs_pool_fn fn, void *ctx)
 {
     if (chunk < 1) chunk = 1;
     if (!p || !p->started || n <= chunk) {
-        if (n > 0) fn(ctx, 0, n); /* one chunk: no hand-off */
+        if (n > 0) fn(ctx, 0, n, 0); /* one chunk: no hand-off */
         return;
     }
     pthread_mutex_lock(&p->mu);
-    p->job = (pf_job){n, chunk, 0, fn, ctx};
+    p->job = (pool_job){n, chunk, 0, fn, ctx};
     p->busy = p->started;
     __atomic_add_fetch(&p->gen, 1, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
-    pf_worker(&p->job);
+    pool_run(&p->job, 0);
     pthread_mutex_lock(&p->mu);
     while (p->busy > 0) pthread_cond_wait(&p->done, &p->mu);
     pthread_mutex_unlock(&p->mu);
