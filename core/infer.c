@@ -92,7 +92,9 @@ struct qs_llm {
     wmat output_norm;    /* [1][E] */
     wmat output;         /* [V][E] (token_embd when tied) */
     layer *layers;
-    float *kcache, *vcache; /* [L][n_ctx][Hkv·D] */
+    float *kcache, *vcache; /* [L][kv_cap][Hkv·D] */
+    int kv_cap;          /* positions a layer's cache holds: n_ctx, or n_seq × n after qs_llm_eval_seqs */
+    const volatile int *cancel; /* checked between layers, or NULL */
     bool kv_f16;         /* llama.cpp's default F16 cache: K, V, Q and the probabilities rounded */
     wmat **all;          /* every wmat, for set_weights */
     int n_all;
@@ -196,6 +198,7 @@ qs_llm *qs_llm_new(const qs_model *m, int n_ctx, qs_err *err)
     }
     l->hp = *hp;
     l->n_ctx = n_ctx;
+    l->kv_cap = n_ctx;
     l->E = (int)hp->n_embd, l->H = (int)hp->n_head, l->Hkv = (int)hp->n_head_kv, l->D = (int)hp->head_dim;
     l->F = (int)hp->n_ff, l->V = (int)hp->n_vocab, l->L = (int)hp->n_layer;
     l->pool = qs_pool_new(0);
@@ -266,6 +269,7 @@ int qs_llm_n_ctx(const qs_llm *l) { return l->n_ctx; }
 int qs_llm_n_vocab(const qs_llm *l) { return l->V; }
 void qs_llm_reset(qs_llm *l) { (void)l; /* positions are overwritten before they are read */ }
 void qs_llm_set_kv_f16(qs_llm *l, bool on) { l->kv_f16 = on; }
+void qs_llm_set_cancel(qs_llm *l, const volatile int *flag) { l->cancel = flag; }
 
 static wmat *find_w(qs_llm *l, const char *name)
 {
@@ -490,7 +494,7 @@ static void round_f16(float *v, size_t n) { qs_qdot_round_act(QS_TYPE_F16, v, v,
  * F16 cache (llama.cpp's default, kv_f16) Q and P are rounded to f16 as ggml's F16 products do */
 typedef struct att_job {
     const qs_llm *l;
-    const float *q, *kc, *vc;
+    const float *q, *kc, *vc; /* q: [n_seq·T][H·D]; kc, vc: the layer's cache, sequence s from position s·T */
     float *out, *sc;     /* sc: [n_threads][T][np], a slot a pool thread */
     int T, pos0;
 } att_job;
@@ -501,37 +505,41 @@ static void att_heads(void *ctx, int64_t h0, int64_t h1, int thread)
     const qs_llm *l = j->l;
     int D = l->D, QD = l->H * D, KD = l->Hkv * D, group = l->H / l->Hkv, T = j->T, np = j->pos0 + T;
     float scale = 1.0f / sqrtf((float)D), *sc = j->sc + (size_t)thread * (size_t)T * (size_t)np;
-    for (int64_t h = h0; h < h1; h++) {
-        int64_t kvh = h / group;
+    for (int64_t i = h0; i < h1; i++) {
+        int64_t s = i / l->H, h = i % l->H, kvh = h / group;
+        const float *q = j->q + (size_t)s * T * QD, *kc = j->kc + (size_t)s * T * KD, *vc = j->vc + (size_t)s * T * KD;
+        float *out = j->out + (size_t)s * T * QD;
         /* sc[T][np] = scale · q_h[T][D] · k_h[np][D]ᵀ */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, np, D, scale, j->q + h * D, QD, j->kc + kvh * D, KD, 0.0f,
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, np, D, scale, q + h * D, QD, kc + kvh * D, KD, 0.0f,
                     sc, np);
         qs_op_softmax_causal(sc, T, np, j->pos0);
         if (l->kv_f16) round_f16(sc, (size_t)T * np);
         /* out_h[T][D] = sc[T][np] · v_h[np][D] */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, np, 1.0f, sc, np, j->vc + kvh * D, KD, 0.0f,
-                    j->out + h * D, QD);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, D, np, 1.0f, sc, np, vc + kvh * D, KD, 0.0f,
+                    out + h * D, QD);
     }
 }
 
-/* causal grouped-query attention: per head, scores = (Q_h·K_hᵀ)·scale (sgemm over the cache),
- * masked above the diagonal, softmax per row (sum in double), out_h = P·V_h (sgemm); heads run
- * in parallel on the engine's pool */
-static int attention(qs_llm *l, int layer_i, float *q, float *out, int T, int pos0)
+/* causal grouped-query attention of n_seq sequences of T tokens: per sequence and head, scores =
+ * (Q_h·K_hᵀ)·scale (sgemm over the cache), masked above the diagonal, softmax per row (sum in
+ * double), out_h = P·V_h (sgemm); (sequence, head) pairs run in parallel on the engine's pool */
+static int attention(qs_llm *l, int layer_i, float *q, float *out, int n_seq, int T, int pos0)
 {
     int KD = l->Hkv * l->D;
-    size_t off = (size_t)layer_i * l->n_ctx * KD;
+    size_t off = (size_t)layer_i * l->kv_cap * KD;
     if (grow((void **)&l->s.sc, &l->s.n_sc, (size_t)l->n_threads * (size_t)T * (size_t)(pos0 + T), sizeof(float))) return -1;
-    if (l->kv_f16) round_f16(q, (size_t)T * l->H * l->D);
+    if (l->kv_f16) round_f16(q, (size_t)n_seq * T * l->H * l->D);
     att_job j = {l, q, l->kcache + off, l->vcache + off, out, l->s.sc, T, pos0};
-    qs_pool_for(l->pool, l->H, 1, att_heads, &j);
+    qs_pool_for(l->pool, (int64_t)n_seq * l->H, 1, att_heads, &j);
     return 0;
 }
 
-static int layer_forward(qs_llm *l, int li, float *x, int T, int pos0, float *buf, qs_err *err)
+/* one block on x[n_seq·T][E] in place: n_seq sequences of T tokens at positions pos0 … (pos0 is 0
+ * when n_seq > 1); sequence s keeps its keys and values at cache positions s·T + pos0 … */
+static int layer_forward(qs_llm *l, int li, float *x, int n_seq, int T1, int pos0, float *buf, qs_err *err)
 {
     const layer *y = &l->layers[li];
-    int E = l->E, QD = l->H * l->D, KD = l->Hkv * l->D, F = l->F;
+    int E = l->E, QD = l->H * l->D, KD = l->Hkv * l->D, F = l->F, T = n_seq * T1;
     float *xn = buf, *q = xn + (size_t)T * E, *k = q + (size_t)T * QD, *v = k + (size_t)T * KD;
     float *att = v + (size_t)T * KD, *o = att + (size_t)T * QD, *g = o + (size_t)T * E, *u = g + (size_t)T * F;
     bool neox = l->hp.rope_style == QS_ROPE_NEOX;
@@ -542,16 +550,18 @@ static int layer_forward(qs_llm *l, int li, float *x, int T, int pos0, float *bu
     if (!rc) rc = matmul(l, xn, &y->wk, &y->bk, k, T, err);
     if (!rc) rc = matmul(l, xn, &y->wv, &y->bv, v, T, err);
     if (rc) return rc;
-    size_t off = (size_t)li * l->n_ctx * KD;
+    size_t off = (size_t)li * l->kv_cap * KD;
     for (int t = 0; t < T; t++) {
-        qs_op_rope(q + (size_t)t * QD, l->H, l->D, (int)l->hp.n_rot, pos0 + t, l->hp.rope_base, neox, 1.0f);
-        qs_op_rope(k + (size_t)t * KD, l->Hkv, l->D, (int)l->hp.n_rot, pos0 + t, l->hp.rope_base, neox, 1.0f);
-        float *kp = l->kcache + off + (size_t)(pos0 + t) * KD, *vp = l->vcache + off + (size_t)(pos0 + t) * KD;
+        int s = t / T1, pos = pos0 + t % T1;
+        qs_op_rope(q + (size_t)t * QD, l->H, l->D, (int)l->hp.n_rot, pos, l->hp.rope_base, neox, 1.0f);
+        qs_op_rope(k + (size_t)t * KD, l->Hkv, l->D, (int)l->hp.n_rot, pos, l->hp.rope_base, neox, 1.0f);
+        size_t c = off + ((size_t)s * T1 + (size_t)pos) * KD;
+        float *kp = l->kcache + c, *vp = l->vcache + c;
         memcpy(kp, k + (size_t)t * KD, (size_t)KD * sizeof *kp);
         memcpy(vp, v + (size_t)t * KD, (size_t)KD * sizeof *vp);
         if (l->kv_f16) round_f16(kp, (size_t)KD), round_f16(vp, (size_t)KD);
     }
-    if (attention(l, li, q, att, T, pos0)) return qs_err_set(err, QS_E_OOM, "out of memory for the attention scores");
+    if (attention(l, li, q, att, n_seq, T1, pos0)) return qs_err_set(err, QS_E_OOM, "out of memory for the attention scores");
     observe(l, (const wmat *[]){&y->wo}, 1, att, T);
     if ((rc = matmul(l, att, &y->wo, NULL, o, T, err))) return rc;
     for (size_t i = 0; i < (size_t)T * E; i++) x[i] += o[i];
@@ -573,31 +583,34 @@ static void embed(const qs_llm *l, int32_t id, float *x)
     dequant_block(&l->tok_embd, id, 1, x);
 }
 
-int qs_llm_eval(qs_llm *l, const int32_t *tokens, int n, int pos0, float *logits, qs_err *err)
+/* n_seq sequences of n tokens each (tokens[n_seq·n]) at positions pos0 … pos0+n−1 */
+static int eval_batch(qs_llm *l, const int32_t *tokens, int n_seq, int n, int pos0, float *logits, qs_err *err)
 {
-    if (n <= 0 || pos0 < 0 || pos0 + n > l->n_ctx)
-        return qs_err_set(err, QS_E_USAGE, "positions %d…%d outside the context of %d", pos0, pos0 + n - 1, l->n_ctx);
     if ((int)l->hp.n_rot > 2048 || (int)l->hp.n_rot > l->D)
         return qs_err_set(err, QS_E_UNSUPPORTED, "rotary dimension %u", l->hp.n_rot);
-    for (int t = 0; t < n; t++)
+    int N = n_seq * n;
+    for (int t = 0; t < N; t++)
         if (tokens[t] < 0 || tokens[t] >= l->V)
             return qs_err_set(err, QS_E_INPUT, "token id %d outside the vocabulary of %d", tokens[t], l->V);
     int E = l->E, QD = l->H * l->D, KD = l->Hkv * l->D;
     size_t per_t = (size_t)E * 3 + (size_t)QD * 2 + (size_t)KD * 2 + (size_t)l->F * 2;
-    float *x = malloc((size_t)n * E * sizeof *x), *buf = malloc((size_t)n * per_t * sizeof *buf);
+    float *x = malloc((size_t)N * E * sizeof *x), *buf = malloc((size_t)N * per_t * sizeof *buf);
     int rc = 0;
     if (!x || !buf) rc = qs_err_set(err, QS_E_OOM, "out of memory");
     /* every product runs single-threaded inside the engine's own pool: OpenBLAS's threads would
      * spin beside ours (the number is process-wide, so it is put back afterwards) */
     int blas_threads = openblas_get_num_threads();
     openblas_set_num_threads(1);
-    for (int t = 0; !rc && t < n; t++) embed(l, tokens[t], x + (size_t)t * E);
-    for (int li = 0; !rc && li < l->L; li++) rc = layer_forward(l, li, x, n, pos0, buf, err);
+    for (int t = 0; !rc && t < N; t++) embed(l, tokens[t], x + (size_t)t * E);
+    for (int li = 0; !rc && li < l->L; li++) {
+        rc = layer_forward(l, li, x, n_seq, n, pos0, buf, err);
+        if (!rc && l->cancel && *l->cancel) rc = qs_err_set(err, QS_E_CANCELLED, "cancelled");
+    }
     if (!rc && logits) {
         const wmat *out = l->output.t ? &l->output : &l->tok_embd;
-        qs_op_rmsnorm(x, VEC(l->output_norm), buf, n, E, l->hp.norm_eps, NULL);
-        observe(l, (const wmat *[]){out}, 1, buf, n);
-        rc = matmul(l, buf, out, NULL, logits, n, err);
+        qs_op_rmsnorm(x, VEC(l->output_norm), buf, N, E, l->hp.norm_eps, NULL);
+        observe(l, (const wmat *[]){out}, 1, buf, N);
+        rc = matmul(l, buf, out, NULL, logits, N, err);
     }
     openblas_set_num_threads(blas_threads);
     if (!rc && qs_mapped_damaged())
@@ -605,6 +618,31 @@ int qs_llm_eval(qs_llm *l, const int32_t *tokens, int n, int pos0, float *logits
     free(x);
     free(buf);
     return rc;
+}
+
+int qs_llm_eval(qs_llm *l, const int32_t *tokens, int n, int pos0, float *logits, qs_err *err)
+{
+    if (n <= 0 || pos0 < 0 || pos0 + n > l->n_ctx)
+        return qs_err_set(err, QS_E_USAGE, "positions %d…%d outside the context of %d", pos0, pos0 + n - 1, l->n_ctx);
+    return eval_batch(l, tokens, 1, n, pos0, logits, err);
+}
+
+int qs_llm_eval_seqs(qs_llm *l, const int32_t *tokens, int n_seq, int n, float *logits, qs_err *err)
+{
+    if (n <= 0 || n > l->n_ctx || n_seq <= 0 || n_seq > (1 << 20) / n)
+        return qs_err_set(err, QS_E_USAGE, "%d sequences of %d tokens: the context is %d", n_seq, n, l->n_ctx);
+    if (n_seq * n > l->kv_cap) {
+        /* a cache of n_seq × n positions a layer (its contents are forgotten: every sequence starts at 0) */
+        size_t kv = (size_t)l->L * (size_t)(n_seq * n) * (size_t)(l->Hkv * l->D);
+        float *k = calloc(kv, sizeof *k), *v = k ? calloc(kv, sizeof *v) : NULL;
+        if (!v) {
+            free(k);
+            return qs_err_set(err, QS_E_OOM, "out of memory for a KV cache of %d sequences", n_seq);
+        }
+        free(l->kcache), free(l->vcache);
+        l->kcache = k, l->vcache = v, l->kv_cap = n_seq * n;
+    }
+    return eval_batch(l, tokens, n_seq, n, 0, logits, err);
 }
 
 /* the result's integer grid for rows [row0, row0 + m->rows), when (q − zero)·scale / s reproduces

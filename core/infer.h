@@ -59,5 +59,12 @@ void qs_llm_set_kv_f16(qs_llm *l, bool on);
 void qs_llm_reset(qs_llm *l);
 /* logits: n × n_vocab floats (all positions), or NULL to skip the output projection. */
 int qs_llm_eval(qs_llm *l, const int32_t *tokens, int n, int pos0, float *logits, qs_err *err);
+/* n_seq independent sequences of n tokens each (tokens[n_seq·n], sequence after sequence), every
+ * one from position 0, in one pass: the products read each weight once for all n_seq·n tokens (as
+ * llama-perplexity packs several chunks into a batch). logits: [n_seq·n][n_vocab] or NULL. The
+ * cache grows to n_seq·n positions a layer if needed; what it held before is forgotten. */
+int qs_llm_eval_seqs(qs_llm *l, const int32_t *tokens, int n_seq, int n, float *logits, qs_err *err);
+/* flag (or NULL): checked between blocks; a set flag stops qs_llm_eval/_seqs with QS_E_CANCELLED. */
+void qs_llm_set_cancel(qs_llm *l, const volatile int *flag);
 
 #endif

@@ -42,6 +42,28 @@ static void make_record(const float *l, int V, uint16_t *rec)
     if (V % 2) q[V] = 0;
 }
 
+typedef struct base_acc {
+    qs_kld_base *out;
+    const int32_t *toks;
+    int64_t slots;
+    double s1, s2;
+} base_acc;
+
+/* one chunk's logits → its records and the nll sums */
+static int base_chunk(void *ctx, int k, const float *logits, qs_err *err)
+{
+    (void)err;
+    base_acc *a = ctx;
+    int n_ctx = a->out->n_ctx, V = a->out->n_vocab, first = n_ctx / 2, per = n_ctx - 1 - first;
+    for (int j = first; j < n_ctx - 1; j++) {
+        const float *lg = logits + (size_t)j * V;
+        make_record(lg, V, a->out->records + ((int64_t)k * per + (j - first)) * a->slots);
+        double nll = qs_token_nll(lg, V, a->toks[(int64_t)k * n_ctx + j + 1]);
+        a->s1 += nll, a->s2 += nll * nll;
+    }
+    return 0;
+}
+
 int qs_kld_base_compute(qs_llm *l, const qs_vocab *v, const char *text, size_t len, int n_ctx, int n_chunks,
                         qs_progress *prog, qs_kld_base *out, qs_ppl *ppl, qs_err *err)
 {
@@ -56,25 +78,11 @@ int qs_kld_base_compute(qs_llm *l, const qs_vocab *v, const char *text, size_t l
     out->n_ctx = n_ctx, out->n_vocab = V, out->n_chunk = nc, out->n_records = (int64_t)nc * per;
     out->tokens = malloc((size_t)nc * (size_t)n_ctx * sizeof *out->tokens);
     out->records = malloc((size_t)(out->n_records * slots) * sizeof *out->records);
-    float *logits = malloc((size_t)n_ctx * (size_t)V * sizeof *logits);
-    int32_t *chunk = malloc((size_t)n_ctx * sizeof *chunk);
-    if (!out->tokens || !out->records || !logits || !chunk) rc = qs_err_set(err, QS_E_OOM, "out of memory");
+    if (!out->tokens || !out->records) rc = qs_err_set(err, QS_E_OOM, "out of memory");
     if (!rc) memcpy(out->tokens, toks, (size_t)nc * (size_t)n_ctx * sizeof *toks);
-    double s1 = 0, s2 = 0;
-    for (int k = 0; !rc && k < nc; k++) {
-        memcpy(chunk, toks + (int64_t)k * n_ctx, (size_t)n_ctx * sizeof *chunk);
-        if (qs_vocab_add_bos(v)) chunk[0] = qs_vocab_bos(v);
-        rc = qs_llm_eval(l, chunk, n_ctx, 0, logits, err);
-        for (int j = first; !rc && j < n_ctx - 1; j++) {
-            const float *lg = logits + (size_t)j * V;
-            make_record(lg, V, out->records + ((int64_t)k * per + (j - first)) * slots);
-            double nll = qs_token_nll(lg, V, toks[(int64_t)k * n_ctx + j + 1]);
-            s1 += nll, s2 += nll * nll;
-        }
-        if (!rc && !qs_progress_step(prog, k + 1, nc)) rc = qs_err_set(err, QS_E_CANCELLED, "cancelled");
-    }
-    free(logits);
-    free(chunk);
+    base_acc a = {out, toks, slots, 0, 0};
+    if (!rc) rc = qs_eval_chunks(l, toks, nc, n_ctx, qs_vocab_add_bos(v) ? qs_vocab_bos(v) : -1, prog, base_chunk, &a, err);
+    double s1 = a.s1, s2 = a.s2;
     free(toks);
     if (rc) {
         qs_kld_base_free(out);
@@ -246,10 +254,30 @@ static void finish(acc *a, qs_kld_stats *s)
     s->same_top = 100 * sp, s->same_top_unc = 100 * sqrt(sp * (1 - sp) / (double)(N - 1));
 }
 
+typedef struct cmp_ctx {
+    const qs_kld_base *b;
+    acc *a;
+    int64_t slots;
+} cmp_ctx;
+
+/* one chunk's logits against the base's records */
+static int cmp_chunk(void *ctx, int k, const float *logits, qs_err *err)
+{
+    const cmp_ctx *c = ctx;
+    int V = c->b->n_vocab, n_ctx = c->b->n_ctx, first = n_ctx / 2, per = n_ctx - 1 - first;
+    const int32_t *toks = c->b->tokens + (int64_t)k * n_ctx;
+    for (int j = first; j < n_ctx - 1; j++) {
+        int32_t t = toks[j + 1];
+        if (t < 0 || t >= V) return qs_err_set(err, QS_E_INPUT, "token %d outside the vocabulary", t);
+        compare_position(logits + (size_t)j * V, V, t, c->b->records + ((int64_t)k * per + (j - first)) * c->slots, c->a);
+    }
+    return 0;
+}
+
 int qs_kld_compare(qs_llm *l, const qs_kld_base *b, int32_t bos, qs_progress *prog, qs_kld_stats *out, qs_err *err)
 {
     memset(out, 0, sizeof *out);
-    int V = qs_llm_n_vocab(l), n_ctx = b->n_ctx, first = n_ctx / 2, per = n_ctx - 1 - first;
+    int V = qs_llm_n_vocab(l), n_ctx = b->n_ctx;
     if (V != b->n_vocab) return qs_err_set(err, QS_E_INPUT, "the base has a vocabulary of %d, the model %d", b->n_vocab, V);
     if (n_ctx > qs_llm_n_ctx(l)) return qs_err_set(err, QS_E_USAGE, "context %d exceeds the model's %d", n_ctx, qs_llm_n_ctx(l));
     if (b->n_records < 100) return qs_err_set(err, QS_E_INPUT, "%lld positions: at least 100 needed", (long long)b->n_records);
@@ -257,28 +285,11 @@ int qs_kld_compare(qs_llm *l, const qs_kld_base *b, int32_t bos, qs_progress *pr
     acc a = {0};
     a.klds = malloc((size_t)b->n_records * sizeof *a.klds);
     a.dps = malloc((size_t)b->n_records * sizeof *a.dps);
-    float *logits = malloc((size_t)n_ctx * (size_t)V * sizeof *logits);
-    int32_t *chunk = malloc((size_t)n_ctx * sizeof *chunk);
-    int rc = (!a.klds || !a.dps || !logits || !chunk) ? qs_err_set(err, QS_E_OOM, "out of memory") : 0;
-    for (int k = 0; !rc && k < b->n_chunk; k++) {
-        const int32_t *toks = b->tokens + (int64_t)k * n_ctx;
-        memcpy(chunk, toks, (size_t)n_ctx * sizeof *chunk);
-        if (bos >= 0) chunk[0] = bos;
-        rc = qs_llm_eval(l, chunk, n_ctx, 0, logits, err);
-        for (int j = first; !rc && j < n_ctx - 1; j++) {
-            int32_t t = toks[j + 1];
-            if (t < 0 || t >= V) {
-                rc = qs_err_set(err, QS_E_INPUT, "token %d outside the vocabulary", t);
-                break;
-            }
-            compare_position(logits + (size_t)j * V, V, t, b->records + ((int64_t)k * per + (j - first)) * slots, &a);
-        }
-        if (!rc && !qs_progress_step(prog, k + 1, b->n_chunk)) rc = qs_err_set(err, QS_E_CANCELLED, "cancelled");
-    }
+    int rc = (!a.klds || !a.dps) ? qs_err_set(err, QS_E_OOM, "out of memory") : 0;
+    cmp_ctx c = {b, &a, slots};
+    if (!rc) rc = qs_eval_chunks(l, b->tokens, b->n_chunk, n_ctx, bos, prog, cmp_chunk, &c, err);
     if (!rc) finish(&a, out);
     free(a.klds);
     free(a.dps);
-    free(logits);
-    free(chunk);
     return rc;
 }

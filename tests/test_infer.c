@@ -401,3 +401,48 @@ Test(infer, recipe_results_stay_packed)
     qs_llm_free(f);
     qs_model_close(m);
 }
+
+/* several sequences in one pass give each sequence's logits as its own pass does (the products
+ * sum in another order, so within float noise), and the cache grows to hold them; a set cancel
+ * flag stops the pass */
+Test(infer, sequences_in_one_pass_match_separate_passes)
+{
+    qs_model *m = stories();
+    qs_err err = {0};
+    int n = 24, ns = 3;
+    qs_llm *l = qs_llm_new(m, 32, &err);
+    cr_assert_not_null(l, "%s", err.msg);
+    int V = qs_llm_n_vocab(l);
+    int32_t toks[72];
+    for (int i = 0; i < ns * n; i++) toks[i] = (int32_t)((i * 37 + 11) % V);
+    toks[0] = toks[n] = toks[2 * n] = 1;
+    float *one = malloc(sizeof(float) * (size_t)n * V), *all = malloc(sizeof(float) * (size_t)(ns * n) * V);
+    cr_assert_eq(qs_llm_eval_seqs(l, toks, ns, n, all, &err), 0, "%s", err.msg); /* 72 positions > n_ctx 32 */
+    for (int s = 0; s < ns; s++) {
+        cr_assert_eq(qs_llm_eval(l, toks + s * n, n, 0, one, &err), 0, "%s", err.msg);
+        double worst = 0;
+        for (int i = 0; i < n * V; i++) {
+            double d = fabs((double)one[i] - (double)all[(size_t)s * n * V + i]);
+            worst = d > worst ? d : worst;
+        }
+        cr_assert_lt(worst, 1e-3, "sequence %d: logits differ by %g", s, worst);
+    }
+    /* decode after the batch: positions continue from the last single-sequence pass */
+    cr_assert_eq(qs_llm_eval(l, toks + 2 * n, n - 1, 0, one, &err), 0, "%s", err.msg);
+    float *next = malloc(sizeof(float) * (size_t)V);
+    cr_assert_eq(qs_llm_eval(l, toks + 3 * n - 1, 1, n - 1, next, &err), 0, "%s", err.msg);
+    double worst = 0;
+    for (int i = 0; i < V; i++) {
+        double d = fabs((double)next[i] - (double)all[((size_t)3 * n - 1) * V + i]);
+        worst = d > worst ? d : worst;
+    }
+    cr_assert_lt(worst, 1e-3, "decode after a batch: %g", worst);
+    cr_assert_neq(qs_llm_eval_seqs(l, toks, 2, 33, all, &err), 0, "a sequence longer than the context");
+    volatile int cancel = 1;
+    qs_llm_set_cancel(l, &cancel);
+    cr_assert_neq(qs_llm_eval_seqs(l, toks, ns, n, all, &err), 0);
+    cr_assert_eq(err.code, QS_E_CANCELLED, "%s", err.msg);
+    qs_llm_free(l);
+    qs_model_close(m);
+    free(one), free(all), free(next);
+}
