@@ -11,6 +11,7 @@
  * were made so) or, with qs_llm_set_kv_f16, values rounded as llama.cpp's default F16 cache. */
 #include "infer.h"
 
+#include "actq.h"
 #include "fileio.h"
 #include "fp16.h"
 #include "ggml_types.h"
@@ -40,6 +41,14 @@ typedef struct grid {
     int64_t row0, cols, group_len, groups_per_row;
 } grid;
 
+/* fake quantization of a product's input (core/actq.h): bits 0 = none; n_scale 0 = a scale per
+ * token, 1 = per tensor, cols = per channel */
+typedef struct actq {
+    int bits;
+    float *scale;
+    int64_t n_scale;
+} actq;
+
 typedef struct wmat {
     const qs_tensor *t;
     grid *grid;          /* type QS_WTYPE_GRID: the codes and scales */
@@ -52,6 +61,7 @@ typedef struct wmat {
     int64_t rows, cols;
     int act_type;        /* how llama.cpp's CPU backend rounds the activations for this weight
                           * before the product: F32 (none), F16, BF16, Q8_0, Q8_1, Q8_K */
+    actq aq;             /* simulated activation quantization before the product */
 } wmat;
 
 #define VEC(w) ((const float *)(w).data) /* a 1-row F32 weight (norms, biases) */
@@ -234,6 +244,7 @@ void qs_llm_free(qs_llm *l)
     for (int i = 0; i < l->n_all; i++) {
         free(l->all[i]->own);
         free(l->all[i]->in_div);
+        free(l->all[i]->aq.scale);
         grid_free(l->all[i]->grid);
     }
     free(l->all);
@@ -269,6 +280,58 @@ int qs_llm_n_ctx(const qs_llm *l) { return l->n_ctx; }
 int qs_llm_n_vocab(const qs_llm *l) { return l->V; }
 void qs_llm_reset(qs_llm *l) { (void)l; /* positions are overwritten before they are read */ }
 void qs_llm_set_kv_f16(qs_llm *l, bool on) { l->kv_f16 = on; }
+
+static wmat *find_w(qs_llm *l, const char *name);
+static void dequant_block(const wmat *W, int64_t r0, int64_t n, float *out);
+
+int qs_llm_set_act_quant(qs_llm *l, const char *name, int bits, const float *scale, int64_t n_scale, qs_err *err)
+{
+    if (!name) {
+        for (int i = 0; i < l->n_all; i++)
+            if (l->all[i]->rows > 1) {
+                int rc = qs_llm_set_act_quant(l, l->all[i]->t->name, bits, scale, n_scale, err);
+                if (rc) return rc;
+            }
+        return 0;
+    }
+    wmat *m = find_w(l, name);
+    if (!m) return qs_err_set(err, QS_E_USAGE, "the model uses no tensor named %s", name);
+    if (bits && (bits < 2 || bits > 8 || (n_scale != 0 && n_scale != 1 && n_scale != m->cols) || (n_scale && !scale)))
+        return qs_err_set(err, QS_E_USAGE, "%s: activation quantization to %d bits with %lld scales", name, bits,
+                          (long long)n_scale);
+    float *c = NULL;
+    if (bits && n_scale && !(c = malloc((size_t)n_scale * sizeof *c))) return qs_err_set(err, QS_E_OOM, "out of memory");
+    if (c) memcpy(c, scale, (size_t)n_scale * sizeof *c);
+    free(m->aq.scale);
+    m->aq = (actq){bits, c, bits ? n_scale : 0};
+    return 0;
+}
+
+int qs_llm_set_in_div(qs_llm *l, const char *name, const float *s, qs_err *err)
+{
+    wmat *m = find_w(l, name);
+    if (!m) return qs_err_set(err, QS_E_USAGE, "the model uses no tensor named %s", name);
+    float *c = NULL;
+    if (s && !(c = malloc((size_t)m->cols * sizeof *c))) return qs_err_set(err, QS_E_OOM, "out of memory");
+    if (c) memcpy(c, s, (size_t)m->cols * sizeof *c);
+    free(m->in_div);
+    m->in_div = c;
+    return 0;
+}
+
+const float *qs_llm_in_div(const qs_llm *l, const char *name)
+{
+    const wmat *m = find_w((qs_llm *)l, name);
+    return m ? m->in_div : NULL;
+}
+
+int qs_llm_read_weight(const qs_llm *l, const char *name, float *out, qs_err *err)
+{
+    const wmat *m = find_w((qs_llm *)l, name);
+    if (!m) return qs_err_set(err, QS_E_USAGE, "the model uses no tensor named %s", name);
+    dequant_block(m, 0, m->rows, out);
+    return 0;
+}
 void qs_llm_set_cancel(qs_llm *l, const volatile int *flag) { l->cancel = flag; }
 
 static wmat *find_w(qs_llm *l, const char *name)
@@ -356,6 +419,10 @@ static void grid_rows(const grid *g, int64_t r0, int64_t n, float *out)
 /* rows [r0, r0+n) of W as floats */
 static void dequant_block(const wmat *W, int64_t r0, int64_t n, float *out)
 {
+    if (W->type == QS_TYPE_F32 && !W->grid) {
+        memcpy(out, W->data + (size_t)r0 * W->row_bytes, (size_t)n * W->row_bytes);
+        return;
+    }
     if (W->grid) grid_rows(W->grid, r0, n, out);
     else qs_qdot_dequantize_rows(W->type, W->data + (size_t)r0 * W->row_bytes, W->row_bytes, out, n, W->cols);
 }
@@ -451,10 +518,11 @@ static int matmul(qs_llm *l, const float *x, const wmat *W, const wmat *bias, fl
     int64_t cols = W->cols, nb = cols / 32;
     bool rows_path = T < GEMM_MIN_T && W->type != QS_TYPE_F32 && !W->grid;
     int rc = 0;
-    if (W->in_div) {
+    if (W->in_div || W->aq.bits) {
         if (grow((void **)&l->s.xd, &l->s.n_xd, (size_t)(T * cols), sizeof(float)))
             return qs_err_set(err, QS_E_OOM, "out of memory for the product with %s", W->t->name);
-        for (int64_t i = 0; i < T * cols; i++) l->s.xd[i] = x[i] / W->in_div[i % cols];
+        for (int64_t i = 0; i < T * cols; i++) l->s.xd[i] = W->in_div ? x[i] / W->in_div[i % cols] : x[i];
+        if (W->aq.bits) qs_act_fake_quant(l->s.xd, T, cols, W->aq.bits, W->aq.scale, W->aq.n_scale);
         x = l->s.xd;
     }
     if (rows_path) {
@@ -702,7 +770,8 @@ int qs_llm_set_result(qs_llm *l, const char *name, const qs_qresult *r, int64_t 
         free(m->own);
         free(m->in_div);
         grid_free(m->grid);
-        *m = (wmat){.t = m->t, .grid = g, .type = QS_WTYPE_GRID, .rows = m->rows, .cols = m->cols, .act_type = QS_TYPE_F32};
+        *m = (wmat){.t = m->t, .grid = g, .type = QS_WTYPE_GRID, .rows = m->rows, .cols = m->cols, .act_type = QS_TYPE_F32,
+                    .aq = m->aq};
         return 0;
     }
     int act = r->ggml_type >= 0 ? qs_llama_cpp_act_type(r->ggml_type, r->cols) : QS_TYPE_F32;

@@ -55,6 +55,18 @@ void qs_llm_set_observer(qs_llm *l, qs_llm_observer fn, void *ctx);
 /* Rounds K, V (and Q and the attention probabilities at their products) to f16 as llama.cpp's
  * default F16 KV cache does; off by default (F32 cache, as the golden figures were made). */
 void qs_llm_set_kv_f16(qs_llm *l, bool on);
+/* Simulated activation quantization (core/actq.h) of the input of the product with one weight
+ * (name NULL: every matrix): bits 0 turns it off; n_scale 0 = a scale per token at run time,
+ * 1 = one static scale, cols = a static scale per input channel (copied). It survives later
+ * qs_llm_set_* of the weight's values. */
+int qs_llm_set_act_quant(qs_llm *l, const char *name, int bits, const float *scale, int64_t n_scale, qs_err *err);
+/* The product with the weight divides its input by s[cols] first (SmoothQuant's or AWQ's scales
+ * folded as the norm before would carry them); NULL: no division. Set after the weight's values
+ * (setting values forgets it). */
+int qs_llm_set_in_div(qs_llm *l, const char *name, const float *s, qs_err *err);
+const float *qs_llm_in_div(const qs_llm *l, const char *name);
+/* The weight's current values as floats (rows × cols, as the products use them). */
+int qs_llm_read_weight(const qs_llm *l, const char *name, float *out, qs_err *err);
 /* Forgets the KV cache. */
 void qs_llm_reset(qs_llm *l);
 /* logits: n × n_vocab floats (all positions), or NULL to skip the output projection. */

@@ -433,3 +433,36 @@ Test(cli, load_and_suggest_error_paths_do_not_leak, .timeout = 300)
     tu_rmtree(dir);
     free(dir);
 }
+
+/* ppl --act / --smooth and `acts` on the test model: usage errors exit 1 with one line; a run
+ * prints what it simulated; acts lists every linear input */
+Test(cli, activation_quantization_options, .timeout = 120)
+{
+    const char *m = "sample_models/kjv-tiny.gguf", *text = "build/kjv/eval.txt", *cal = "build/kjv/calib.txt";
+    if (access(m, R_OK) || access(text, R_OK) || access(cal, R_OK)) tu_skip("%s or the kjv texts missing", m);
+    char args[1024];
+    const char *bad[] = {"--act int9:dynamic", "--act int8:static", "--smooth 0.5", "--act int8:dynamic --smooth 2",
+                         "--act"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        snprintf(args, sizeof args, "ppl %s --text %s --ctx 64 --chunks 2 %s", m, text, bad[i]);
+        run_result r = run(args);
+        cr_expect_eq(r.status, 1, "%s: %d %s", bad[i], r.status, r.err);
+        cr_expect(!strncmp(r.err, "quantscope: ", 12) && strchr(r.err, '\n') == r.err + strlen(r.err) - 1, "%s: %s", bad[i], r.err);
+        done(&r);
+    }
+    snprintf(args, sizeof args, "ppl %s --text %s --ctx 64 --chunks 4 --act int8:static:per-channel --calib %s --calib-chunks 2 --smooth 0.5",
+             m, text, cal);
+    run_result r = run(args);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strstr(r.err, "activations: int8:static:per-channel at every linear input, smoothed with α = 0.5"), "%s", r.err);
+    cr_assert(strstr(r.out, "Final estimate: PPL = "), "%s", r.out);
+    done(&r);
+    snprintf(args, sizeof args, "acts %s --calib %s --calib-chunks 2 --calib-ctx 64", m, cal);
+    r = run(args);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    /* 2 blocks × 4 inputs + the output projection (tied: token_embd) */
+    cr_assert(strstr(r.out, "blk.0.attn_q,attn_k,attn_v "), "%s", r.out);
+    cr_assert(strstr(r.out, "blk.1.ffn_down "), "%s", r.out);
+    cr_assert(strstr(r.out, "token_embd "), "%s", r.out);
+    done(&r);
+}

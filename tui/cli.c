@@ -32,7 +32,11 @@ static const command commands[] = {
     {"generate", qs_cli_generate, "generate MODEL -p PROMPT [-n N] [--temp T] [--top-k K] [--top-p P] [--seed S]\n"
                                   "                                  continue a prompt (greedy with --temp 0)"},
     {"ppl", qs_cli_ppl, "ppl MODEL --text FILE [--ctx N] [--chunks N] [--kld-base OUT | --kld-against BASE]\n"
-                        "                                  perplexity like llama-perplexity; KL divergence (also --kld FILE)"},
+                        "       [--recipe R.json] [--act intB:dynamic|intB:static[:per-channel|:pNN] [--smooth A] [--calib TEXT]]\n"
+                        "                                  perplexity like llama-perplexity; KL divergence (also --kld FILE);\n"
+                        "                                  simulated activation quantization (W8A8 …), SmoothQuant α"},
+    {"acts", qs_cli_acts, "acts MODEL --calib TEXT [--calib-chunks N] [--calib-ctx N]\n"
+                          "                                  activation ranges and outlier channels of every linear input"},
     {"imatrix", qs_cli_imatrix, "imatrix MODEL --text FILE -o OUT.gguf [--ctx N] [--chunks N]\n"
                                 "                                  importance matrix in llama-imatrix's GGUF format"},
     {"scan", qs_cli_scan, "scan MODEL --config CONFIG --text FILE --csv OUT.csv [--per block|tensor] [--chunks N] [--resume]\n"

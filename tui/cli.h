@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/actq.h"
 #include "core/calib.h"
 #include "core/err.h"
 #include "core/escape.h"
@@ -34,6 +35,7 @@ int qs_cli_synth(int argc, char **argv);
 int qs_cli_imatrix(int argc, char **argv);
 int qs_cli_scan(int argc, char **argv);
 int qs_cli_suggest(int argc, char **argv);
+int qs_cli_acts(int argc, char **argv);
 struct qs_scan_row;
 /* a scan CSV (all rows of one config, which goes to config); exit status */
 int qs_cli_read_scan(const char *path, struct qs_scan_row **rows, int *n, char *config, size_t cn);
@@ -71,6 +73,20 @@ int qs_cli_apply_calibrated(const char *path, const struct qs_recipe_table *t, s
  * no text) calibrates gptq/awq entries on its text; exit status */
 int qs_cli_apply_recipe(const char *path, const struct qs_model *m, struct qs_llm *l, const struct qs_vocab *v,
                         const qs_cli_calib *calib);
+
+/* activation quantization: --act SPEC (core/actq.h) [--smooth α], with a recipe's weights */
+typedef struct qs_cli_act {
+    qs_act_spec spec;    /* mode QS_ACT_NONE: weights only */
+    double smooth;       /* SmoothQuant α, < 0: none */
+    const char *recipe;  /* applied after smoothing (NULL: the file's weights) */
+} qs_cli_act;
+/* consumes argv[*i] (and its value) when it is --act or --smooth: 1, else 0 (-1: no value,
+ * -2: a bad value, the usage error printed) */
+int qs_cli_act_arg(int argc, char **argv, int *i, qs_cli_act *a);
+/* smoothing (calibrated on c's text), the recipe, then the activation spec (static ranges
+ * calibrated on c's text with the final weights); errors printed; exit status */
+int qs_cli_apply_act(const qs_cli_act *a, const struct qs_model *m, struct qs_llm *l, const struct qs_vocab *v,
+                     const qs_cli_calib *c);
 
 /* monotonic seconds, for elapsed times and ETAs */
 double qs_cli_now(void);

@@ -186,15 +186,18 @@ typedef struct ppl_opts {
     int ctx, chunks;
     bool kv_f16;
     qs_cli_calib calib;
+    qs_cli_act act;
 } ppl_opts;
 
 static int parse_ppl(int argc, char **argv, ppl_opts *o)
 {
-    *o = (ppl_opts){NULL, NULL, NULL, NULL, NULL, NULL, 512, -1, false, {0}};
+    *o = (ppl_opts){NULL, NULL, NULL, NULL, NULL, NULL, 512, -1, false, {0}, {{QS_ACT_NONE, 8, false, 0}, -1, NULL}};
     qs_cli_calib_init(&o->calib);
     for (int i = 1; i < argc; i++) {
         bool next = i + 1 < argc;
         int ca = qs_cli_calib_arg(argc, argv, &i, &o->calib);
+        if (!ca) ca = qs_cli_act_arg(argc, argv, &i, &o->act);
+        if (ca == -2) return QS_EXIT_USAGE;
         if (ca < 0) return qs_cli_usage_error("ppl: '%s' needs a value", argv[i]);
         if (ca) continue;
         if ((!strcmp(argv[i], "--text") || !strcmp(argv[i], "-f")) && next) o->text_path = argv[++i];
@@ -261,7 +264,9 @@ int qs_cli_ppl(int argc, char **argv)
     if (!rc && o.kld_in && qs_kld_base_read(o.kld_in, &b, &err)) rc = qs_cli_fail(o.kld_in, &err);
     if (!rc && !(l = qs_llm_new(m, o.kld_in ? b.n_ctx : o.ctx, &err))) rc = qs_cli_fail(o.path, &err);
     if (!rc) qs_llm_set_kv_f16(l, o.kv_f16);
-    if (!rc && o.recipe) rc = qs_cli_apply_recipe(o.recipe, m, l, v, &o.calib);
+    o.act.recipe = o.recipe;
+    if (!rc && (o.act.spec.mode != QS_ACT_NONE || o.act.smooth >= 0)) rc = qs_cli_apply_act(&o.act, m, l, v, &o.calib);
+    else if (!rc && o.recipe) rc = qs_cli_apply_recipe(o.recipe, m, l, v, &o.calib);
     qs_cli_prog cp = qs_cli_prog_start("perplexity: chunk");
     qs_progress prog = {0, 0, 0, qs_cli_progress, &cp};
     if (!rc && (o.kld_base_out || o.kld_against)) {
