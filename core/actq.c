@@ -1,6 +1,7 @@
 /* core/actq.c — simulated activation quantization, its calibration and SmoothQuant scales. */
 #include "actq.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -345,5 +346,101 @@ int qs_act_smooth(qs_llm *l, const qs_model *m, const qs_act_stats *st, double a
         rc = smooth_input(l, m, in, alpha, tab, err);
         if (!rc && !qs_progress_step(prog, i + 1, st->n)) rc = qs_err_set(err, QS_E_CANCELLED, "cancelled");
     }
+    return rc;
+}
+
+/* ---- the output error of each linear product ---- */
+
+typedef struct err_ctx {
+    qs_llm *l;
+    const qs_act_spec *spec;
+    const qs_act_stats *st;
+    qs_act_error *e;
+    int n, failed;
+} err_ctx;
+
+static qs_act_error *error_for(err_ctx *c, const char *name)
+{
+    for (int i = 0; i < c->n; i++)
+        if (!strcmp(c->e[i].name, name)) return &c->e[i];
+    qs_act_error *g = realloc(c->e, (size_t)(c->n + 1) * sizeof *g);
+    if (!g) return NULL;
+    c->e = g;
+    g[c->n] = (qs_act_error){0};
+    snprintf(g[c->n].name, sizeof g[c->n].name, "%s", name);
+    return &g[c->n++];
+}
+
+/* y = x·Wᵀ and y' = Q(x)·Wᵀ for one weight; adds ‖y' − y‖² and ‖y‖² */
+static int one_error(err_ctx *c, const char *name, const float *x, const float *xq, int T, int64_t cols)
+{
+    qs_err err = {0};
+    qs_act_error *e = error_for(c, name);
+    int64_t rows = 0;
+    float *w = NULL, *y = NULL, *yq = NULL;
+    int rc = e ? qs_llm_weight_shape(c->l, name, &rows, NULL) : -1;
+    if (!rc && (!(w = malloc((size_t)(rows * cols) * sizeof *w)) || !(y = malloc((size_t)T * rows * sizeof *y)) ||
+                !(yq = malloc((size_t)T * rows * sizeof *yq))))
+        rc = -1;
+    if (!rc) rc = qs_llm_read_weight(c->l, name, w, &err);
+    if (!rc) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)rows, (int)cols, 1.0f, x, (int)cols, w, (int)cols, 0.0f, y,
+                    (int)rows);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, (int)rows, (int)cols, 1.0f, xq, (int)cols, w, (int)cols, 0.0f,
+                    yq, (int)rows);
+        for (int64_t i = 0; i < T * rows; i++) {
+            double d = (double)yq[i] - y[i];
+            e->err2 += d * d, e->ref2 += (double)y[i] * y[i];
+        }
+    }
+    free(w), free(y), free(yq);
+    return rc;
+}
+
+static void observe_error(void *ctx, const char *const *weights, int n, const float *x, int T, int64_t cols)
+{
+    err_ctx *c = ctx;
+    if (c->failed) return;
+    const float *div = qs_llm_in_div(c->l, weights[0]);
+    const qs_act_input *in = c->spec->mode == QS_ACT_STATIC ? qs_act_stats_find(c->st, weights[0]) : NULL;
+    float *xd = malloc((size_t)T * (size_t)cols * sizeof *xd), *xq = malloc((size_t)T * (size_t)cols * sizeof *xq);
+    float *scale = in ? malloc((size_t)cols * sizeof *scale) : NULL;
+    if (!xd || !xq || (c->spec->mode == QS_ACT_STATIC && (!in || !scale || in->cols != cols))) {
+        c->failed = 1;
+    } else {
+        for (int64_t i = 0; i < (int64_t)T * cols; i++) xd[i] = div ? x[i] / div[i % cols] : x[i];
+        memcpy(xq, xd, (size_t)T * (size_t)cols * sizeof *xq);
+        int64_t ns = in ? qs_act_static_scales(c->spec, in, scale) : 0;
+        qs_act_fake_quant(xq, T, cols, c->spec->bits, scale, ns);
+        for (int k = 0; k < n && !c->failed; k++)
+            if (one_error(c, weights[k], xd, xq, T, cols)) c->failed = 1;
+    }
+    free(xd), free(xq), free(scale);
+}
+
+int qs_act_output_errors(qs_llm *l, const int32_t *toks, int nc, int n_ctx, int32_t bos, const qs_act_spec *spec,
+                         const qs_act_stats *st, qs_progress *prog, qs_act_error **out, int *n_out, qs_err *err)
+{
+    *out = NULL, *n_out = 0;
+    if (spec->mode == QS_ACT_NONE) return 0;
+    if (spec->mode == QS_ACT_STATIC && !st) return qs_err_set(err, QS_E_USAGE, "static ranges need calibration statistics");
+    int V = qs_llm_n_vocab(l), per = qs_eval_batch_seqs(n_ctx, V, nc), rc = 0;
+    int32_t *chunk = malloc((size_t)per * (size_t)n_ctx * sizeof *chunk);
+    float *logits = malloc((size_t)per * (size_t)n_ctx * (size_t)V * sizeof *logits);
+    err_ctx c = {l, spec, st, NULL, 0, 0};
+    if (!chunk || !logits) rc = qs_err_set(err, QS_E_OOM, "out of memory");
+    qs_llm_set_observer(l, observe_error, &c);
+    for (int k0 = 0; !rc && k0 < nc; k0 += per) {
+        int ns = nc - k0 < per ? nc - k0 : per;
+        memcpy(chunk, toks + (int64_t)k0 * n_ctx, (size_t)ns * (size_t)n_ctx * sizeof *chunk);
+        for (int s = 0; bos >= 0 && s < ns; s++) chunk[(size_t)s * n_ctx] = bos;
+        rc = qs_llm_eval_seqs(l, chunk, ns, n_ctx, logits, err);
+        if (!rc && c.failed) rc = qs_err_set(err, QS_E_OOM, "out of memory for the output errors");
+        if (!rc && !qs_progress_step(prog, k0 + ns, nc)) rc = qs_err_set(err, QS_E_CANCELLED, "cancelled");
+    }
+    qs_llm_set_observer(l, NULL, NULL);
+    free(chunk), free(logits);
+    if (rc) free(c.e);
+    else *out = c.e, *n_out = c.n;
     return rc;
 }

@@ -88,4 +88,14 @@ int qs_act_smooth(struct qs_llm *l, const struct qs_model *m, const qs_act_stats
 /* Sets spec on every linear product of l (static ranges from st, which must cover each of them). */
 int qs_act_apply(struct qs_llm *l, const qs_act_spec *spec, const qs_act_stats *st, qs_err *err);
 
+/* The relative output error of each linear product under spec (static scales from st):
+ * ‖Q(x)·Wᵀ − x·Wᵀ‖² and ‖x·Wᵀ‖² summed over the chunks' tokens (x as the product sees it, after
+ * smoothing; the weights as l holds them), one entry a weight in the order they run. */
+typedef struct qs_act_error {
+    char name[64];
+    double err2, ref2;
+} qs_act_error;
+int qs_act_output_errors(struct qs_llm *l, const int32_t *toks, int nc, int n_ctx, int32_t bos, const qs_act_spec *spec,
+                         const qs_act_stats *st, qs_progress *prog, qs_act_error **out, int *n_out, qs_err *err);
+
 #endif

@@ -325,6 +325,15 @@ const float *qs_llm_in_div(const qs_llm *l, const char *name)
     return m ? m->in_div : NULL;
 }
 
+int qs_llm_weight_shape(const qs_llm *l, const char *name, int64_t *rows, int64_t *cols)
+{
+    const wmat *m = find_w((qs_llm *)l, name);
+    if (!m) return -1;
+    if (rows) *rows = m->rows;
+    if (cols) *cols = m->cols;
+    return 0;
+}
+
 int qs_llm_read_weight(const qs_llm *l, const char *name, float *out, qs_err *err)
 {
     const wmat *m = find_w((qs_llm *)l, name);

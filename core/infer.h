@@ -65,6 +65,8 @@ int qs_llm_set_act_quant(qs_llm *l, const char *name, int bits, const float *sca
  * (setting values forgets it). */
 int qs_llm_set_in_div(qs_llm *l, const char *name, const float *s, qs_err *err);
 const float *qs_llm_in_div(const qs_llm *l, const char *name);
+/* rows and columns of a weight the products use (-1: none of that name) */
+int qs_llm_weight_shape(const qs_llm *l, const char *name, int64_t *rows, int64_t *cols);
 /* The weight's current values as floats (rows × cols, as the products use them). */
 int qs_llm_read_weight(const qs_llm *l, const char *name, float *out, qs_err *err);
 /* Forgets the KV cache. */

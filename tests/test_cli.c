@@ -457,12 +457,19 @@ Test(cli, activation_quantization_options, .timeout = 120)
     cr_assert(strstr(r.err, "activations: int8:static:per-channel at every linear input, smoothed with α = 0.5"), "%s", r.err);
     cr_assert(strstr(r.out, "Final estimate: PPL = "), "%s", r.out);
     done(&r);
-    snprintf(args, sizeof args, "acts %s --calib %s --calib-chunks 2 --calib-ctx 64", m, cal);
+    snprintf(args, sizeof args, "acts %s --calib %s --calib-chunks 2 --calib-ctx 64 --act int4:static", m, cal);
     r = run(args);
     cr_assert_eq(r.status, 0, "%s", r.err);
     /* 2 blocks × 4 inputs + the output projection (tied: token_embd) */
     cr_assert(strstr(r.out, "blk.0.attn_q,attn_k,attn_v "), "%s", r.out);
     cr_assert(strstr(r.out, "blk.1.ffn_down "), "%s", r.out);
     cr_assert(strstr(r.out, "token_embd "), "%s", r.out);
+    /* the output errors: one line a weight, 4-bit static ranges err by percents, not 0 or 100 % */
+    const char *e = strstr(r.out, "output error of each linear product with int4:static:per-tensor activations");
+    cr_assert(e, "%s", r.out);
+    const char *q = strstr(e, "blk.0.attn_q.weight");
+    cr_assert(q, "%s", e);
+    double pct = strtod(q + strlen("blk.0.attn_q.weight"), NULL);
+    cr_assert(pct > 0.5 && pct < 60, "attn_q output error %g %%", pct);
     done(&r);
 }

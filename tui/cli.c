@@ -35,8 +35,9 @@ static const command commands[] = {
                         "       [--recipe R.json] [--act intB:dynamic|intB:static[:per-channel|:pNN] [--smooth A] [--calib TEXT]]\n"
                         "                                  perplexity like llama-perplexity; KL divergence (also --kld FILE);\n"
                         "                                  simulated activation quantization (W8A8 …), SmoothQuant α"},
-    {"acts", qs_cli_acts, "acts MODEL --calib TEXT [--calib-chunks N] [--calib-ctx N]\n"
-                          "                                  activation ranges and outlier channels of every linear input"},
+    {"acts", qs_cli_acts, "acts MODEL --calib TEXT [--calib-chunks N] [--calib-ctx N] [--recipe R.json] [--smooth A] [--act SPEC]\n"
+                          "                                  activation ranges and outlier channels of every linear input;\n"
+                          "                                  the output error of each product under SPEC"},
     {"imatrix", qs_cli_imatrix, "imatrix MODEL --text FILE -o OUT.gguf [--ctx N] [--chunks N]\n"
                                 "                                  importance matrix in llama-imatrix's GGUF format"},
     {"scan", qs_cli_scan, "scan MODEL --config CONFIG --text FILE --csv OUT.csv [--per block|tensor] [--chunks N] [--resume]\n"

@@ -164,42 +164,79 @@ static void print_input(const qs_act_input *in)
     putchar('\n');
 }
 
+static void print_errors(const qs_act_spec *spec, const qs_act_error *e, int n)
+{
+    char d[64];
+    qs_act_spec_format(spec, d, sizeof d);
+    printf("\noutput error of each linear product with %s activations: ‖Q(x)·Wᵀ − x·Wᵀ‖ / ‖x·Wᵀ‖\n", d);
+    for (int i = 0; i < n; i++)
+        printf("%-30s %9.4f %%\n", e[i].name, e[i].ref2 > 0 ? 100 * sqrt(e[i].err2 / e[i].ref2) : 0.0);
+}
+
+static int acts_report(const qs_cli_act *a, const qs_model *m, qs_llm *l, const qs_vocab *v, const qs_cli_calib *c)
+{
+    int32_t *toks = NULL;
+    int nc = 0, ctx = 0, rc = 0;
+    qs_act_stats st = {0};
+    qs_err err = {0};
+    if (a->recipe || a->smooth >= 0) {
+        qs_cli_act weights_only = *a;
+        weights_only.spec.mode = QS_ACT_NONE;
+        rc = qs_cli_apply_act(&weights_only, m, l, v, c);
+    }
+    if (!rc) rc = calib_tokens(l, v, c, &toks, &nc, &ctx);
+    if (!rc) rc = collect(l, v, toks, nc, ctx, "activations: chunk", c->text, &st);
+    if (!rc) {
+        printf("activations of every linear input over %lld tokens of %s (|x|: absmax, 99.99th percentile, RMS; "
+               "channels: median absmax, absmax/median, outliers > 6× median, the largest)\n",
+               (long long)st.tokens, QS_ESC(c->text));
+        printf("%-30s %6s %9s %9s %9s %9s %5s %4s  %s\n", "weights", "cols", "absmax", "p99.99", "rms", "median", "ratio",
+               "out", "top channels");
+        for (int i = 0; i < st.n; i++) print_input(&st.in[i]);
+    }
+    if (!rc && a->spec.mode != QS_ACT_NONE) {
+        qs_act_error *e = NULL;
+        int ne = 0;
+        qs_cli_prog cp = qs_cli_prog_start("output errors: chunk");
+        qs_progress prog = {0, 0, 0, qs_cli_progress, &cp};
+        if (qs_act_output_errors(l, toks, nc, ctx, qs_vocab_add_bos(v) ? qs_vocab_bos(v) : -1, &a->spec, &st, &prog, &e, &ne,
+                                 &err))
+            rc = qs_cli_fail(c->text, &err);
+        else print_errors(&a->spec, e, ne);
+        free(e);
+    }
+    qs_act_stats_free(&st);
+    free(toks);
+    return rc;
+}
+
 int qs_cli_acts(int argc, char **argv)
 {
     const char *path = NULL;
     qs_cli_calib c;
     qs_cli_calib_init(&c);
+    qs_cli_act a = {{QS_ACT_NONE, 8, false, 0}, -1, NULL};
     for (int i = 1; i < argc; i++) {
         int ca = qs_cli_calib_arg(argc, argv, &i, &c);
+        if (!ca) ca = qs_cli_act_arg(argc, argv, &i, &a);
+        if (ca == -2) return QS_EXIT_USAGE;
         if (ca < 0) return qs_cli_usage_error("acts: '%s' needs a value", argv[i]);
         if (ca) continue;
-        if (argv[i][0] == '-') return qs_cli_usage_error("acts: unknown or incomplete option '%s'", argv[i]);
-        if (path) return qs_cli_usage_error("acts: unexpected argument '%s'", argv[i]);
-        path = argv[i];
+        if (!strcmp(argv[i], "--recipe") && i + 1 < argc) a.recipe = argv[++i];
+        else if (argv[i][0] == '-') return qs_cli_usage_error("acts: unknown or incomplete option '%s'", argv[i]);
+        else if (path) return qs_cli_usage_error("acts: unexpected argument '%s'", argv[i]);
+        else path = argv[i];
     }
     if (!path || !c.text)
-        return qs_cli_usage_error("usage: quantscope acts MODEL --calib TEXT [--calib-chunks N] [--calib-ctx N]");
+        return qs_cli_usage_error("usage: quantscope acts MODEL --calib TEXT [--calib-chunks N] [--calib-ctx N] "
+                                  "[--recipe R.json] [--smooth α] [--act SPEC]");
     qs_err err = {0};
     qs_model *m = qs_model_open(path, &err);
     if (!m) return qs_cli_fail(path, &err);
     qs_vocab *v = NULL;
     qs_llm *l = NULL;
     int rc = qs_cli_vocab_llm(path, m, c.ctx, &v, &l);
-    int32_t *toks = NULL;
-    int nc = 0, ctx = 0;
-    qs_act_stats st = {0};
-    if (!rc) rc = calib_tokens(l, v, &c, &toks, &nc, &ctx);
-    if (!rc) rc = collect(l, v, toks, nc, ctx, "activations: chunk", c.text, &st);
-    if (!rc) {
-        printf("activations of every linear input over %lld tokens of %s (|x|: absmax, 99.99th percentile, RMS; "
-               "channels: median absmax, absmax/median, outliers > 6× median, the largest)\n",
-               (long long)st.tokens, c.text);
-        printf("%-30s %6s %9s %9s %9s %9s %5s %4s  %s\n", "weights", "cols", "absmax", "p99.99", "rms", "median", "ratio",
-               "out", "top channels");
-        for (int i = 0; i < st.n; i++) print_input(&st.in[i]);
-    }
-    qs_act_stats_free(&st);
-    free(toks);
+    if (!rc) rc = acts_report(&a, m, l, v, &c);
     qs_llm_free(l);
     qs_vocab_free(v);
     qs_model_close(m);
