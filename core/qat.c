@@ -160,6 +160,17 @@ int64_t qs_qat_step_no(const qs_qat *q) { return qs_trainer_step_no(q->tr); }
 int64_t qs_qat_n_quantized(const qs_qat *q) { return q->n_q; }
 double qs_qat_last_loss(const qs_qat *q) { return q->last_loss; }
 
+float *qs_qat_forward_weights(qs_qat *q, const char *name, int64_t *n)
+{
+    int p = find_param(q->tr, name);
+    for (int64_t i = 0; p >= 0 && i < q->n_q; i++)
+        if (q->q[i].param == p) {
+            *n = q->q[i].rows * q->q[i].cols;
+            return q->q[i].fq;
+        }
+    return NULL;
+}
+
 int qs_qat_fake_quant(qs_qat *q, qs_err *err)
 {
     for (int64_t i = 0; i < q->n_q; i++) {

@@ -49,6 +49,9 @@ int64_t qs_qat_step_no(const qs_qat *q);
 int64_t qs_qat_n_quantized(const qs_qat *q);   /* entries fake-quantized per step */
 double qs_qat_last_loss(const qs_qat *q);     /* training loss of the last step (NAN before) */
 
+/* The fake-quantized weights of tensor name that the forward pass reads (n: their count), NULL
+ * when the recipe keeps the tensor. */
+float *qs_qat_forward_weights(qs_qat *q, const char *name, int64_t *n);
 /* Fake-quantizes every quantized weight of the masters into the forward weights. */
 int qs_qat_fake_quant(qs_qat *q, qs_err *err);
 /* One step on windows drawn from stream[0 … n): fake-quantize, loss and gradients, AdamW.
