@@ -23,6 +23,7 @@ typedef struct param {
     char name[64];
     int64_t rows, cols;
     float *w, *g, *m, *v;   /* weight, gradient, Adam moments: rows·cols each */
+    const float *fw;        /* what the forward pass reads (QAT: the fake-quantized w); NULL: w */
     bool decay;             /* matrices get weight decay, norms do not */
 } param;
 
@@ -261,12 +262,22 @@ void qs_trainer_zero_grad(qs_trainer *t)
     for (int i = 0; i < t->n_p; i++) memset(t->p[i].g, 0, (size_t)(t->p[i].rows * t->p[i].cols) * sizeof(float));
 }
 
+int qs_trainer_set_forward(qs_trainer *t, int i, const float *fw)
+{
+    if (i < 0 || i >= t->n_p) return -1;
+    t->p[i].fw = fw;
+    return 0;
+}
+
 /* ---- linear algebra helpers ---- */
+
+/* the weights the forward pass (and the backward's input gradients) use */
+static const float *fwd(const param *p) { return p->fw ? p->fw : p->w; }
 
 /* y[N][out] (+)= x[N][in] · W[out][in]ᵀ */
 static void lin(const float *x, const param *W, float *y, int N, float beta)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, (int)W->rows, (int)W->cols, 1.0f, x, (int)W->cols, W->w,
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, (int)W->rows, (int)W->cols, 1.0f, x, (int)W->cols, fwd(W),
                 (int)W->cols, beta, y, (int)W->rows);
 }
 
@@ -275,7 +286,7 @@ static void lin_back(const float *x, const param *W, const float *dy, float *dx,
 {
     int out = (int)W->rows, in = (int)W->cols;
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, N, 1.0f, dy, out, x, in, 1.0f, W->g, in);
-    if (dx) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out, W->w, in, beta, dx, in);
+    if (dx) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out, fwd(W), in, beta, dx, in);
 }
 
 /* backward of y = x·r·g (qs_op_rmsnorm): dx += r·g·dy − x·r³·Σ(dy·g·x)/E; dg += Σ_rows dy·x·r */
@@ -285,10 +296,11 @@ static void rmsnorm_back(const float *x, const param *gain, const float *r, cons
         const float *xr = x + (size_t)n * E, *dyr = dy + (size_t)n * E;
         float *dxr = dx + (size_t)n * E;
         double s = 0;
-        for (int i = 0; i < E; i++) s += (double)dyr[i] * gain->w[i] * xr[i];
+        const float *gw = fwd(gain);
+        for (int i = 0; i < E; i++) s += (double)dyr[i] * gw[i] * xr[i];
         float coeff = (float)(s * r[n] * r[n] * r[n] / E);
         for (int i = 0; i < E; i++) {
-            dxr[i] += r[n] * gain->w[i] * dyr[i] - xr[i] * coeff;
+            dxr[i] += r[n] * gw[i] * dyr[i] - xr[i] * coeff;
             gain->g[i] += dyr[i] * xr[i] * r[n];
         }
     }
@@ -319,7 +331,7 @@ static void layer_forward(qs_trainer *t, int l, int B, float *xout)
     acts *a = &t->a[l];
     int N = B * t->c.seq, T = t->c.seq;
     size_t NE = (size_t)N * t->E;
-    qs_op_rmsnorm(a->xin, P_layer(t, l, L_ATTN_NORM)->w, a->xn1, N, t->E, t->c.norm_eps, a->r1);
+    qs_op_rmsnorm(a->xin, fwd(P_layer(t, l, L_ATTN_NORM)), a->xn1, N, t->E, t->c.norm_eps, a->r1);
     lin(a->xn1, P_layer(t, l, L_WQ), a->q, N, 0);
     lin(a->xn1, P_layer(t, l, L_WK), a->k, N, 0);
     lin(a->xn1, P_layer(t, l, L_WV), a->v, N, 0);
@@ -330,7 +342,7 @@ static void layer_forward(qs_trainer *t, int l, int B, float *xout)
     attention_forward(t, a, B);
     memcpy(a->xmid, a->xin, NE * sizeof(float));
     lin(a->att, P_layer(t, l, L_WO), a->xmid, N, 1.0f);
-    qs_op_rmsnorm(a->xmid, P_layer(t, l, L_FFN_NORM)->w, a->xn2, N, t->E, t->c.norm_eps, a->r2);
+    qs_op_rmsnorm(a->xmid, fwd(P_layer(t, l, L_FFN_NORM)), a->xn2, N, t->E, t->c.norm_eps, a->r2);
     lin(a->xn2, P_layer(t, l, L_GATE), a->g, N, 0);
     lin(a->xn2, P_layer(t, l, L_UP), a->u, N, 0);
     qs_op_swiglu(a->g, a->u, a->h, (size_t)N * t->F);
@@ -424,9 +436,9 @@ double qs_trainer_loss(qs_trainer *t, const int32_t *tokens, int B, bool grads)
             t->tgt[b * T + i] = tokens[(size_t)b * (T + 1) + i + 1];
         }
     const param *emb = P_emb(t), *out = P_out(t);
-    for (int n = 0; n < N; n++) memcpy(t->a[0].xin + (size_t)n * E, emb->w + (size_t)t->in[n] * E, (size_t)E * sizeof(float));
+    for (int n = 0; n < N; n++) memcpy(t->a[0].xin + (size_t)n * E, fwd(emb) + (size_t)t->in[n] * E, (size_t)E * sizeof(float));
     for (int l = 0; l < t->L; l++) layer_forward(t, l, B, l + 1 < t->L ? t->a[l + 1].xin : t->xf);
-    qs_op_rmsnorm(t->xf, P_out_norm(t)->w, t->xnf, N, E, t->c.norm_eps, t->rf);
+    qs_op_rmsnorm(t->xf, fwd(P_out_norm(t)), t->xnf, N, E, t->c.norm_eps, t->rf);
     lin(t->xnf, out, t->logits, N, 0);
     double loss = softmax_xent(t, N, grads);
     if (!grads) return loss;

@@ -52,6 +52,12 @@ int qs_trainer_step(qs_trainer *t, const int32_t *stream, int64_t n, double *los
 int qs_trainer_n_params(const qs_trainer *t);
 const char *qs_trainer_param(qs_trainer *t, int i, float **w, float **grad, int64_t *n);
 void qs_trainer_zero_grad(qs_trainer *t);
+/* Quantization-aware training (core/qat.h): the forward pass — and the backward pass where it
+ * multiplies by the weights (input gradients) — reads fw (as many floats as the i-th tensor,
+ * owned by the caller) instead of the i-th tensor's weights; the weight gradient is still
+ * accumulated into grad and AdamW updates the weights (straight-through). fw NULL: the weights
+ * again. Returns -1 for a bad index. */
+int qs_trainer_set_forward(qs_trainer *t, int i, const float *fw);
 
 struct qs_gguf_writer;
 /* llama.* hyperparameter keys and the weights (F32) of the model into w */

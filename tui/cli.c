@@ -54,6 +54,9 @@ static const command commands[] = {
     {"train", qs_cli_train, "train --config tiny|small|C.json --data TEXT --vocab VOCAB.gguf -o MODEL.gguf [--eval TEXT]\n"
                             "       [--steps N] [--log LOSS.csv] [--checkpoint-every N] [--resume CKPT]\n"
                             "                                  train a llama model from scratch"},
+    {"qat", qs_cli_qat, "qat MODEL (--recipe R.json | --type CONFIG) --text TRAIN -o OUT.gguf [--masters M.gguf] [--steps N]\n"
+                        "       [--lr F] [--batch N] [--seq N] [--eval TEXT] …\n"
+                        "                                  quantization-aware training with the recipe, then export"},
     {"synth", qs_cli_synth, "synth --shape tiny|small|tinyllama|llama-1b|llama-8b -o OUT.gguf [--type T] [--seed N] [--vocab VOCAB.gguf]\n"
                             "                                  a random-weight llama GGUF of a real shape (--type: f16, q4_K, Q4_K_M …; --list)"},
     {"devices", qs_cli_devices, "devices                         CPU cores and CUDA devices"},

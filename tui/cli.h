@@ -31,6 +31,7 @@ int qs_cli_recipe(int argc, char **argv);
 int qs_cli_export(int argc, char **argv);
 int qs_cli_vocab(int argc, char **argv);
 int qs_cli_train(int argc, char **argv);
+int qs_cli_qat(int argc, char **argv);
 int qs_cli_synth(int argc, char **argv);
 int qs_cli_imatrix(int argc, char **argv);
 int qs_cli_scan(int argc, char **argv);
