@@ -90,8 +90,10 @@ endif
 
 # ---- tests ----
 UNIT := $(BUILD)/tests/unit
-$(UNIT): $(TEST_OBJS) $(LIBQS)
-	$(CC) $(CFLAGS) -o $@ $(TEST_OBJS) $(LIBQS) $(LDLIBS) -lcriterion
+# the tests link the workbench's objects (but not main) for its tensor job (tests/test_worker.c)
+TEST_APP_OBJS := $(filter-out $(BUILD)/tui/main.o $(BUILD)/views/plot.o,$(APP_OBJS))
+$(UNIT): $(TEST_OBJS) $(TEST_APP_OBJS) $(LIBQS)
+	$(CC) $(CFLAGS) -o $@ $(TEST_OBJS) $(TEST_APP_OBJS) $(LIBQS) $(LDLIBS) $(CURSES_LIBS) -lcriterion
 
 # The UI screens hold perplexities and KL divergences whose last digits depend on the sgemm kernel
 # OpenBLAS picks for the CPU (SkylakeX/Cooperlake kernels round differently from Haswell/Zen), so
