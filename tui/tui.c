@@ -444,6 +444,8 @@ static bool run_script(app *a, worker *w, const char *path)
                 react_click(a, w, ch, cw);
                 worker_wait_idle(w);
             }
+            else if (sscanf(line, ":hold %d", &ch) == 1) worker_hold(w, ch); /* the next tensor job stops there */
+            else if (!strcmp(line, ":release")) worker_hold(w, -1), worker_wait_idle(w);
             else if (!strcmp(line, ":quit")) break;
             draw_all(a);
             continue;

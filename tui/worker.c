@@ -34,7 +34,11 @@ struct worker {
     bool pending, running, quit;
     bool tensor_seen;
     bool tensor_running;     /* the job running is a tensor request: a newer one cancels it */
-    qs_progress tensor_prog; /* its cancel flag (GPTQ/AWQ check it) */
+    qs_progress tensor_prog; /* its progress (into app->job_pct) and cancel flag */
+    int hold_at;             /* test hook: the next tensor job stops at this step until released (-1: none) */
+    bool held;               /* it is stopped there */
+    bool gen_running;        /* a generation runs: a tensor request cancels it (and queues it again) */
+    volatile int gen_cancel;
     /* the long jobs on the calibration text: pending bits, run in this order after tensor requests
      * and before generation */
     unsigned long_pending;
@@ -541,6 +545,7 @@ static int update_quantized(worker *w, const qs_qconfig *cfgs, char *err, size_t
     const qs_model *m = w->a->model;
     int n = 0;
     for (int64_t t = 0; t < m->n_tensors; t++) {
+        if (__atomic_load_n(&w->gen_cancel, __ATOMIC_RELAXED)) return snprintf(err, errn, "cancelled"), -1;
         if (!app_tensor_quantizable(w->a, (int)t)) continue;
         if (w->applied_set[t] && qs_qconfig_equal(&w->applied[t], &cfgs[t])) {
             n++;
@@ -575,8 +580,9 @@ static int update_quantized(worker *w, const qs_qconfig *cfgs, char *err, size_t
     return n;
 }
 
-/* greedy continuation of ids[0..n) by GEN_TOKENS tokens into text */
-static int continue_greedy(qs_llm *l, const qs_vocab *v, const int32_t *ids, int n, int32_t *out, qs_err *err)
+/* greedy continuation of ids[0..n) by GEN_TOKENS tokens into text (stops when *cancel is set) */
+static int continue_greedy(qs_llm *l, const qs_vocab *v, const int32_t *ids, int n, int32_t *out, volatile int *cancel,
+                           qs_err *err)
 {
     int V = qs_llm_n_vocab(l), k = 0;
     float *logits = malloc((size_t)n * (size_t)V * sizeof *logits);
@@ -590,7 +596,9 @@ static int continue_greedy(qs_llm *l, const qs_vocab *v, const int32_t *ids, int
         for (int i = 1; i < V; i++)
             if (last[i] > last[best]) best = i;
         out[k] = best;
-        if (qs_vocab_is_eog(v, best) || qs_llm_eval(l, &out[k], 1, n + k, logits, err)) break;
+        if (qs_vocab_is_eog(v, best) || __atomic_load_n(cancel, __ATOMIC_RELAXED) ||
+            qs_llm_eval(l, &out[k], 1, n + k, logits, err))
+            break;
         last = logits;
     }
     free(logits);
@@ -920,8 +928,8 @@ static void gen_compute(worker *w, const qs_qconfig *cfgs, const char *prompt)
         if (!g.error[0]) snprintf(g.error, sizeof g.error, "%.150s", err.msg);
         goto publish;
     }
-    int nb = n < GEN_CTX ? continue_greedy(w->base, w->vocab, ids, (int)n, ob, &err) : -1;
-    int nq = nb >= 0 ? continue_greedy(w->quant, w->vocab, ids, (int)n, oq, &err) : -1;
+    int nb = n < GEN_CTX ? continue_greedy(w->base, w->vocab, ids, (int)n, ob, &w->gen_cancel, &err) : -1;
+    int nq = nb >= 0 ? continue_greedy(w->quant, w->vocab, ids, (int)n, oq, &w->gen_cancel, &err) : -1;
     free(ids);
     if (nb < 0 || nq < 0) {
         snprintf(g.error, sizeof g.error, "%.150s", err.msg);
@@ -936,6 +944,7 @@ static void gen_compute(worker *w, const qs_qconfig *cfgs, const char *prompt)
     g.diverge_quant = d < nq ? (int)pieces(w->vocab, oq, nq, d, tmp, sizeof tmp) : -1;
     g.ready = true;
 publish:
+    if (__atomic_load_n(&w->gen_cancel, __ATOMIC_RELAXED)) return; /* a tensor request went first: done again after it */
     g.enabled = true;
     snprintf(g.prompt, sizeof g.prompt, "%s", prompt);
     pthread_mutex_lock(&a->lock);
@@ -964,6 +973,59 @@ static void job_done(worker *w)
     w->running = false;
     pthread_cond_broadcast(&w->cv);
     notify(w);
+}
+
+/* the job's progress into the metrics pane (redrawn when the percent changes); the test hook
+ * stops the job at hold_at until released */
+static void tensor_report(void *ctx, int64_t done, int64_t total)
+{
+    worker *w = ctx;
+    int pct = total > 0 ? (int)(done * 100 / total) : 0;
+    pthread_mutex_lock(&w->a->lock);
+    bool changed = w->a->job_pct != pct;
+    w->a->job_pct = pct;
+    pthread_mutex_unlock(&w->a->lock);
+    if (changed) notify(w);
+    pthread_mutex_lock(&w->mu);
+    if (w->hold_at >= 0 && done >= w->hold_at && !w->pending) {
+        w->held = true;
+        pthread_cond_broadcast(&w->cv);
+        while (w->hold_at >= 0 && !w->quit) pthread_cond_wait(&w->cv, &w->mu);
+        w->held = false;
+        pthread_cond_broadcast(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void set_job(worker *w, int t, int pct)
+{
+    pthread_mutex_lock(&w->a->lock);
+    w->a->job_tensor = t, w->a->job_pct = pct;
+    pthread_mutex_unlock(&w->a->lock);
+}
+
+/* a tensor request: a preview first on a big tensor (drawn at once), then the full result with
+ * its progress in the pane; a newer request cancels either */
+static void tensor_job_run(worker *w, int t, const qs_qconfig *cfg, const app_view_req *view, app_result **r)
+{
+    const qs_tensor *x = &w->a->model->tensors[t];
+    int step = worker_preview_step(qs_tensor_nrows(x), x->ne[0]);
+    bool newer = false;
+    set_job(w, t, 0);
+    notify(w);
+    if (step > 1) {
+        worker_compute(w->a, t, cfg, view, step, &w->cache, NULL, *r);
+        pthread_mutex_lock(&w->mu);
+        newer = w->pending;
+        pthread_mutex_unlock(&w->mu);
+        if (!newer) *r = publish(w, t, *r), notify(w);
+    }
+    if (!newer) { /* (a newer request replaces the full computation of this one) */
+        worker_compute(w->a, t, cfg, view, 1, &w->cache, &w->tensor_prog, *r);
+        set_job(w, -1, -1);
+        if (!w->tensor_prog.cancel) *r = publish(w, t, *r);
+    }
+    set_job(w, -1, -1);
 }
 
 static void *run(void *arg)
@@ -1003,18 +1065,22 @@ static void *run(void *arg)
             job_done(w);
             continue;
         }
-        if (!w->pending) { /* a generation request (tensor requests go first) */
+        if (!w->pending) { /* a generation request (tensor requests go first, and cancel it) */
             int64_t nt = w->a->model->n_tensors;
             qs_qconfig *cfgs = malloc((size_t)(nt ? nt : 1) * sizeof *cfgs);
             char prompt[128];
             if (cfgs) memcpy(cfgs, w->gen_cfg, (size_t)nt * sizeof *cfgs);
             snprintf(prompt, sizeof prompt, "%s", w->gen_prompt);
             w->gen_pending = false;
-            w->running = true;
+            w->running = w->gen_running = true;
+            w->gen_cancel = 0;
             pthread_mutex_unlock(&w->mu);
             if (cfgs) gen_compute(w, cfgs, prompt);
             free(cfgs);
             pthread_mutex_lock(&w->mu);
+            if (w->gen_cancel) w->gen_pending = true; /* (with the newest configs) */
+            w->gen_running = false;
+            w->gen_cancel = 0;
             job_done(w);
             continue;
         }
@@ -1023,22 +1089,9 @@ static void *run(void *arg)
         app_view_req view = w->view;
         w->pending = false;
         w->running = w->tensor_running = true;
-        w->tensor_prog = (qs_progress){0};
+        w->tensor_prog = (qs_progress){0, 0, 0, tensor_report, w};
         pthread_mutex_unlock(&w->mu);
-        const qs_tensor *x = &w->a->model->tensors[t];
-        int step = worker_preview_step(qs_tensor_nrows(x), x->ne[0]);
-        bool newer = false;
-        if (step > 1) { /* a big tensor: a preview on a sample of rows first, redrawn at once */
-            worker_compute(w->a, t, &cfg, &view, step, &w->cache, &w->tensor_prog, r);
-            if (!w->tensor_prog.cancel) r = publish(w, t, r), notify(w);
-            pthread_mutex_lock(&w->mu);
-            newer = w->pending;
-            pthread_mutex_unlock(&w->mu);
-        }
-        if (!newer) { /* (a newer request replaces the full computation of this one) */
-            worker_compute(w->a, t, &cfg, &view, 1, &w->cache, &w->tensor_prog, r);
-            if (!w->tensor_prog.cancel) r = publish(w, t, r); /* a cancelled GPTQ/AWQ run: the newer request follows */
-        }
+        tensor_job_run(w, t, &cfg, &view, &r);
         pthread_mutex_lock(&w->mu);
         w->tensor_running = false;
         job_done(w);
@@ -1062,6 +1115,7 @@ worker *worker_start(app *a, int notify_fd)
     w->a = a;
     w->fd = notify_fd;
     w->cache.t = -1;
+    w->hold_at = -1;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     if (pthread_create(&w->th, NULL, run, w) != 0) {
@@ -1078,6 +1132,7 @@ void worker_submit(worker *w, int tensor, const qs_qconfig *cfg, const app_view_
     w->cfg = *cfg;
     w->view = *view;
     if (w->tensor_running) w->tensor_prog.cancel = 1; /* the running one is out of date */
+    if (w->gen_running) w->gen_cancel = 1;            /* the generation waits for this one */
     w->pending = true;
     w->tensor_seen = true;
     pthread_cond_broadcast(&w->cv);
@@ -1157,7 +1212,16 @@ bool worker_idle(worker *w)
 void worker_wait_idle(worker *w)
 {
     pthread_mutex_lock(&w->mu);
-    while (w->pending || w->gen_pending || w->long_pending || w->running) pthread_cond_wait(&w->cv, &w->mu);
+    while ((w->pending || w->gen_pending || w->long_pending || w->running) && !w->held) pthread_cond_wait(&w->cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+}
+
+void worker_hold(worker *w, int step)
+{
+    pthread_mutex_lock(&w->mu);
+    w->hold_at = step;
+    pthread_cond_broadcast(&w->cv);
+    while (step < 0 && w->held) pthread_cond_wait(&w->cv, &w->mu); /* released: it runs on */
     pthread_mutex_unlock(&w->mu);
 }
 
@@ -1166,6 +1230,7 @@ void worker_stop(worker *w)
     if (!w) return;
     pthread_mutex_lock(&w->mu);
     w->quit = true;
+    w->hold_at = -1;
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->th, NULL);

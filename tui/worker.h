@@ -35,7 +35,12 @@ void worker_submit_ppl(worker *w, const qs_qconfig *cfgs, const char *path);
 /* cancels a running calibration or scan */
 void worker_cancel(worker *w);
 bool worker_idle(worker *w);
+/* waits until every queued job is done (or the held tensor job is stopped, see worker_hold) */
 void worker_wait_idle(worker *w);
+/* test hook (script mode's `:hold N`, `:release`): the next tensor job's full result stops after
+ * step N of its progress (0: at its start) until worker_hold(w, -1); meanwhile worker_wait_idle
+ * returns and the screen shows the job in progress */
+void worker_hold(worker *w, int step);
 void worker_stop(worker *w);
 /* what the computation keeps between calls: what depends on the last tensor's weights alone (the
  * distribution with its percentiles, the outlier rows, the histogram and tiles of the last view)
