@@ -144,9 +144,11 @@ $(SYNTH)/tinyllama-%.gguf: | $(BIN)
 $(SYNTH)/llama-8b-%.gguf: | $(BIN)
 	@mkdir -p $(SYNTH)
 	./$(BIN) synth --shape llama-8b --type $* $(if $(BPE_VOCAB),--vocab $(BPE_VOCAB)) -o $@
-bench-models: $(BUILD)/bench/bench_model $(SYNTH_MODELS)
+bench-models: $(BUILD)/bench/bench_model $(BUILD)/bench/bench_knob $(SYNTH_MODELS)
 	@echo "== $(BUILD)/bench/bench_model (each model in its own process: peak RSS is per process)"
 	@for m in $(SYNTH_MODELS); do env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ./$(BUILD)/bench/bench_model $$m $$(basename $$m .gguf) || exit 1; done
+	@echo "== $(BUILD)/bench/bench_knob on the 1.1B F16 and the 8B-shaped Q4_K_M (each in its own process)"
+	@for m in $(SYNTH)/tinyllama-f16.gguf $(SYNTH)/llama-8b-Q4_K_M.gguf; do env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ./$(BUILD)/bench/bench_knob $$m || exit 1; done
 
 # ---- fuzzing (clang libFuzzer) ----
 FUZZ_SECONDS ?= 60
