@@ -14,10 +14,12 @@
 #include "core/qgrid.h"
 #include "core/fileio.h"
 #include "core/ggml_types.h"
+#include "core/ggml_quants.h"
 #include "core/gguf.h"
 #include "core/hf_tokenizer.h"
 #include "core/infer.h"
 #include "core/kld.h"
+#include "core/qdot.h"
 #include "core/recipe.h"
 #include "core/scan.h"
 #include "core/suggest.h"
@@ -539,6 +541,32 @@ void worker_compute(const app *a, int t, const qs_qconfig *cfg, const app_view_r
     else compute_full(a, x, cfg, cache, prog, r);
 }
 
+/* a GGML config the engine runs on packed rows: quantized in row chunks straight into the bytes
+ * (no float copy of the tensor, no dequantized one: the bytes qs_quant_run would give); 1 when
+ * the config is not such a one */
+static int set_packed_in_chunks(worker *w, const qs_tensor *x, const qs_qconfig *cfg, qs_err *e)
+{
+    int64_t rows = qs_tensor_nrows(x), cols = x->ne[0];
+    int type;
+    if (cfg->method->kind != QS_METHOD_GGML || rows < 2 || qs_qconfig_check(cfg, rows, cols, &type, e) ||
+        qs_qdot_act_type(type, cols) < 0)
+        return 1;
+    int64_t rb = qs_type_row_bytes(type, cols), chunk = (1 << 20) / cols + 1;
+    uint8_t *data = malloc((size_t)(rb * rows));
+    float *f = malloc((size_t)((chunk < rows ? chunk : rows) * cols) * sizeof *f);
+    int rc = !data || !f ? qs_err_set(e, QS_E_OOM, "out of memory") : 0;
+    for (int64_t r0 = 0; !rc && r0 < rows; r0 += chunk) {
+        int64_t nr = rows - r0 < chunk ? rows - r0 : chunk;
+        rc = qs_tensor_read_rows(x, r0, nr, f, e);
+        for (int64_t i = 0; !rc && i < nr * cols; i++)
+            if (!isfinite(f[i])) rc = qs_err_set(e, QS_E_INPUT, "not finite");
+        if (!rc) rc = qs_ggml_quantize(type, f, data + r0 * rb, nr, cols, NULL, 0, e);
+    }
+    if (!rc) rc = qs_llm_set_packed(w->quant, x->name, type, data, (size_t)(rb * rows), e);
+    free(data), free(f);
+    return rc;
+}
+
 /* brings the quantized model up to date with cfgs: only tensors whose config changed */
 static int update_quantized(worker *w, const qs_qconfig *cfgs, char *err, size_t errn)
 {
@@ -553,8 +581,14 @@ static int update_quantized(worker *w, const qs_qconfig *cfgs, char *err, size_t
         }
         const qs_tensor *x = &m->tensors[t];
         int64_t rows = qs_tensor_nrows(x), cols = x->ne[0];
-        float *f = malloc((size_t)(rows * cols) * sizeof *f);
         qs_err e = {0};
+        if (set_packed_in_chunks(w, x, &cfgs[t], &e) == 0) {
+            w->applied[t] = cfgs[t];
+            w->applied_set[t] = true;
+            n++;
+            continue;
+        }
+        float *f = malloc((size_t)(rows * cols) * sizeof *f);
         qs_qresult q;
         if (!f || qs_tensor_read_rows(x, 0, rows, f, &e)) {
             snprintf(err, errn, "%.150s", f ? e.msg : "out of memory");
