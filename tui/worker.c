@@ -557,7 +557,8 @@ static int set_packed_in_chunks(worker *w, const qs_tensor *x, const qs_qconfig 
     int rc = !data || !f ? qs_err_set(e, QS_E_OOM, "out of memory") : 0;
     for (int64_t r0 = 0; !rc && r0 < rows; r0 += chunk) {
         int64_t nr = rows - r0 < chunk ? rows - r0 : chunk;
-        rc = qs_tensor_read_rows(x, r0, nr, f, e);
+        if (__atomic_load_n(&w->gen_cancel, __ATOMIC_RELAXED)) rc = qs_err_set(e, QS_E_CANCELLED, "cancelled");
+        else rc = qs_tensor_read_rows(x, r0, nr, f, e);
         for (int64_t i = 0; !rc && i < nr * cols; i++)
             if (!isfinite(f[i])) rc = qs_err_set(e, QS_E_INPUT, "not finite");
         if (!rc) rc = qs_ggml_quantize(type, f, data + r0 * rb, nr, cols, NULL, 0, e);
@@ -582,7 +583,9 @@ static int update_quantized(worker *w, const qs_qconfig *cfgs, char *err, size_t
         const qs_tensor *x = &m->tensors[t];
         int64_t rows = qs_tensor_nrows(x), cols = x->ne[0];
         qs_err e = {0};
-        if (set_packed_in_chunks(w, x, &cfgs[t], &e) == 0) {
+        int pk = set_packed_in_chunks(w, x, &cfgs[t], &e);
+        if (e.code == QS_E_CANCELLED) return snprintf(err, errn, "cancelled"), -1;
+        if (pk == 0) {
             w->applied[t] = cfgs[t];
             w->applied_set[t] = true;
             n++;
