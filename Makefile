@@ -90,8 +90,10 @@ endif
 
 # ---- tests ----
 UNIT := $(BUILD)/tests/unit
-$(UNIT): $(TEST_OBJS) $(LIBQS)
-	$(CC) $(CFLAGS) -o $@ $(TEST_OBJS) $(LIBQS) $(LDLIBS) -lcriterion
+# the tests link the workbench's objects (but not main) for its tensor job (tests/test_worker.c)
+TEST_APP_OBJS := $(filter-out $(BUILD)/tui/main.o $(BUILD)/views/plot.o,$(APP_OBJS))
+$(UNIT): $(TEST_OBJS) $(TEST_APP_OBJS) $(LIBQS)
+	$(CC) $(CFLAGS) -o $@ $(TEST_OBJS) $(TEST_APP_OBJS) $(LIBQS) $(LDLIBS) $(CURSES_LIBS) -lcriterion
 
 # The UI screens hold perplexities and KL divergences whose last digits depend on the sgemm kernel
 # OpenBLAS picks for the CPU (SkylakeX/Cooperlake kernels round differently from Haswell/Zen), so
@@ -142,9 +144,11 @@ $(SYNTH)/tinyllama-%.gguf: | $(BIN)
 $(SYNTH)/llama-8b-%.gguf: | $(BIN)
 	@mkdir -p $(SYNTH)
 	./$(BIN) synth --shape llama-8b --type $* $(if $(BPE_VOCAB),--vocab $(BPE_VOCAB)) -o $@
-bench-models: $(BUILD)/bench/bench_model $(SYNTH_MODELS)
+bench-models: $(BUILD)/bench/bench_model $(BUILD)/bench/bench_knob $(SYNTH_MODELS)
 	@echo "== $(BUILD)/bench/bench_model (each model in its own process: peak RSS is per process)"
 	@for m in $(SYNTH_MODELS); do env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ./$(BUILD)/bench/bench_model $$m $$(basename $$m .gguf) || exit 1; done
+	@echo "== $(BUILD)/bench/bench_knob on the 1.1B F16 and the 8B-shaped Q4_K_M (each in its own process)"
+	@for m in $(SYNTH)/tinyllama-f16.gguf $(SYNTH)/llama-8b-Q4_K_M.gguf; do env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ./$(BUILD)/bench/bench_knob $$m || exit 1; done
 
 # ---- fuzzing (clang libFuzzer) ----
 FUZZ_SECONDS ?= 60

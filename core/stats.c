@@ -194,9 +194,9 @@ void qs_channel_stats_compute(const float *x, int64_t rows, int64_t cols, int ax
     free(a);
 }
 
-/* partial sums over fixed chunks of 65536 values, added in chunk order: the result does not
- * depend on the number of threads */
-#define CMP_CHUNK 65536
+/* partial sums over fixed chunks of QS_CMP_CHUNK values, added in chunk order: the result does
+ * not depend on the number of threads */
+#define CMP_CHUNK QS_CMP_CHUNK
 
 typedef struct cmp_part {
     double se, sx, sy, sxy, mx;
@@ -229,7 +229,7 @@ static void compare_chunks(void *ctx, int64_t c0, int64_t c1)
         compare_range(j, c * CMP_CHUNK, (c + 1) * CMP_CHUNK < j->n ? (c + 1) * CMP_CHUNK : j->n, &j->parts[c]);
 }
 
-void qs_stats_compare(const float *orig, const float *deq, int64_t n, qs_metrics *m)
+void qs_compare_add(qs_compare_acc *a, const float *orig, const float *deq, int64_t n)
 {
     int64_t nc = (n + CMP_CHUNK - 1) / CMP_CHUNK;
     cmp_part one = {0, 0, 0, 0, 0}, *parts = nc > 1 ? malloc((size_t)nc * sizeof *parts) : &one;
@@ -243,21 +243,34 @@ void qs_stats_compare(const float *orig, const float *deq, int64_t n, qs_metrics
     } else {
         qs_parallel_for(nc, 4, 0, compare_chunks, &j);
     }
-    double se = 0, sx = 0, sy = 0, sxy = 0, mx = 0;
     for (int64_t c = 0; c < nc; c++) {
-        se += parts[c].se;
-        sx += parts[c].sx;
-        sy += parts[c].sy;
-        sxy += parts[c].sxy;
-        mx = fmax(mx, parts[c].mx);
+        a->se += parts[c].se;
+        a->sx += parts[c].sx;
+        a->sy += parts[c].sy;
+        a->sxy += parts[c].sxy;
+        a->mx = fmax(a->mx, parts[c].mx);
     }
     if (parts != &one) free(parts);
+    a->n += n;
+}
+
+void qs_compare_finish(const qs_compare_acc *a, qs_metrics *m)
+{
+    int64_t n = a->n;
+    double se = a->se, sx = a->sx, sy = a->sy, sxy = a->sxy;
     m->n = n;
     m->mse = n ? se / (double)n : 0;
     m->rmse = sqrt(m->mse);
-    m->max_abs = mx;
+    m->max_abs = a->mx;
     m->sqnr_db = se > 0 ? 10.0 * log10(sx / se) : INFINITY;
     m->cosine = sx > 0 && sy > 0 ? sxy / sqrt(sx * sy) : (sx == 0 && sy == 0 ? 1.0 : 0.0);
+}
+
+void qs_stats_compare(const float *orig, const float *deq, int64_t n, qs_metrics *m)
+{
+    qs_compare_acc a = {0};
+    qs_compare_add(&a, orig, deq, n);
+    qs_compare_finish(&a, m);
 }
 
 void qs_row_mse(const float *orig, const float *deq, int64_t rows, int64_t cols, float *out)
@@ -272,19 +285,193 @@ void qs_row_mse(const float *orig, const float *deq, int64_t rows, int64_t cols,
     }
 }
 
+int qs_outerr_begin(qs_outerr_acc *a, const float *x, int64_t n, int64_t rows, int64_t cols)
+{
+    *a = (qs_outerr_acc){x, n, rows, cols, malloc((size_t)(n * rows) * sizeof(float)), malloc((size_t)(n * rows) * sizeof(float))};
+    if (a->y && a->e) return 0;
+    free(a->y), free(a->e);
+    a->y = a->e = NULL;
+    return -1;
+}
+
+void qs_outerr_add(qs_outerr_acc *a, const float *w, const float *q, int64_t row0, int64_t nrows)
+{
+    float *d = a->y ? malloc((size_t)(nrows * a->cols) * sizeof *d) : NULL;
+    if (!d) {
+        free(a->y), free(a->e);
+        a->y = a->e = NULL;
+        return;
+    }
+    for (int64_t i = 0; i < nrows * a->cols; i++) d[i] = q[i] - w[i];
+    int n = (int)a->n, k = (int)a->cols, ldc = (int)a->rows;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, (int)nrows, k, 1.0f, a->x, k, w, k, 0.0f, a->y + row0, ldc);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, (int)nrows, k, 1.0f, a->x, k, d, k, 0.0f, a->e + row0, ldc);
+    free(d);
+}
+
+double qs_outerr_end(qs_outerr_acc *a)
+{
+    double num = 0, den = 0;
+    for (int64_t i = 0; a->y && i < a->n * a->rows; i++) num += (double)a->e[i] * a->e[i], den += (double)a->y[i] * a->y[i];
+    bool ok = a->y != NULL;
+    free(a->y), free(a->e);
+    a->y = a->e = NULL;
+    return ok && den > 0 ? num / den : NAN;
+}
+
 double qs_stats_output_error(const float *w, const float *q, int64_t rows, int64_t cols, const float *x, int64_t n)
 {
-    float *d = malloc((size_t)(rows * cols) * sizeof *d), *y = malloc((size_t)(n * rows) * sizeof *y),
-          *e = malloc((size_t)(n * rows) * sizeof *e);
-    double num = 0, den = 0;
-    if (d && y && e) {
-        for (int64_t i = 0; i < rows * cols; i++) d[i] = q[i] - w[i];
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)rows, (int)cols, 1.0f, x, (int)cols, w,
-                    (int)cols, 0.0f, y, (int)rows);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)rows, (int)cols, 1.0f, x, (int)cols, d,
-                    (int)cols, 0.0f, e, (int)rows);
-        for (int64_t i = 0; i < n * rows; i++) num += (double)e[i] * e[i], den += (double)y[i] * y[i];
+    qs_outerr_acc a;
+    if (qs_outerr_begin(&a, x, n, rows, cols)) return NAN;
+    qs_outerr_add(&a, w, q, 0, rows);
+    return qs_outerr_end(&a);
+}
+
+void qs_tilemap_max_rows(const float *x, int64_t ld, int64_t r0, int64_t nr, int64_t rows, int64_t cols, int out_rows,
+                         int out_cols, float *out)
+{
+    for (int64_t r = 0; r < nr; r++) {
+        int64_t i = ((r0 + r + 1) * out_rows - 1) / rows; /* the tile row holding row r0 + r */
+        const float *p = x + r * ld;
+        float *o = out + i * out_cols;
+        for (int jj = 0; jj < out_cols; jj++) {
+            int64_t c0 = jj * cols / out_cols, c1 = (jj + 1) * cols / out_cols;
+            float mx = o[jj];
+            for (int64_t c = c0; c < c1; c++) mx = fabsf(p[c]) > mx ? fabsf(p[c]) : mx;
+            o[jj] = mx;
+        }
     }
-    free(d), free(y), free(e);
-    return den > 0 ? num / den : NAN;
+}
+
+/* ---- the distribution in passes ---- */
+
+/* the float's place in the order as an unsigned key (−0 counts as +0, as < sees them) */
+static uint32_t order_key(float f)
+{
+    uint32_t u;
+    if (f == 0) f = 0.0f;
+    memcpy(&u, &f, sizeof u);
+    return u & 0x80000000u ? ~u : u | 0x80000000u;
+}
+
+static float key_value(uint32_t k)
+{
+    uint32_t u = k & 0x80000000u ? k & 0x7fffffffu : ~k;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+int qs_dist_stream_init(qs_dist_stream *s, double outlier_k)
+{
+    memset(s, 0, sizeof *s);
+    s->outlier_k = outlier_k;
+    s->hi = calloc(65536, sizeof *s->hi);
+    s->slot = malloc(65536 * sizeof *s->slot);
+    if (!s->hi || !s->slot) {
+        qs_dist_stream_free(s);
+        return -1;
+    }
+    return 0;
+}
+
+void qs_dist_stream_free(qs_dist_stream *s)
+{
+    free(s->hi), free(s->slot);
+    for (int k = 0; k < QS_DIST_RANKS; k++) free(s->lo[k]);
+    memset(s, 0, sizeof *s);
+}
+
+void qs_dist_stream_add(qs_dist_stream *s, const float *x, int64_t n)
+{
+    if (s->pass == 0) {
+        if (n > 0 && s->n == 0) s->mn = s->mx = x[0];
+        for (int64_t i = 0; i < n; i++) {
+            s->sum += x[i];
+            s->mn = fmin(s->mn, x[i]);
+            s->mx = fmax(s->mx, x[i]);
+            s->hi[order_key(x[i]) >> 16]++;
+        }
+        s->n += n;
+    } else if (s->pass == 1) {
+        for (int64_t i = 0; i < n; i++) {
+            double c = (double)x[i] - s->mean, c2 = c * c;
+            s->m2 += c2;
+            s->m4 += c2 * c2;
+            uint32_t k = order_key(x[i]);
+            int sl = s->slot[k >> 16];
+            if (sl >= 0) s->lo[sl][k & 0xffff]++;
+        }
+    } else if (s->pass == 2) {
+        for (int64_t i = 0; i < n; i++) s->n_outliers += fabs((double)x[i] - s->mean) > s->outlier_k * s->std && s->std > 0;
+    }
+}
+
+/* the order statistics each percentile needs (as percentile_select reads them) */
+static void dist_ranks(qs_dist_stream *s)
+{
+    for (int k = 0; k < QS_NPCT; k++) {
+        double pos = qs_pct_levels[k] / 100.0 * (double)(s->n - 1);
+        int64_t i = (int64_t)floor(pos);
+        if (i >= s->n - 1) i = s->n - 1;
+        s->rank[2 * k] = i;
+        s->rank[2 * k + 1] = i + 1 < s->n ? i + 1 : i;
+    }
+    memset(s->slot, 0xff, 65536 * sizeof *s->slot);
+    int64_t below = 0;
+    uint32_t b = 0;
+    for (int r = 0; r < QS_DIST_RANKS; r++) { /* ranks ascend: one walk over the bins */
+        while (below + s->hi[b] <= s->rank[r]) below += s->hi[b++];
+        s->bin[r] = b, s->below[r] = below;
+        if (s->slot[b] < 0) {
+            s->slot[b] = (int16_t)r;
+            s->lo[r] = calloc(65536, sizeof *s->lo[r]);
+        }
+    }
+}
+
+static bool dist_lo_ok(const qs_dist_stream *s)
+{
+    for (int r = 0; r < QS_DIST_RANKS; r++)
+        if (!s->lo[s->slot[s->bin[r]]]) return false;
+    return true;
+}
+
+/* the values at the ranks from the low counts of their bins */
+static void dist_values(qs_dist_stream *s)
+{
+    for (int r = 0; r < QS_DIST_RANKS; r++) {
+        const int64_t *lo = s->lo[s->slot[s->bin[r]]];
+        int64_t below = s->below[r];
+        uint32_t l = 0;
+        while (lo && below + lo[l] <= s->rank[r]) below += lo[l++];
+        s->value[r] = key_value(s->bin[r] << 16 | l);
+    }
+    for (int k = 0; k < QS_NPCT; k++) {
+        double pos = qs_pct_levels[k] / 100.0 * (double)(s->n - 1);
+        int64_t i = s->rank[2 * k];
+        double f = pos - (double)i, lo = s->value[2 * k];
+        s->d.pct[k] = i == s->n - 1 || f == 0 ? lo : lo + f * ((double)s->value[2 * k + 1] - lo);
+    }
+}
+
+int qs_dist_stream_end_pass(qs_dist_stream *s, qs_dist *d)
+{
+    if (s->n < 1) return -1;
+    if (s->pass == 0) {
+        s->mean = s->sum / (double)s->n;
+        dist_ranks(s);
+        if (!dist_lo_ok(s)) return -1;
+    } else if (s->pass == 1) {
+        double m2 = s->m2 / (double)s->n, m4 = s->m4 / (double)s->n;
+        s->std = sqrt(m2);
+        s->d = (qs_dist){s->n, s->mn, s->mx, fmax(fabs(s->mn), fabs(s->mx)), s->mean, s->std,
+                         m2 > 0 ? m4 / (m2 * m2) - 3.0 : 0.0, {0}, s->outlier_k, 0};
+        dist_values(s);
+    } else if (s->pass == 2) {
+        s->d.n_outliers = s->n_outliers;
+    }
+    s->pass++;
+    if (d) *d = s->d;
+    return 3 - s->pass;
 }

@@ -126,6 +126,7 @@ Test(tui, perplexity_of_the_recipe, .timeout = 600) { run_script("tests/ui/ppl.s
 Test(tui, prompt_and_sort, .timeout = 600) { run_script("tests/ui/prompt.script"); }
 Test(tui, heatmap_cursor_zoom_and_tails, .timeout = 600) { run_script("tests/ui/heatmap.script"); }
 Test(tui, load_saved_recipe, .timeout = 600) { run_script("tests/ui/load.script"); }
+Test(tui, progress_and_stale_marks, .timeout = 600) { run_script("tests/ui/progress.script"); }
 
 Test(tui, layout_sizes)
 {

@@ -28,6 +28,7 @@ int app_init(app *a, qs_model *m, char *err, size_t errn)
     a->rel_err = malloc((size_t)(n ? n : 1) * sizeof *a->rel_err);
     a->rows = malloc((size_t)(2 * n + 4) * sizeof *a->rows);
     a->res = calloc(1, sizeof *a->res);
+    a->job_tensor = a->job_pct = -1;
     int maxb = -1;
     for (int64_t i = 0; i < n; i++) maxb = m->tensors[i].block > maxb ? m->tensors[i].block : maxb;
     a->n_blocks = maxb + 1;

@@ -139,6 +139,8 @@ typedef struct app {
     double prev_bpw;
     bool have_prev;
     bool busy;                     /* a job is queued or running */
+    int job_tensor, job_pct;       /* the full result being computed: its tensor and how far (percent; -1:
+                                      none) (guarded by lock) */
     app_gen gen;                   /* guarded by lock */
     app_ppl ppl;                   /* guarded by lock */
     char eval_path[256];           /* the text `p` evaluates on ("" : the calibration text) */

@@ -370,6 +370,23 @@ static void react_click(app *a, worker *w, int y, int x)
 }
 
 /* the generation pane runs when the model can: llama family, GGUF vocabulary */
+/* the generation's weights in MiB: the file's (mapped, all read by the original model) and the
+ * quantized copy the second model owns */
+static double generation_mib(const app *a)
+{
+    double bytes = 0;
+    for (int64_t t = 0; t < a->model->n_tensors; t++) {
+        const qs_tensor *x = &a->model->tensors[t];
+        double n = (double)qs_tensor_nelements(x);
+        bytes += qs_tensor_bpw(x) * n / 8;
+        if (app_tensor_quantizable(a, (int)t)) bytes += qs_qconfig_bpw(&a->cfg[t], qs_tensor_nrows(x), x->ne[0], -1) * n / 8;
+    }
+    return bytes / 1048576.0;
+}
+
+/* the most the two generation models may hold (the workbench browses an 8B model in 4 GB) */
+enum { GEN_BUDGET_MIB = 4096 };
+
 static void init_generation(app *a)
 {
     /* GGUF vocabularies, and HF checkpoints with a tokenizer.json (the worker converts it) */
@@ -379,6 +396,11 @@ static void init_generation(app *a)
     if (!a->gen.enabled)
         snprintf(a->gen.error, sizeof a->gen.error, "generation needs a llama-family GGUF with a tokenizer (%.60s)",
                  a->model->hp.supported ? "no tokenizer" : a->model->hp.unsupported_why);
+    else if (generation_mib(a) > GEN_BUDGET_MIB) {
+        a->gen.enabled = false;
+        snprintf(a->gen.error, sizeof a->gen.error, "generation off: the original and the quantized model need %.1f GiB, over "
+                 "the workbench's %d GiB", generation_mib(a) / 1024, GEN_BUDGET_MIB / 1024);
+    }
 }
 
 /* ---- script mode ---- */
@@ -444,6 +466,8 @@ static bool run_script(app *a, worker *w, const char *path)
                 react_click(a, w, ch, cw);
                 worker_wait_idle(w);
             }
+            else if (sscanf(line, ":hold %d", &ch) == 1) worker_hold(w, ch); /* the next tensor job stops there */
+            else if (!strcmp(line, ":release")) worker_hold(w, -1), worker_wait_idle(w);
             else if (!strcmp(line, ":quit")) break;
             draw_all(a);
             continue;

@@ -14,10 +14,12 @@
 #include "core/qgrid.h"
 #include "core/fileio.h"
 #include "core/ggml_types.h"
+#include "core/ggml_quants.h"
 #include "core/gguf.h"
 #include "core/hf_tokenizer.h"
 #include "core/infer.h"
 #include "core/kld.h"
+#include "core/qdot.h"
 #include "core/recipe.h"
 #include "core/scan.h"
 #include "core/suggest.h"
@@ -34,7 +36,11 @@ struct worker {
     bool pending, running, quit;
     bool tensor_seen;
     bool tensor_running;     /* the job running is a tensor request: a newer one cancels it */
-    qs_progress tensor_prog; /* its cancel flag (GPTQ/AWQ check it) */
+    qs_progress tensor_prog; /* its progress (into app->job_pct) and cancel flag */
+    int hold_at;             /* test hook: the next tensor job stops at this step until released (-1: none) */
+    bool held;               /* it is stopped there */
+    bool gen_running;        /* a generation runs: a tensor request cancels it (and queues it again) */
+    volatile int gen_cancel;
     /* the long jobs on the calibration text: pending bits, run in this order after tensor requests
      * and before generation */
     unsigned long_pending;
@@ -86,73 +92,32 @@ static void fill_explain(const qs_qresult *q, const float *w, app_result *r)
     r->ex_zero = q->zeros ? q->zeros[0] : 0;
 }
 
-/* the 8 rows with the largest max/median |w| (depends on the weights alone: cached) */
-static void outlier_rows(const float *w, int64_t rows, int64_t cols, tensor_cache *c)
+/* ---- the tensor job: everything the views show for one (tensor, config), in row chunks ---- */
+
+/* the outlier rows so far, with rows [row0, row0 + n) and their stats cs: the 8 largest
+ * max/median, descending (depends on the weights alone: cached) */
+static void keep_outlier_rows(const qs_channel_stats *cs, int64_t n, int64_t row0, tensor_cache *c)
 {
-    for (int k = 0; k < 8; k++) c->ch_row[k] = -1;
-    qs_channel_stats *cs = malloc((size_t)rows * sizeof *cs);
-    if (!cs) return;
-    qs_channel_stats_compute(w, rows, cols, 0, cs);
-    int n = 0;
-    for (int64_t i = 0; i < rows; i++) { /* keep the 8 largest max/median, descending */
-        int pos = n < 8 ? n++ : 8;
+    for (int64_t i = 0; i < n; i++) {
+        int pos = c->n_ch < 8 ? c->n_ch++ : 8;
         while (pos > 0 && cs[i].max_over_median > c->ch[pos - 1].max_over_median) {
             if (pos < 8) c->ch[pos] = c->ch[pos - 1], c->ch_row[pos] = c->ch_row[pos - 1];
             pos--;
         }
-        if (pos < 8) c->ch[pos] = cs[i], c->ch_row[pos] = (int)i;
-    }
-    free(cs);
-}
-
-/* the outlier rows with their error under this config */
-static void fill_channels(const float *w, const float *deq, int64_t cols, const tensor_cache *c, app_result *r)
-{
-    memcpy(r->ch, c->ch, sizeof r->ch);
-    memcpy(r->ch_row, c->ch_row, sizeof r->ch_row);
-    int n = 0;
-    while (n < 8 && r->ch_row[n] >= 0) n++;
-    for (int k = 0; k < n; k++) {
-        double se = 0;
-        for (int64_t c = 0; c < cols; c++) {
-            double e = (double)deq[r->ch_row[k] * cols + c] - w[r->ch_row[k] * cols + c];
-            se += e * e;
-        }
-        r->ch_err[k] = (float)sqrt(se / (double)cols);
+        if (pos < 8) c->ch[pos] = cs[i], c->ch_row[pos] = (int)(row0 + i);
     }
 }
 
 void tensor_cache_free(tensor_cache *c)
 {
-    free(c->w);
+    int64_t chunk = c->chunk_weights;
     memset(c, 0, sizeof *c);
     c->t = -1;
+    c->hist_tails = -1;
+    c->chunk_weights = chunk;
 }
 
-/* the tensor's floats, read once per tensor, and (stats) their own statistics, computed once */
-static int cache_tensor(const qs_tensor *x, int t, bool stats, tensor_cache *c, char *msg, size_t n)
-{
-    int64_t rows = qs_tensor_nrows(x), cols = x->ne[0];
-    if (c->t != t) {
-        qs_err err = {0};
-        tensor_cache_free(c);
-        if (!(c->w = malloc((size_t)(rows * cols) * sizeof *c->w)) || qs_tensor_read_rows(x, 0, rows, c->w, &err)) {
-            snprintf(msg, n, "%s", c->w ? err.msg : "out of memory");
-            tensor_cache_free(c);
-            return -1;
-        }
-        c->hist_tails = -1;
-        c->t = t;
-    }
-    if (stats && !c->have_stats) {
-        qs_dist_compute(c->w, rows * cols, 3.0, &c->dist);
-        outlier_rows(c->w, rows, cols, c);
-        c->have_stats = true;
-    }
-    return 0;
-}
-
-enum { PREVIEW_FROM = 1 << 21, PREVIEW_WEIGHTS = 1 << 19 };
+enum { PREVIEW_FROM = 1 << 21, PREVIEW_WEIGHTS = 1 << 19, CHUNK_WEIGHTS = 1 << 20 };
 
 int worker_preview_step(int64_t rows, int64_t cols)
 {
@@ -162,17 +127,33 @@ int worker_preview_step(int64_t rows, int64_t cols)
     return (int)(step < rows ? step : rows);
 }
 
-/* every step-th row of w (nr rows) */
-static float *sample_rows(const float *w, int64_t rows, int64_t cols, int step, int64_t *nr)
+static int64_t gcd64(int64_t a, int64_t b) { return b ? gcd64(b, a % b) : a; }
+
+/* rows per chunk: about `target` weights, and a whole number of the metrics' partial-sum chunks
+ * (QS_CMP_CHUNK) and of the method's blocks, so that chunking changes no sum and no block */
+static int64_t chunk_rows(int64_t rows, int64_t cols, int64_t target, int64_t block)
 {
-    *nr = (rows + step - 1) / step;
-    float *s = malloc((size_t)(*nr * cols) * sizeof *s);
-    for (int64_t i = 0; s && i < *nr; i++) memcpy(s + i * cols, w + i * step * cols, (size_t)cols * sizeof *s);
-    return s;
+    int64_t unit_w = QS_CMP_CHUNK / gcd64(QS_CMP_CHUNK, block) * block; /* lcm */
+    int64_t unit = unit_w / gcd64(unit_w, cols), k = target / (unit * cols);
+    int64_t cr = unit * (k > 1 ? k : 1);
+    return cr < rows ? cr : rows;
 }
 
-/* rows kept for the live output error of methods that do not need them (its cost is two
- * products of this many rows) */
+/* a method that quantizes rows (or blocks inside rows) independently: chunks give the same
+ * bytes; *block: the blocks that must not straddle a chunk */
+static bool quantizes_by_rows(const qs_qconfig *c, int64_t *block)
+{
+    *block = 1;
+    switch (c->method->kind) {
+    case QS_METHOD_GGML: return true;
+    case QS_METHOD_RTN: return c->group >= 0;
+    case QS_METHOD_NF4: case QS_METHOD_FP4: *block = c->block; return !c->double_quant; /* dq: one offset per tensor */
+    default: return false;
+    }
+}
+
+/* rows of the live output error for methods that do not need them (its cost is two products of
+ * this many rows) */
 enum { LIVE_OUT_ROWS = 256 };
 
 /* the tensor's calibration view: required by gptq/awq, optional (the output error) for the rest */
@@ -195,28 +176,28 @@ static int calib_view(const app *a, const qs_tensor *x, const qs_qconfig *cfg, q
     return 0;
 }
 
-/* the histogram of x (tails: of |x| from the cut on) */
-static void histogram_of(const qs_hist_spec *h, const float *x, int64_t n, bool tails, int64_t *counts)
+/* the histogram of x (tails: of |x| from the cut on) added to counts; tmp: n floats or NULL */
+static void histogram_add(const qs_hist_spec *h, const float *x, int64_t n, bool tails, float *tmp, int64_t *counts)
 {
-    float *ax = tails ? malloc((size_t)n * sizeof *ax) : NULL;
-    for (int64_t i = 0; ax && i < n; i++) ax[i] = fabsf(x[i]);
-    qs_hist_compute(h, ax ? ax : x, n, counts, NULL, NULL);
-    free(ax);
+    int64_t c[APP_HIST_BINS];
+    for (int64_t i = 0; tails && tmp && i < n; i++) tmp[i] = fabsf(x[i]);
+    qs_hist_compute(h, tails && tmp ? tmp : x, n, c, NULL, NULL);
+    for (int k = 0; k < h->nbins; k++) counts[k] += c[k];
 }
 
-/* the heatmap's window of x as max |x| per cell of the request's grid */
-static void window_tiles(const float *x, int64_t rows, int64_t cols, const app_view_req *v, int pr, int pc, float *out)
+/* rows [r0, r0 + nr) of a tensor (x: nr × cols) folded into the view's tile map */
+static void tiles_add(const float *x, int64_t r0, int64_t nr, int64_t cols, const app_view_req *v, float *out)
 {
-    if (v->heat_r0 == 0 && v->heat_c0 == 0 && v->heat_nr == rows && v->heat_nc == cols) {
-        qs_tilemap(x, rows, cols, pr, pc, QS_TILE_MAX_ABS, out);
-        return;
-    }
-    float *win = malloc((size_t)(v->heat_nr * v->heat_nc) * sizeof *win);
-    if (!win) return;
-    for (int64_t r = 0; r < v->heat_nr; r++)
-        memcpy(win + r * v->heat_nc, x + (v->heat_r0 + r) * cols + v->heat_c0, (size_t)v->heat_nc * sizeof *win);
-    qs_tilemap(win, v->heat_nr, v->heat_nc, pr, pc, QS_TILE_MAX_ABS, out);
-    free(win);
+    int64_t a = r0 > v->heat_r0 ? r0 : v->heat_r0, b = r0 + nr < v->heat_r0 + v->heat_nr ? r0 + nr : v->heat_r0 + v->heat_nr;
+    if (a < b)
+        qs_tilemap_max_rows(x + (a - r0) * cols + v->heat_c0, cols, a - v->heat_r0, b - a, v->heat_nr, v->heat_nc, v->heat_pr,
+                            v->heat_pc, out);
+}
+
+static bool same_window(const app_view_req *x, const app_view_req *y)
+{
+    return x->heat_r0 == y->heat_r0 && x->heat_c0 == y->heat_c0 && x->heat_nr == y->heat_nr && x->heat_nc == y->heat_nc &&
+           x->heat_pr == y->heat_pr && x->heat_pc == y->heat_pc;
 }
 
 /* the request's window inside the tensor (the whole of it when unset or out of range) */
@@ -232,6 +213,314 @@ static app_view_req clamp_view(const app_view_req *req, int64_t rows, int64_t co
     return v;
 }
 
+/* one run of the tensor job: the tensor in chunks of `chunk` rows, progress in steps (a chunk read
+ * and processed is one), cancelled through prog */
+typedef struct tensor_job {
+    const qs_tensor *x;
+    int64_t rows, cols, chunk, n_chunks;
+    qs_progress *prog, sub;  /* sub: a whole-tensor quantizer's own progress, mapped into prog */
+    int64_t done, total;
+    app_view_req v;
+    float *buf, *tmp, *tmp2; /* a chunk's floats, and two scratch chunks */
+} tensor_job;
+
+static bool job_step(tensor_job *j)
+{
+    j->done++;
+    return qs_progress_step(j->prog, j->done, j->total);
+}
+
+static void sub_report(void *ctx, int64_t done, int64_t total)
+{
+    tensor_job *j = ctx;
+    j->sub.cancel = j->prog->cancel;
+    if (j->prog->report && total > 0) j->prog->report(j->prog->ctx, j->done * total + done, j->total * total);
+}
+
+static int read_chunk(tensor_job *j, int64_t r0, int64_t nr, char *msg, size_t n)
+{
+    qs_err err = {0};
+    if (!qs_tensor_read_rows(j->x, r0, nr, j->buf, &err)) return 0;
+    snprintf(msg, n, "%s", err.msg);
+    return -1;
+}
+
+/* the statistics of the weights alone (once per tensor): the distribution in three passes, the
+ * outlier rows in the first */
+static int tensor_stats(tensor_job *j, tensor_cache *c, char *msg, size_t n)
+{
+    qs_dist_stream ds;
+    qs_channel_stats *cs = malloc((size_t)j->chunk * sizeof *cs);
+    if (!cs || qs_dist_stream_init(&ds, 3.0)) {
+        free(cs);
+        return snprintf(msg, n, "out of memory"), -1;
+    }
+    c->n_ch = 0;
+    for (int k = 0; k < 8; k++) c->ch_row[k] = -1;
+    int left = 3;
+    while (left > 0) {
+        for (int64_t r0 = 0; r0 < j->rows; r0 += j->chunk) {
+            int64_t nr = j->rows - r0 < j->chunk ? j->rows - r0 : j->chunk;
+            if (read_chunk(j, r0, nr, msg, n)) goto fail;
+            qs_dist_stream_add(&ds, j->buf, nr * j->cols);
+            if (ds.pass == 0) qs_channel_stats_compute(j->buf, nr, j->cols, 0, cs), keep_outlier_rows(cs, nr, r0, c);
+            if (!job_step(j)) goto fail;
+        }
+        if ((left = qs_dist_stream_end_pass(&ds, &c->dist)) < 0) {
+            snprintf(msg, n, "out of memory");
+            goto fail;
+        }
+    }
+    c->have_stats = true;
+    free(cs);
+    qs_dist_stream_free(&ds);
+    return 0;
+fail:
+    free(cs);
+    qs_dist_stream_free(&ds);
+    return -1;
+}
+
+/* what the quantized chunks add up to */
+typedef struct chunk_sums {
+    qs_compare_acc cmp;
+    qs_outerr_acc oe;
+    bool have_oe;
+    int64_t n_clipped, clip_groups;
+    double clip_sum;
+    bool hist_orig, tiles_w; /* the weights' histogram and tiles are made in this pass too */
+} chunk_sums;
+
+/* rows [r0, r0 + nr) of the weights w, their dequantized deq and group scales gs (per weight) */
+static void add_chunk(tensor_job *j, const float *w, const float *deq, const float *gs, int64_t r0, int64_t nr, const tensor_cache *c,
+                      chunk_sums *s, app_result *r)
+{
+    int64_t n = nr * j->cols;
+    qs_compare_add(&s->cmp, w, deq, n);
+    if (s->have_oe) qs_outerr_add(&s->oe, w, deq, r0, nr);
+    if (gs) tiles_add(gs, r0, nr, j->cols, &j->v, r->tiles_scale); /* (gs may be tmp, used below) */
+    for (int64_t i = 0; i < n; i++) j->tmp2[i] = deq[i] - w[i];
+    tiles_add(j->tmp2, r0, nr, j->cols, &j->v, r->tiles_err);
+    histogram_add(&r->hist, deq, n, j->v.tails, j->tmp, r->hist_deq);
+    for (int k = 0; k < 8 && c->ch_row[k] >= 0; k++) {
+        int64_t row = c->ch_row[k];
+        if (row < r0 || row >= r0 + nr) continue;
+        double se = 0;
+        for (int64_t col = 0; col < j->cols; col++) {
+            double e = (double)deq[(row - r0) * j->cols + col] - w[(row - r0) * j->cols + col];
+            se += e * e;
+        }
+        r->ch_err[k] = (float)sqrt(se / (double)j->cols);
+    }
+}
+
+/* the weights' own histogram and tiles from a chunk, where the cache lacks them for this view */
+static void add_weights(tensor_job *j, int64_t r0, int64_t nr, const chunk_sums *s, tensor_cache *c, const app_result *r)
+{
+    if (s->hist_orig) histogram_add(&r->hist, j->buf, nr * j->cols, j->v.tails, j->tmp, c->hist);
+    if (s->tiles_w) tiles_add(j->buf, r0, nr, j->cols, &j->v, c->tiles_w);
+}
+
+static bool first_non_finite(const float *w, int64_t n, int64_t r0, int64_t cols, char *msg, size_t mn)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(w[i])) {
+            snprintf(msg, mn, "row %lld, column %lld is not finite", (long long)(r0 + i / cols), (long long)(i % cols));
+            return true;
+        }
+    return false;
+}
+
+/* a row-wise method: every chunk read, quantized and measured on its own */
+static int quantize_chunked(tensor_job *j, const qs_qconfig *cfg, tensor_cache *c, chunk_sums *s, app_result *r, qs_qresult *first)
+{
+    for (int64_t r0 = 0; r0 < j->rows; r0 += j->chunk) {
+        int64_t nr = j->rows - r0 < j->chunk ? j->rows - r0 : j->chunk;
+        qs_qresult q;
+        qs_err err = {0};
+        if (read_chunk(j, r0, nr, r->error, sizeof r->error)) return -1;
+        add_weights(j, r0, nr, s, c, r);
+        if (first_non_finite(j->buf, nr * j->cols, r0, j->cols, r->error, sizeof r->error)) return -1;
+        if (qs_quant_run_progress(cfg, j->buf, nr, j->cols, NULL, NULL, 0, NULL, &q, &err))
+            return snprintf(r->error, sizeof r->error, "%s", err.msg), -1;
+        qs_qresult_group_scales(&q, j->tmp);
+        add_chunk(j, j->buf, q.deq, j->tmp, r0, nr, c, s, r);
+        s->n_clipped += q.n_clipped;
+        for (int64_t g = 0; q.clip_ratio && g < q.n_groups; g++) s->clip_sum += q.clip_ratio[g];
+        s->clip_groups += q.n_groups;
+        if (r0 == 0) *first = q, fill_explain(&q, j->buf, r); /* q kept for the grid */
+        else qs_qresult_free(&q);
+        if (!job_step(j)) return -1;
+    }
+    return 0;
+}
+
+/* a method that needs the whole tensor (GPTQ, AWQ, per-tensor scales, double quantization): read
+ * whole, quantized once, then measured chunk by chunk; *q stays the caller's */
+static int quantize_whole(tensor_job *j, const app *a, const qs_qconfig *cfg, tensor_cache *c, chunk_sums *s, app_result *r,
+                          qs_qresult *q)
+{
+    int64_t n = j->rows * j->cols;
+    float *w = malloc((size_t)n * sizeof *w), *gs = NULL;
+    qs_err err = {0};
+    qs_calib view = {0};
+    int rc = !w ? snprintf(r->error, sizeof r->error, "out of memory"), -1 : calib_view(a, j->x, cfg, &view, r->error, sizeof r->error);
+    float *chunk_buf = j->buf;
+    for (int64_t r0 = 0; !rc && r0 < j->rows; r0 += j->chunk) { /* read (the weights' histogram and tiles on the way) */
+        int64_t nr = j->rows - r0 < j->chunk ? j->rows - r0 : j->chunk;
+        j->buf = w + r0 * j->cols;
+        if (read_chunk(j, r0, nr, r->error, sizeof r->error) || (add_weights(j, r0, nr, s, c, r), !job_step(j))) rc = -1;
+    }
+    j->buf = chunk_buf;
+    j->sub = (qs_progress){0, 0, j->prog ? j->prog->cancel : 0, sub_report, j};
+    if (!rc && qs_quant_run_progress(cfg, w, j->rows, j->cols, view.cols ? &view : NULL, NULL, 0, &j->sub, q, &err))
+        rc = -1, snprintf(r->error, sizeof r->error, "%s", err.msg);
+    qs_calib_free(&view);
+    if (!rc && (!job_step(j) || !(gs = malloc((size_t)n * sizeof *gs)))) {
+        if (!gs) snprintf(r->error, sizeof r->error, "out of memory");
+        qs_qresult_free(q);
+        rc = -1;
+    }
+    if (!rc) qs_qresult_group_scales(q, gs);
+    for (int64_t r0 = 0; !rc && r0 < j->rows; r0 += j->chunk) {
+        int64_t nr = j->rows - r0 < j->chunk ? j->rows - r0 : j->chunk;
+        add_chunk(j, w + r0 * j->cols, q->deq + r0 * j->cols, gs + r0 * j->cols, r0, nr, c, s, r);
+        if (!job_step(j)) qs_qresult_free(q), rc = -1;
+    }
+    if (!rc) s->n_clipped = q->n_clipped, fill_explain(q, w, r);
+    free(w), free(gs);
+    return rc;
+}
+
+/* every step-th row of the tensor (nr rows), read from the file */
+static float *sample_rows(const qs_tensor *x, int64_t rows, int64_t cols, int step, int64_t *nr)
+{
+    *nr = (rows + step - 1) / step;
+    float *s = malloc((size_t)(*nr * cols) * sizeof *s);
+    qs_err err = {0};
+    for (int64_t i = 0; s && i < *nr; i++)
+        if (qs_tensor_read_rows(x, i * step, 1, s + i * cols, &err)) {
+            free(s);
+            return NULL;
+        }
+    return s;
+}
+
+/* the preview: every sample-th row quantized; the weights' statistics from the cache where it
+ * has them, else from the sample (scaled to the whole) */
+static void compute_preview(const app *a, const qs_tensor *x, const qs_qconfig *cfg, int sample, tensor_cache *cache,
+                            app_result *r)
+{
+    int64_t rows = r->rows, cols = r->cols, nq;
+    const app_view_req *v = &r->view;
+    float *ws = sample_rows(x, rows, cols, sample, &nq);
+    if (!ws) return (void)snprintf(r->error, sizeof r->error, "out of memory or unreadable rows");
+    if (cache->have_stats) r->dist = cache->dist;
+    else qs_dist_compute(ws, nq * cols, 3.0, &r->dist); /* a tensor just opened: of its sample */
+    double am = r->dist.absmax > 0 ? r->dist.absmax : 1;
+    r->tail_cut = 3 * r->dist.std < am ? 3 * r->dist.std : am / 2;
+    r->hist = (qs_hist_spec){APP_HIST_BINS, v->tails ? r->tail_cut : -am, am, false, 1};
+    float *tmp = malloc((size_t)(nq * cols) * sizeof *tmp);
+    if (cache->have_stats && cache->hist_tails == (int)v->tails) memcpy(r->hist_orig, cache->hist, sizeof r->hist_orig);
+    else {
+        histogram_add(&r->hist, ws, nq * cols, v->tails, tmp, r->hist_orig);
+        for (int k = 0; k < APP_HIST_BINS; k++) r->hist_orig[k] *= rows / nq;
+    }
+    if (cache->have_tiles && same_window(&cache->tiles_view, v)) memcpy(r->tiles_w, cache->tiles_w, sizeof r->tiles_w);
+    else
+        for (int64_t i = 0; i < nq; i++) tiles_add(ws + i * cols, i * sample, 1, cols, v, r->tiles_w);
+    qs_qresult q;
+    qs_calib view = {0};
+    qs_err err = {0};
+    int rc = calib_view(a, x, cfg, &view, r->error, sizeof r->error);
+    if (!rc) rc = qs_quant_run_progress(cfg, ws, nq, cols, view.cols ? &view : NULL, NULL, 0, NULL, &q, &err);
+    qs_calib_free(&view);
+    if (rc) {
+        if (!r->error[0]) snprintf(r->error, sizeof r->error, "%s", err.msg);
+        free(ws), free(tmp);
+        return;
+    }
+    r->ok = true;
+    r->sampled = sample;
+    r->out_err = q.out_err;
+    qs_stats_compare(ws, q.deq, nq * cols, &r->m);
+    r->bpw = q.bpw;
+    r->bytes = (int64_t)(q.bpw * (double)(rows * cols) / 8.0 + 0.5);
+    r->n_clipped = q.n_clipped * (rows / nq);
+    r->ggml_type = q.ggml_type;
+    snprintf(r->report, sizeof r->report, "preview on every %dth row (%lld rows); the whole tensor follows", sample, (long long)nq);
+    histogram_add(&r->hist, q.deq, nq * cols, v->tails, tmp, r->hist_deq);
+    for (int k = 0; k < APP_HIST_BINS; k++) r->hist_deq[k] *= rows / nq; /* on the original's scale */
+    r->n_levels = qs_qresult_levels(&q, 0, 0, r->levels);
+    for (int k = 0; v->tails && k < r->n_levels; k++) r->levels[k] = fabsf(r->levels[k]);
+    fill_explain(&q, ws, r);
+    memcpy(r->ch, cache->ch, sizeof r->ch), memcpy(r->ch_row, cache->ch_row, sizeof r->ch_row);
+    for (int k = 0; k < 8; k++) r->ch_err[k] = NAN, r->ch_row[k] = cache->have_stats ? r->ch_row[k] : -1;
+    qs_qresult_free(&q);
+    free(ws), free(tmp);
+}
+
+/* the full result: the weights' statistics (once per tensor), then the quantization chunk by
+ * chunk (row-wise methods) or whole, every metric summed over the chunks */
+static void compute_full(const app *a, const qs_tensor *x, const qs_qconfig *cfg, tensor_cache *cache, qs_progress *prog,
+                         app_result *r)
+{
+    int64_t rows = r->rows, cols = r->cols, block;
+    bool by_rows = quantizes_by_rows(cfg, &block);
+    int64_t chunk = chunk_rows(rows, cols, cache->chunk_weights > 0 ? cache->chunk_weights : CHUNK_WEIGHTS, block);
+    tensor_job j = {x, rows, cols, chunk, (rows + chunk - 1) / chunk, prog, {0}, 0, 0, r->view, NULL, NULL, NULL};
+    j.total = (cache->have_stats ? 0 : 3 * j.n_chunks) + (by_rows ? j.n_chunks : 2 * j.n_chunks + 1);
+    j.buf = malloc((size_t)(chunk * cols) * sizeof *j.buf);
+    j.tmp = malloc((size_t)(chunk * cols) * sizeof *j.tmp);
+    j.tmp2 = malloc((size_t)(chunk * cols) * sizeof *j.tmp2);
+    chunk_sums s = {0};
+    qs_qresult q = {0};
+    qs_calib view = {0};
+    int type, rc = !j.buf || !j.tmp || !j.tmp2 ? snprintf(r->error, sizeof r->error, "out of memory"), -1 : 0;
+    qs_err err = {0};
+    if (!rc && !qs_progress_step(prog, 0, j.total)) rc = -1;
+    if (!rc && !cache->have_stats) rc = tensor_stats(&j, cache, r->error, sizeof r->error);
+    if (!rc && qs_qconfig_check(cfg, rows, cols, &type, &err)) rc = -1, snprintf(r->error, sizeof r->error, "%s", err.msg);
+    if (rc) goto done;
+    r->dist = cache->dist;
+    double am = r->dist.absmax > 0 ? r->dist.absmax : 1;
+    r->tail_cut = 3 * r->dist.std < am ? 3 * r->dist.std : am / 2;
+    r->hist = (qs_hist_spec){APP_HIST_BINS, r->view.tails ? r->tail_cut : -am, am, false, 1};
+    s.hist_orig = cache->hist_tails != (int)r->view.tails;
+    s.tiles_w = !cache->have_tiles || !same_window(&cache->tiles_view, &r->view);
+    if (s.hist_orig) memset(cache->hist, 0, sizeof cache->hist), cache->hist_tails = -1;
+    if (s.tiles_w) memset(cache->tiles_w, 0, sizeof cache->tiles_w), cache->have_tiles = false;
+    memcpy(r->ch, cache->ch, sizeof r->ch), memcpy(r->ch_row, cache->ch_row, sizeof r->ch_row);
+    if (by_rows) { /* the output error on the calibration rows, summed over the chunks */
+        calib_view(a, x, cfg, &view, r->error, sizeof r->error);
+        s.have_oe = view.X && view.n_rows > 0 && view.cols == cols && !qs_outerr_begin(&s.oe, view.X, view.n_rows, rows, cols);
+    }
+    rc = by_rows ? quantize_chunked(&j, cfg, cache, &s, r, &q) : quantize_whole(&j, a, cfg, cache, &s, r, &q);
+    if (rc) goto done;
+    if (s.hist_orig) cache->hist_tails = r->view.tails;
+    if (s.tiles_w) cache->have_tiles = true, cache->tiles_view = r->view;
+    memcpy(r->hist_orig, cache->hist, sizeof r->hist_orig);
+    memcpy(r->tiles_w, cache->tiles_w, sizeof r->tiles_w);
+    r->ok = true;
+    qs_compare_finish(&s.cmp, &r->m);
+    r->out_err = s.have_oe ? qs_outerr_end(&s.oe) : q.out_err;
+    s.have_oe = false;
+    r->bpw = q.bpw;
+    r->bytes = (int64_t)(q.bpw * (double)(rows * cols) / 8.0 + 0.5);
+    r->n_clipped = s.n_clipped;
+    r->ggml_type = q.ggml_type;
+    snprintf(r->report, sizeof r->report, "%s", q.report);
+    if (by_rows && q.clip_ratio) snprintf(r->report, sizeof r->report, "mean clip ratio %.3f", s.clip_sum / (double)s.clip_groups);
+    r->n_levels = qs_qresult_levels(&q, 0, 0, r->levels);
+    for (int k = 0; r->view.tails && k < r->n_levels; k++) r->levels[k] = fabsf(r->levels[k]);
+done:
+    if (s.have_oe) qs_outerr_end(&s.oe);
+    if (rc && !r->error[0]) snprintf(r->error, sizeof r->error, "cancelled");
+    qs_calib_free(&view);
+    qs_qresult_free(&q);
+    free(j.buf), free(j.tmp), free(j.tmp2);
+}
+
 void worker_compute(const app *a, int t, const qs_qconfig *cfg, const app_view_req *req, int sample, tensor_cache *cache,
                     qs_progress *prog, app_result *r)
 {
@@ -241,72 +530,42 @@ void worker_compute(const app *a, int t, const qs_qconfig *cfg, const app_view_r
     r->ggml_type = -1;
     r->out_err = NAN;
     const qs_tensor *x = &a->model->tensors[t];
+    r->rows = qs_tensor_nrows(x), r->cols = x->ne[0];
+    if (cache->t != t) { /* another tensor: what the previous one kept goes */
+        tensor_cache_free(cache);
+        cache->t = t;
+    }
+    r->view = clamp_view(req, r->rows, r->cols);
+    r->tile_rows = r->view.heat_pr, r->tile_cols = r->view.heat_pc;
+    if (sample > 1) compute_preview(a, x, cfg, sample, cache, r);
+    else compute_full(a, x, cfg, cache, prog, r);
+}
+
+/* a GGML config the engine runs on packed rows: quantized in row chunks straight into the bytes
+ * (no float copy of the tensor, no dequantized one: the bytes qs_quant_run would give); 1 when
+ * the config is not such a one */
+static int set_packed_in_chunks(worker *w, const qs_tensor *x, const qs_qconfig *cfg, qs_err *e)
+{
     int64_t rows = qs_tensor_nrows(x), cols = x->ne[0];
-    r->rows = rows, r->cols = cols;
-    qs_err err = {0};
-    if (cache_tensor(x, t, sample <= 1, cache, r->error, sizeof r->error)) return;
-    const float *w = cache->w;
-    app_view_req v = clamp_view(req, rows, cols);
-    r->view = v;
-    int64_t nq = rows;
-    float *ws = sample > 1 ? sample_rows(w, rows, cols, sample, &nq) : NULL;
-    const float *wq = ws ? ws : w;
-    if (sample > 1 && !ws) return (void)snprintf(r->error, sizeof r->error, "out of memory");
-    if (cache->have_stats) r->dist = cache->dist;
-    else qs_dist_compute(wq, nq * cols, 3.0, &r->dist); /* a preview of a tensor just opened: of its sample */
-    double am = r->dist.absmax > 0 ? r->dist.absmax : 1;
-    r->tail_cut = 3 * r->dist.std < am ? 3 * r->dist.std : am / 2;
-    r->hist = (qs_hist_spec){APP_HIST_BINS, v.tails ? r->tail_cut : -am, am, false, 1};
-    if (cache->have_stats && cache->hist_tails != (int)v.tails)
-        histogram_of(&r->hist, w, rows * cols, v.tails, cache->hist), cache->hist_tails = v.tails;
-    if (cache->have_stats) memcpy(r->hist_orig, cache->hist, sizeof r->hist_orig);
-    else { /* the sample's, on the original's scale */
-        histogram_of(&r->hist, wq, nq * cols, v.tails, r->hist_orig);
-        for (int k = 0; k < APP_HIST_BINS; k++) r->hist_orig[k] *= rows / nq;
+    int type;
+    if (cfg->method->kind != QS_METHOD_GGML || rows < 2 || qs_qconfig_check(cfg, rows, cols, &type, e) ||
+        qs_qdot_act_type(type, cols) < 0)
+        return 1;
+    int64_t rb = qs_type_row_bytes(type, cols), chunk = (1 << 20) / cols + 1;
+    uint8_t *data = malloc((size_t)(rb * rows));
+    float *f = malloc((size_t)((chunk < rows ? chunk : rows) * cols) * sizeof *f);
+    int rc = !data || !f ? qs_err_set(e, QS_E_OOM, "out of memory") : 0;
+    for (int64_t r0 = 0; !rc && r0 < rows; r0 += chunk) {
+        int64_t nr = rows - r0 < chunk ? rows - r0 : chunk;
+        if (__atomic_load_n(&w->gen_cancel, __ATOMIC_RELAXED)) rc = qs_err_set(e, QS_E_CANCELLED, "cancelled");
+        else rc = qs_tensor_read_rows(x, r0, nr, f, e);
+        for (int64_t i = 0; !rc && i < nr * cols; i++)
+            if (!isfinite(f[i])) rc = qs_err_set(e, QS_E_INPUT, "not finite");
+        if (!rc) rc = qs_ggml_quantize(type, f, data + r0 * rb, nr, cols, NULL, 0, e);
     }
-    r->tile_rows = v.heat_pr, r->tile_cols = v.heat_pc;
-    window_tiles(w, rows, cols, &v, r->tile_rows, r->tile_cols, r->tiles_w);
-    qs_qresult q;
-    qs_calib view = {0};
-    int rc = calib_view(a, x, cfg, &view, r->error, sizeof r->error);
-    if (!rc) rc = qs_quant_run_progress(cfg, wq, nq, cols, view.cols ? &view : NULL, NULL, 0, prog, &q, &err);
-    qs_calib_free(&view);
-    if (rc) {
-        if (!r->error[0]) snprintf(r->error, sizeof r->error, "%s", err.msg);
-        free(ws);
-        return;
-    }
-    r->ok = true;
-    r->sampled = sample > 1 ? sample : 0;
-    r->out_err = q.out_err;
-    qs_stats_compare(wq, q.deq, nq * cols, &r->m);
-    r->bpw = q.bpw;
-    r->bytes = (int64_t)(q.bpw * (double)(rows * cols) / 8.0 + 0.5);
-    r->n_clipped = q.n_clipped * (rows / nq);
-    r->ggml_type = q.ggml_type;
-    if (ws) snprintf(r->report, sizeof r->report, "preview on every %dth row (%lld rows); the whole tensor follows", sample,
-                     (long long)nq);
-    else snprintf(r->report, sizeof r->report, "%s", q.report);
-    histogram_of(&r->hist, q.deq, nq * cols, v.tails, r->hist_deq);
-    for (int k = 0; ws && k < APP_HIST_BINS; k++) r->hist_deq[k] *= rows / nq; /* on the original's scale */
-    r->n_levels = qs_qresult_levels(&q, 0, 0, r->levels);
-    for (int k = 0; v.tails && k < r->n_levels; k++) r->levels[k] = fabsf(r->levels[k]);
-    float *e = ws ? NULL : malloc((size_t)(rows * cols) * sizeof *e);
-    if (e) {
-        for (int64_t i = 0; i < rows * cols; i++) e[i] = q.deq[i] - w[i];
-        window_tiles(e, rows, cols, &v, r->tile_rows, r->tile_cols, r->tiles_err);
-        qs_qresult_group_scales(&q, e);
-        window_tiles(e, rows, cols, &v, r->tile_rows, r->tile_cols, r->tiles_scale);
-        free(e);
-    }
-    fill_explain(&q, wq, r);
-    if (!ws) fill_channels(w, q.deq, cols, cache, r);
-    else {
-        memcpy(r->ch, cache->ch, sizeof r->ch), memcpy(r->ch_row, cache->ch_row, sizeof r->ch_row);
-        for (int k = 0; k < 8; k++) r->ch_err[k] = NAN, r->ch_row[k] = cache->have_stats ? r->ch_row[k] : -1;
-    }
-    qs_qresult_free(&q);
-    free(ws);
+    if (!rc) rc = qs_llm_set_packed(w->quant, x->name, type, data, (size_t)(rb * rows), e);
+    free(data), free(f);
+    return rc;
 }
 
 /* brings the quantized model up to date with cfgs: only tensors whose config changed */
@@ -315,6 +574,7 @@ static int update_quantized(worker *w, const qs_qconfig *cfgs, char *err, size_t
     const qs_model *m = w->a->model;
     int n = 0;
     for (int64_t t = 0; t < m->n_tensors; t++) {
+        if (__atomic_load_n(&w->gen_cancel, __ATOMIC_RELAXED)) return snprintf(err, errn, "cancelled"), -1;
         if (!app_tensor_quantizable(w->a, (int)t)) continue;
         if (w->applied_set[t] && qs_qconfig_equal(&w->applied[t], &cfgs[t])) {
             n++;
@@ -322,8 +582,16 @@ static int update_quantized(worker *w, const qs_qconfig *cfgs, char *err, size_t
         }
         const qs_tensor *x = &m->tensors[t];
         int64_t rows = qs_tensor_nrows(x), cols = x->ne[0];
-        float *f = malloc((size_t)(rows * cols) * sizeof *f);
         qs_err e = {0};
+        int pk = set_packed_in_chunks(w, x, &cfgs[t], &e);
+        if (e.code == QS_E_CANCELLED) return snprintf(err, errn, "cancelled"), -1;
+        if (pk == 0) {
+            w->applied[t] = cfgs[t];
+            w->applied_set[t] = true;
+            n++;
+            continue;
+        }
+        float *f = malloc((size_t)(rows * cols) * sizeof *f);
         qs_qresult q;
         if (!f || qs_tensor_read_rows(x, 0, rows, f, &e)) {
             snprintf(err, errn, "%.150s", f ? e.msg : "out of memory");
@@ -349,8 +617,9 @@ static int update_quantized(worker *w, const qs_qconfig *cfgs, char *err, size_t
     return n;
 }
 
-/* greedy continuation of ids[0..n) by GEN_TOKENS tokens into text */
-static int continue_greedy(qs_llm *l, const qs_vocab *v, const int32_t *ids, int n, int32_t *out, qs_err *err)
+/* greedy continuation of ids[0..n) by GEN_TOKENS tokens into text (stops when *cancel is set) */
+static int continue_greedy(qs_llm *l, const qs_vocab *v, const int32_t *ids, int n, int32_t *out, volatile int *cancel,
+                           qs_err *err)
 {
     int V = qs_llm_n_vocab(l), k = 0;
     float *logits = malloc((size_t)n * (size_t)V * sizeof *logits);
@@ -364,7 +633,9 @@ static int continue_greedy(qs_llm *l, const qs_vocab *v, const int32_t *ids, int
         for (int i = 1; i < V; i++)
             if (last[i] > last[best]) best = i;
         out[k] = best;
-        if (qs_vocab_is_eog(v, best) || qs_llm_eval(l, &out[k], 1, n + k, logits, err)) break;
+        if (qs_vocab_is_eog(v, best) || __atomic_load_n(cancel, __ATOMIC_RELAXED) ||
+            qs_llm_eval(l, &out[k], 1, n + k, logits, err))
+            break;
         last = logits;
     }
     free(logits);
@@ -694,8 +965,8 @@ static void gen_compute(worker *w, const qs_qconfig *cfgs, const char *prompt)
         if (!g.error[0]) snprintf(g.error, sizeof g.error, "%.150s", err.msg);
         goto publish;
     }
-    int nb = n < GEN_CTX ? continue_greedy(w->base, w->vocab, ids, (int)n, ob, &err) : -1;
-    int nq = nb >= 0 ? continue_greedy(w->quant, w->vocab, ids, (int)n, oq, &err) : -1;
+    int nb = n < GEN_CTX ? continue_greedy(w->base, w->vocab, ids, (int)n, ob, &w->gen_cancel, &err) : -1;
+    int nq = nb >= 0 ? continue_greedy(w->quant, w->vocab, ids, (int)n, oq, &w->gen_cancel, &err) : -1;
     free(ids);
     if (nb < 0 || nq < 0) {
         snprintf(g.error, sizeof g.error, "%.150s", err.msg);
@@ -710,6 +981,7 @@ static void gen_compute(worker *w, const qs_qconfig *cfgs, const char *prompt)
     g.diverge_quant = d < nq ? (int)pieces(w->vocab, oq, nq, d, tmp, sizeof tmp) : -1;
     g.ready = true;
 publish:
+    if (__atomic_load_n(&w->gen_cancel, __ATOMIC_RELAXED)) return; /* a tensor request went first: done again after it */
     g.enabled = true;
     snprintf(g.prompt, sizeof g.prompt, "%s", prompt);
     pthread_mutex_lock(&a->lock);
@@ -738,6 +1010,59 @@ static void job_done(worker *w)
     w->running = false;
     pthread_cond_broadcast(&w->cv);
     notify(w);
+}
+
+/* the job's progress into the metrics pane (redrawn when the percent changes); the test hook
+ * stops the job at hold_at until released */
+static void tensor_report(void *ctx, int64_t done, int64_t total)
+{
+    worker *w = ctx;
+    int pct = total > 0 ? (int)(done * 100 / total) : 0;
+    pthread_mutex_lock(&w->a->lock);
+    bool changed = w->a->job_pct != pct;
+    w->a->job_pct = pct;
+    pthread_mutex_unlock(&w->a->lock);
+    if (changed) notify(w);
+    pthread_mutex_lock(&w->mu);
+    if (w->hold_at >= 0 && done >= w->hold_at && !w->pending) {
+        w->held = true;
+        pthread_cond_broadcast(&w->cv);
+        while (w->hold_at >= 0 && !w->quit) pthread_cond_wait(&w->cv, &w->mu);
+        w->held = false;
+        pthread_cond_broadcast(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void set_job(worker *w, int t, int pct)
+{
+    pthread_mutex_lock(&w->a->lock);
+    w->a->job_tensor = t, w->a->job_pct = pct;
+    pthread_mutex_unlock(&w->a->lock);
+}
+
+/* a tensor request: a preview first on a big tensor (drawn at once), then the full result with
+ * its progress in the pane; a newer request cancels either */
+static void tensor_job_run(worker *w, int t, const qs_qconfig *cfg, const app_view_req *view, app_result **r)
+{
+    const qs_tensor *x = &w->a->model->tensors[t];
+    int step = worker_preview_step(qs_tensor_nrows(x), x->ne[0]);
+    bool newer = false;
+    set_job(w, t, 0);
+    notify(w);
+    if (step > 1) {
+        worker_compute(w->a, t, cfg, view, step, &w->cache, NULL, *r);
+        pthread_mutex_lock(&w->mu);
+        newer = w->pending;
+        pthread_mutex_unlock(&w->mu);
+        if (!newer) *r = publish(w, t, *r), notify(w);
+    }
+    if (!newer) { /* (a newer request replaces the full computation of this one) */
+        worker_compute(w->a, t, cfg, view, 1, &w->cache, &w->tensor_prog, *r);
+        set_job(w, -1, -1);
+        if (!w->tensor_prog.cancel) *r = publish(w, t, *r);
+    }
+    set_job(w, -1, -1);
 }
 
 static void *run(void *arg)
@@ -777,18 +1102,22 @@ static void *run(void *arg)
             job_done(w);
             continue;
         }
-        if (!w->pending) { /* a generation request (tensor requests go first) */
+        if (!w->pending) { /* a generation request (tensor requests go first, and cancel it) */
             int64_t nt = w->a->model->n_tensors;
             qs_qconfig *cfgs = malloc((size_t)(nt ? nt : 1) * sizeof *cfgs);
             char prompt[128];
             if (cfgs) memcpy(cfgs, w->gen_cfg, (size_t)nt * sizeof *cfgs);
             snprintf(prompt, sizeof prompt, "%s", w->gen_prompt);
             w->gen_pending = false;
-            w->running = true;
+            w->running = w->gen_running = true;
+            w->gen_cancel = 0;
             pthread_mutex_unlock(&w->mu);
             if (cfgs) gen_compute(w, cfgs, prompt);
             free(cfgs);
             pthread_mutex_lock(&w->mu);
+            if (w->gen_cancel) w->gen_pending = true; /* (with the newest configs) */
+            w->gen_running = false;
+            w->gen_cancel = 0;
             job_done(w);
             continue;
         }
@@ -797,22 +1126,9 @@ static void *run(void *arg)
         app_view_req view = w->view;
         w->pending = false;
         w->running = w->tensor_running = true;
-        w->tensor_prog = (qs_progress){0};
+        w->tensor_prog = (qs_progress){0, 0, 0, tensor_report, w};
         pthread_mutex_unlock(&w->mu);
-        const qs_tensor *x = &w->a->model->tensors[t];
-        int step = worker_preview_step(qs_tensor_nrows(x), x->ne[0]);
-        bool newer = false;
-        if (step > 1) { /* a big tensor: a preview on a sample of rows first, redrawn at once */
-            worker_compute(w->a, t, &cfg, &view, step, &w->cache, &w->tensor_prog, r);
-            if (!w->tensor_prog.cancel) r = publish(w, t, r), notify(w);
-            pthread_mutex_lock(&w->mu);
-            newer = w->pending;
-            pthread_mutex_unlock(&w->mu);
-        }
-        if (!newer) { /* (a newer request replaces the full computation of this one) */
-            worker_compute(w->a, t, &cfg, &view, 1, &w->cache, &w->tensor_prog, r);
-            if (!w->tensor_prog.cancel) r = publish(w, t, r); /* a cancelled GPTQ/AWQ run: the newer request follows */
-        }
+        tensor_job_run(w, t, &cfg, &view, &r);
         pthread_mutex_lock(&w->mu);
         w->tensor_running = false;
         job_done(w);
@@ -836,6 +1152,7 @@ worker *worker_start(app *a, int notify_fd)
     w->a = a;
     w->fd = notify_fd;
     w->cache.t = -1;
+    w->hold_at = -1;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     if (pthread_create(&w->th, NULL, run, w) != 0) {
@@ -852,6 +1169,7 @@ void worker_submit(worker *w, int tensor, const qs_qconfig *cfg, const app_view_
     w->cfg = *cfg;
     w->view = *view;
     if (w->tensor_running) w->tensor_prog.cancel = 1; /* the running one is out of date */
+    if (w->gen_running) w->gen_cancel = 1;            /* the generation waits for this one */
     w->pending = true;
     w->tensor_seen = true;
     pthread_cond_broadcast(&w->cv);
@@ -931,7 +1249,16 @@ bool worker_idle(worker *w)
 void worker_wait_idle(worker *w)
 {
     pthread_mutex_lock(&w->mu);
-    while (w->pending || w->gen_pending || w->long_pending || w->running) pthread_cond_wait(&w->cv, &w->mu);
+    while ((w->pending || w->gen_pending || w->long_pending || w->running) && !w->held) pthread_cond_wait(&w->cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+}
+
+void worker_hold(worker *w, int step)
+{
+    pthread_mutex_lock(&w->mu);
+    w->hold_at = step;
+    pthread_cond_broadcast(&w->cv);
+    while (step < 0 && w->held) pthread_cond_wait(&w->cv, &w->mu); /* released: it runs on */
     pthread_mutex_unlock(&w->mu);
 }
 
@@ -940,6 +1267,7 @@ void worker_stop(worker *w)
     if (!w) return;
     pthread_mutex_lock(&w->mu);
     w->quit = true;
+    w->hold_at = -1;
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->th, NULL);
