@@ -29,7 +29,7 @@
 /* token counts from which a product dequantizes blocks of rows and calls sgemm instead of
  * running the fused row kernels; a thread's block holds at most TILE_FLOATS weights */
 #define GEMM_MIN_T 8
-#define TILE_FLOATS ((int64_t)1 << 20)
+#define TILE_FLOATS ((int64_t)1 << 21)
 
 /* a quantizer's integer grid (RTN, GPTQ, AWQ) held as one code a weight plus the groups' scales
  * and zeros of the whole result: w = (q − zero)·scale, divided by AWQ's column scale */
@@ -492,12 +492,15 @@ static int matmul_tiles(qs_llm *l, const float *xr, const float *s_err, const wm
 {
     int64_t cols = W->cols;
     if (cols > TILE_FLOATS) return -1;
-    /* blocks of at most a slot, and enough of them to share among the threads */
-    int64_t step = TILE_FLOATS / cols, per_thread = (W->rows + l->n_threads - 1) / l->n_threads;
-    if (step > per_thread) step = per_thread;
+    /* blocks of at most a slot, as many as a multiple of the threads, so that every thread gets
+     * the same share */
+    int64_t max_step = TILE_FLOATS / cols, nt = l->n_threads;
+    int64_t blocks = (W->rows + max_step - 1) / max_step;
+    blocks = (blocks + nt - 1) / nt * nt;
+    int64_t step = (W->rows + blocks - 1) / blocks;
     if (step < 1) step = 1;
     tiles_job j = {l, W, xr, s_err, y, T, step};
-    int64_t blocks = (W->rows + step - 1) / step;
+    blocks = (W->rows + step - 1) / step;
     qs_pool_for(l->pool, blocks, 1, tile_block, &j); /* OpenBLAS is single-threaded inside qs_llm_eval */
     return 0;
 }
