@@ -41,7 +41,7 @@ NVCCFLAGS := -O2 -std=c++17 -Xcompiler -ffp-contract=off,-Wall \
              -gencode arch=compute_90,code=compute_90
 endif
 
-CORE_SRCS := $(wildcard core/*.c)
+CORE_SRCS := $(wildcard core/*.c core/quant/*.c)
 TUI_SRCS  := $(wildcard tui/*.c)
 VIEW_SRCS := $(wildcard views/*.c)
 TEST_SRCS := $(wildcard tests/*.c)

@@ -114,13 +114,12 @@ static int hf_metadata(const qs_model *m, const qs_export_opts *o, qs_gguf_write
 static void not_ggml_msg(const qs_recipe_entry *e, qs_err *err)
 {
     char why[256];
-    if (qs_qconfig_ggml_type(&e->cfg, why, sizeof why) < 0 && e->cfg.method->kind != QS_METHOD_NF4 &&
-        e->cfg.method->kind != QS_METHOD_FP4) {
+    const char *near = e->cfg.method->ops->gguf_near;
+    if (qs_qconfig_ggml_type(&e->cfg, why, sizeof why) < 0 && !near) {
         qs_err_set(err, QS_E_USAGE, "%s: %s", gguf_name(e->t), why);
         return;
     }
-    const char *near = e->cfg.method->kind == QS_METHOD_NF4 || e->cfg.method->kind == QS_METHOD_FP4 ? "iq4_nl"
-                       : e->cfg.bits >= 8 ? "q8_0" : e->cfg.bits >= 5 ? "q5_K" : e->cfg.bits == 4 ? "q4_K" : "q3_K";
+    if (!near) near = e->cfg.bits >= 8 ? "q8_0" : e->cfg.bits >= 5 ? "q5_K" : e->cfg.bits == 4 ? "q4_K" : "q3_K";
     qs_err_set(err, QS_E_USAGE, "%s: %s is not a GGML type and cannot go into a GGUF; the nearest is %s", gguf_name(e->t),
                e->cfg.method->name, near);
 }
@@ -471,8 +470,7 @@ int qs_export_llama_quantize(const qs_model *m, const qs_recipe_table *t, const 
 static int take_grid(void *ctx, int64_t entry, const qs_qresult *r, int64_t row0, int64_t nrows, qs_err *err)
 {
     qs_qgrid *grids = ctx;
-    qs_method_kind k = r->cfg.method->kind;
-    if (k != QS_METHOD_RTN && k != QS_METHOD_GPTQ && k != QS_METHOD_AWQ) return 0;
+    if (!r->cfg.method->ops->to_grid) return 0; /* no integer grid: export quantizes it itself */
     qs_qgrid_free(&grids[entry]);
     return qs_qgrid_from_result(r, row0, nrows, &grids[entry], err);
 }

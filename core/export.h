@@ -62,7 +62,6 @@ int qs_export_hf_dir(const qs_model *m, int32_t bos, int32_t eos, const char *di
  * quantize_config.json; modules that differ from the commonest config as GPTQModel's
  * `dynamic`, kept ones as "-:" entries; AWQ: modules_to_not_convert). grids as
  * qs_export_opts.grids; entries that are no grid of the format are refused. */
-typedef enum qs_ckpt_format { QS_CKPT_GPTQ, QS_CKPT_AWQ } qs_ckpt_format;
 int qs_export_hf_quant(const qs_model *m, const qs_recipe_table *t, const struct qs_qgrid *grids, qs_ckpt_format fmt,
                        int32_t bos, int32_t eos, const char *dir, char *warning, size_t wn, qs_err *err);
 /* the recipe's configs can go into such a checkpoint (methods and roles; packing shapes are

@@ -170,13 +170,14 @@ static int check_entry(const qs_recipe_entry *e, const qs_qgrid *g, qs_ckpt_form
     if (!g->codes)
         return qs_err_set(err, QS_E_USAGE, "%s: %s cannot go into %s (GGML types go into GGUF files)", name,
                           g->ggml ? "awq with a GGML type" : e->cfg.method->name, what);
-    qs_method_kind k = e->cfg.method->kind;
+    qs_ckpt_format home = e->cfg.method->ops->ckpt;
     if (fmt == QS_CKPT_GPTQ) {
-        if (k == QS_METHOD_AWQ) return qs_err_set(err, QS_E_USAGE, "%s: awq goes into --format awq, not gptq", name);
+        if (home == QS_CKPT_AWQ)
+            return qs_err_set(err, QS_E_USAGE, "%s: %s goes into --format awq, not gptq", name, e->cfg.method->name);
         if (qs_gptq_pack_check(g->cfg.bits, g->cols, g->rows, err)) return qs_err_prefix(err, "%s", name);
         return 0;
     }
-    if (k != QS_METHOD_AWQ) return qs_err_set(err, QS_E_USAGE, "%s: an AWQ checkpoint holds awq entries, not %s", name, e->cfg.method->name);
+    if (home != QS_CKPT_AWQ) return qs_err_set(err, QS_E_USAGE, "%s: an AWQ checkpoint holds awq entries, not %s", name, e->cfg.method->name);
     if (!g->cfg.asym)
         return qs_err_set(err, QS_E_USAGE, "%s: AWQ GEMM stores zero points: use awq:asym=true", name);
     if (qs_awq_pack_check(g->cfg.bits, g->cols, g->rows, g->group, err)) return qs_err_prefix(err, "%s", name);
@@ -190,9 +191,9 @@ int qs_export_hf_quant_check(const qs_recipe_table *t, qs_ckpt_format fmt, qs_er
         const qs_recipe_entry *e = &t->e[i];
         if (e->keep) continue;
         const char *name = e->t->gguf_name[0] ? e->t->gguf_name : e->t->name;
-        qs_method_kind k = e->cfg.method->kind;
-        bool ok = fmt == QS_CKPT_AWQ ? k == QS_METHOD_AWQ && e->cfg.ggml < 0 && e->cfg.asym && e->cfg.bits == 4
-                                     : (k == QS_METHOD_GPTQ || k == QS_METHOD_RTN) && e->cfg.group >= 0;
+        /* AutoAWQ GEMM: 4-bit codes with zero points (no GGML route); GPTQ: groups or rows */
+        bool ok = e->cfg.method->ops->ckpt == fmt && (fmt == QS_CKPT_AWQ ? e->cfg.ggml < 0 && e->cfg.asym && e->cfg.bits == 4
+                                                                         : e->cfg.group >= 0);
         if (!in_checkpoint(e->t)) continue; /* kept in F16 (qs_export_hf_quant says so) */
         if (!ok)
             return qs_err_set(err, QS_E_USAGE, "%s: %s cannot go into %s", name, e->cfg.method->name,
@@ -210,7 +211,7 @@ typedef struct qcfg {
 
 static qcfg qcfg_of(const qs_qgrid *g)
 {
-    bool act = g->cfg.method->kind == QS_METHOD_GPTQ && g->cfg.act_order;
+    bool act = g->cfg.method->ops->desc_act && g->cfg.method->ops->desc_act(&g->cfg);
     return (qcfg){g->cfg.bits, g->group >= g->cols ? -1 : (int)g->group, !g->cfg.asym, act};
 }
 
@@ -261,7 +262,7 @@ static cJSON *gptq_config(const qs_recipe_table *t, const qs_qgrid *grids, char 
     double damp = 0.01;
     bool static_groups = false;
     for (int64_t i = 0; i < t->n; i++)
-        if (grids[i].codes && grids[i].cfg.method->kind == QS_METHOD_GPTQ) {
+        if (grids[i].codes && (grids[i].cfg.method->ops->knobs & (1u << QS_KNOB_DAMP))) {
             damp = grids[i].cfg.damp * 0.001, static_groups = grids[i].cfg.static_groups;
             break;
         }

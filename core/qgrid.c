@@ -8,7 +8,7 @@
 #include "fp16.h"
 #include "ggml_types.h"
 
-static int grid_alloc(qs_qgrid *g, int64_t rows, int64_t cols, int64_t ng, bool col_scale, qs_err *err)
+int qs_qgrid_alloc(qs_qgrid *g, int64_t rows, int64_t cols, int64_t ng, bool col_scale, qs_err *err)
 {
     g->rows = rows, g->cols = cols, g->n_groups = ng;
     g->codes = malloc((size_t)(rows * cols));
@@ -23,72 +23,14 @@ static int grid_alloc(qs_qgrid *g, int64_t rows, int64_t cols, int64_t ng, bool 
     return 0;
 }
 
-/* RTN keeps one scale per G consecutive weights of the flattened tensor (G = cols: per row,
- * G = rows·cols: one for the tensor); signed codes when symmetric */
-static int from_rtn(const qs_qresult *r, int64_t row0, int64_t nrows, qs_qgrid *g, qs_err *err)
-{
-    int64_t cols = r->cols, G = r->group_len, ng = G >= cols ? 1 : cols / G;
-    if (grid_alloc(g, nrows, cols, ng, false, err)) return -QS_E_OOM;
-    g->group = G >= cols ? cols : G;
-    int half = 1 << (r->cfg.bits - 1);
-    for (int64_t c = 0; c < cols; c++) g->g_idx[c] = (int32_t)(c / g->group);
-    for (int64_t i = 0; i < nrows; i++) {
-        int64_t row = row0 + i;
-        for (int64_t k = 0; k < ng; k++) {
-            int64_t src = (row * cols + k * g->group) / G;
-            g->scales[i * ng + k] = r->scales[src];
-            g->zeros[i * ng + k] = r->zeros ? r->zeros[src] : (float)half;
-        }
-        const uint8_t *in = r->data + row * cols;
-        for (int64_t c = 0; c < cols; c++)
-            g->codes[i * cols + c] = r->zeros ? in[c] : (uint8_t)((int8_t)in[c] + half);
-    }
-    return 0;
-}
-
-/* GPTQ and AWQ record [rows][n_groups] scales and zeros and one code per weight */
-static int from_grouped(const qs_qresult *r, int64_t row0, int64_t nrows, qs_qgrid *g, qs_err *err)
-{
-    int64_t cols = r->cols, ng = r->n_groups / r->rows;
-    if (grid_alloc(g, nrows, cols, ng, r->col_scale != NULL, err)) return -QS_E_OOM;
-    g->group = r->group_len;
-    memcpy(g->codes, r->data + row0 * cols, (size_t)(nrows * cols));
-    memcpy(g->scales, r->scales + row0 * ng, (size_t)(nrows * ng) * sizeof *g->scales);
-    memcpy(g->zeros, r->zeros + row0 * ng, (size_t)(nrows * ng) * sizeof *g->zeros);
-    for (int64_t c = 0; c < cols; c++) g->g_idx[c] = r->g_idx ? r->g_idx[c] : (int32_t)(c / g->group);
-    if (r->col_scale) memcpy(g->col_scale, r->col_scale, (size_t)cols * sizeof *g->col_scale);
-    return 0;
-}
-
-/* AWQ → GGML: the rows' blocks and the channel scales */
-static int from_awq_ggml(const qs_qresult *r, int64_t row0, int64_t nrows, qs_qgrid *g, qs_err *err)
-{
-    size_t rb = qs_type_row_bytes(r->ggml_type, r->cols);
-    g->rows = nrows, g->cols = r->cols, g->ggml_type = r->ggml_type;
-    g->ggml = malloc(rb * (size_t)nrows + 1);
-    g->col_scale = malloc((size_t)r->cols * sizeof *g->col_scale);
-    if (!g->ggml || !g->col_scale) {
-        qs_qgrid_free(g);
-        return qs_err_set(err, QS_E_OOM, "out of memory");
-    }
-    memcpy(g->ggml, r->data + rb * (size_t)row0, rb * (size_t)nrows);
-    memcpy(g->col_scale, r->col_scale, (size_t)r->cols * sizeof *g->col_scale);
-    return 0;
-}
-
 int qs_qgrid_from_result(const qs_qresult *r, int64_t row0, int64_t nrows, qs_qgrid *g, qs_err *err)
 {
     memset(g, 0, sizeof *g);
     g->cfg = r->cfg;
     g->ggml_type = -1;
     if (row0 < 0 || nrows < 0 || row0 + nrows > r->rows) return qs_err_set(err, QS_E_USAGE, "rows out of range");
-    if (r->cfg.method->kind == QS_METHOD_AWQ && r->ggml_type >= 0) return from_awq_ggml(r, row0, nrows, g, err);
-    switch (r->cfg.method->kind) {
-    case QS_METHOD_RTN: return from_rtn(r, row0, nrows, g, err);
-    case QS_METHOD_GPTQ:
-    case QS_METHOD_AWQ: return from_grouped(r, row0, nrows, g, err);
-    default: return qs_err_set(err, QS_E_UNSUPPORTED, "%s has no integer grid", r->cfg.method->name);
-    }
+    if (!r->cfg.method->ops->to_grid) return qs_err_set(err, QS_E_UNSUPPORTED, "%s has no integer grid", r->cfg.method->name);
+    return r->cfg.method->ops->to_grid(r, row0, nrows, g, err);
 }
 
 void qs_qgrid_free(qs_qgrid *g)
@@ -99,12 +41,12 @@ void qs_qgrid_free(qs_qgrid *g)
 
 int qs_qconfig_ggml_type(const qs_qconfig *c, char *why, size_t n)
 {
-    qs_method_kind k = c->method->kind;
-    if (k != QS_METHOD_RTN && k != QS_METHOD_GPTQ && k != QS_METHOD_AWQ) {
+    const qs_method_ops *ops = c->method->ops;
+    if (!ops->to_grid) {
         snprintf(why, n, "%s has no integer grid", c->method->name);
         return -1;
     }
-    bool act = k == QS_METHOD_GPTQ && c->act_order && !c->static_groups;
+    bool act = ops->desc_act && ops->desc_act(c) && !c->static_groups;
     if (c->group == 32 && !act && c->bits == 4) return c->asym ? QS_TYPE_Q4_1 : QS_TYPE_Q4_0;
     if (c->group == 32 && !act && c->bits == 8 && !c->asym) return QS_TYPE_Q8_0;
     int bits = c->bits <= 4 ? 4 : 8;

@@ -39,6 +39,9 @@ static inline bool qs_qgrid_has(const qs_qgrid *g) { return g->codes || g->ggml;
  * a GGML type: its blocks). */
 int qs_qgrid_from_result(const qs_qresult *r, int64_t row0, int64_t nrows, qs_qgrid *g, qs_err *err);
 void qs_qgrid_free(qs_qgrid *g);
+/* the arrays of a grid of rows × cols in ng groups a row (col_scale: with AWQ's channel scales);
+ * for the methods' to_grid ops */
+int qs_qgrid_alloc(qs_qgrid *g, int64_t rows, int64_t cols, int64_t ng, bool col_scale, qs_err *err);
 
 /* The GGML type a config's grid is, or -1 with *why naming the nearest exportable config
  * (method and knobs as qs_config_parse reads them) and what stands in the way. */

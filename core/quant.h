@@ -4,9 +4,9 @@
  * go into qs_quant_run; out come the encoded bytes (GGML types: exactly the GGUF tensor data;
  * RTN: one code per weight; NF4/FP4: the packed nibbles), the side tensors (scales, zeros,
  * absmax …), the dequantized floats, bits per weight including every scale and zero, and the
- * grid of each group. Every method registers in qs_method_table with its knobs; the CLI's
- * `methods`, the TUI's knob panel and the explain view read the table. Later methods (GPTQ,
- * AWQ) plug in through the calibration argument. */
+ * grid of each group. Every method is one file under core/quant/ exporting its qs_method_ops
+ * (below) and one line in core/quant/methods.def, which makes qs_method_table; the CLI, the
+ * workbench, the recipe engine and export call the ops and never ask which method it is. */
 #ifndef QS_QUANT_H
 #define QS_QUANT_H
 
@@ -16,10 +16,6 @@
 
 #include "bnb4.h"
 #include "err.h"
-
-typedef enum qs_method_kind {
-    QS_METHOD_RTN, QS_METHOD_NF4, QS_METHOD_FP4, QS_METHOD_GGML, QS_METHOD_GPTQ, QS_METHOD_AWQ
-} qs_method_kind;
 
 typedef enum qs_knob_id {
     QS_KNOB_BITS, QS_KNOB_GROUP, QS_KNOB_ASYM, QS_KNOB_CLIP, QS_KNOB_BLOCK, QS_KNOB_DOUBLE_QUANT,
@@ -37,20 +33,25 @@ typedef struct qs_knob_info {
     double unit;             /* > 0: the knob holds value/unit as an integer (damp 0.01 = 10 × 0.001) */
 } qs_knob_info;
 
+typedef struct qs_method_ops qs_method_ops; /* what a method does: core/quant/method.h */
+
 typedef struct qs_method {
     const char *name;        /* "rtn", "nf4", "q4_K", … (GGML types as llama.cpp spells them) */
     const char *desc;        /* one line */
-    qs_method_kind kind;
-    int ggml_type;           /* QS_METHOD_GGML: the type; else -1 */
-    unsigned knobs;          /* bit (1 << qs_knob_id) for every knob that applies */
-    bool uses_imatrix;
-    bool needs_calib;
+    const qs_method_ops *ops;
+    int ggml_type;           /* the GGML methods: their type; else -1 */
 } qs_method;
 
+/* the registered methods, in the order of core/quant/methods.def */
 extern const qs_method qs_method_table[];
 extern const int qs_method_count;
 const qs_method *qs_method_find(const char *name);   /* case-insensitive; NULL if unknown */
 const qs_knob_info *qs_knob_get(qs_knob_id k);
+/* the method's flags and knobs (its ops) */
+unsigned qs_method_knobs(const qs_method *m);          /* bit (1 << qs_knob_id) for every knob that applies */
+bool qs_method_needs_calib(const qs_method *m);        /* a Hessian or calibration rows */
+bool qs_method_needs_hessian(const qs_method *m);
+bool qs_method_uses_imatrix(const qs_method *m);
 
 typedef struct qs_qconfig {
     const qs_method *method;
@@ -135,5 +136,82 @@ void qs_qresult_group_scales(const qs_qresult *r, float *out);
 /* llama-quantize's block-size fallback (spec/llama-quant-presets.md §4): the type to use for a
  * row of ne0 weights, or -1 when the requested type has none. */
 int qs_ggml_fallback_type(int type, int64_t ne0);
+
+/* ---- what a method is: its ops ----
+ * Every method is one file under core/quant/ exporting its qs_method_ops, and one line in
+ * core/quant/methods.def (name, description, ops, GGML type); nothing outside core/quant/ asks
+ * which method a config holds — it calls these. */
+
+/* the HF checkpoint formats a method's grids go into (export_hf.c) */
+typedef enum qs_ckpt_format { QS_CKPT_NONE = -1, QS_CKPT_GPTQ, QS_CKPT_AWQ } qs_ckpt_format;
+
+/* what the explain view shows of a result's first group */
+typedef struct qs_explain_in {
+    float min, max;          /* of the group's weights */
+    float scale, zero;       /* the group's scale (step, absmax) and zero point */
+    int n_levels;            /* of its grid */
+    int ggml_type;           /* the type used (after fallback), -1 none */
+    int64_t cols;
+} qs_explain_in;
+typedef enum qs_explain_style { QS_EXPLAIN_FORMULA, QS_EXPLAIN_EXAMPLE, QS_EXPLAIN_WARN } qs_explain_style;
+typedef struct qs_explain_line {
+    qs_explain_style style;
+    char text[256];
+} qs_explain_line;
+enum { QS_EXPLAIN_MAX_LINES = 4, QS_CODE_NONE = -999 };
+
+/* what a method's run gets besides the weights (qs_quant_run's arguments) */
+typedef struct qs_quant_in {
+    const struct qs_calib *calib;
+    const float *imatrix;
+    int n_threads;
+    struct qs_progress *prog;
+    int effective_type;      /* from check: the GGML type after fallback, -1 none */
+} qs_quant_in;
+
+struct qs_qgrid;
+
+struct qs_method_ops {
+    /* the knobs users set (bit 1 << qs_knob_id) and the flags the callers plan with */
+    unsigned knobs;
+    bool needs_hessian;      /* calibration: the Hessian H of the layer's inputs (GPTQ) */
+    bool needs_calib_rows;   /* calibration: the input rows themselves (AWQ) */
+    bool joint_by_input;     /* quantized together with the tensors reading the same input (AWQ) */
+    bool ggml_native;        /* GGUF blocks straight from the weights: export quantizes it itself */
+    qs_ckpt_format ckpt;     /* the HF checkpoint format its grids go into, QS_CKPT_NONE none */
+    const char *gguf_near;   /* the nearest GGML type when it has no integer grid (NULL: by its bits) */
+    bool (*uses_imatrix)(const qs_method *m);        /* NULL: never */
+    void (*defaults)(qs_qconfig *c);                 /* after the common defaults; NULL: none */
+    void (*describe)(const qs_qconfig *c, char *buf, size_t n);
+    /* the shape check (and the effective GGML type) and the bits per weight, as quant.h says */
+    int (*check)(const qs_qconfig *c, int64_t rows, int64_t cols, int *effective_type, qs_err *err);
+    double (*bpw)(const qs_qconfig *c, int64_t rows, int64_t cols, int effective_type);
+    /* the GGML type the config asks for (before fallback), -1 none */
+    int (*ggml_request)(const qs_qconfig *c);
+    /* quantizes into r (rows, cols, cfg, deq allocated, the rest zero): data, side tensors,
+     * deq, bpw, group_len/n_groups, n_clipped, report */
+    int (*run)(qs_qresult *r, const float *w, const qs_quant_in *in, qs_err *err);
+    /* the weights again from r's encoded bytes and side tensors (rows × cols) */
+    void (*dequantize)(const qs_qresult *r, float *out);
+    /* weight i's code as explain shows it; NULL: QS_CODE_NONE */
+    int (*code_at)(const qs_qresult *r, int64_t i);
+    /* the grid (sorted) and the scale of weight (row, col)'s group; r->group_len > 0 */
+    int (*levels)(const qs_qresult *r, int64_t row, int64_t col, float *levels);
+    float (*group_scale)(const qs_qresult *r, int64_t row, int64_t col);
+    /* the formula lines with the example's numbers; returns the count (<= QS_EXPLAIN_MAX_LINES) */
+    int (*explain)(const qs_qconfig *c, const qs_explain_in *ex, qs_explain_line *out);
+    /* export: rows [row0, row0+nrows) as an integer grid (NULL: none); the grid's GGML type (-1 and
+     * why not, as qs_qconfig_ggml_type); whether columns are quantized out of order (desc_act) */
+    int (*to_grid)(const qs_qresult *r, int64_t row0, int64_t nrows, struct qs_qgrid *g, qs_err *err);
+    bool (*desc_act)(const qs_qconfig *c);
+    /* the config to use when its column scales have no op to fold into (NULL: unchanged) */
+    void (*unfolded)(qs_qconfig *c);
+};
+
+/* the ops' answers for a config or result (NULL ops give the defaults named above) */
+int qs_qconfig_ggml_request(const qs_qconfig *c);
+int qs_qconfig_explain(const qs_qconfig *c, const qs_explain_in *ex, qs_explain_line *out);
+int qs_qresult_code_at(const qs_qresult *r, int64_t i);
+void qs_qresult_dequantize(const qs_qresult *r, float *out);
 
 #endif

@@ -101,7 +101,7 @@ void qs_config_format(const qs_qconfig *cfg, bool keep, char *buf, size_t n)
     size_t o = (size_t)snprintf(buf, n, "%s", cfg->method->name);
     char sep = ':';
     for (int k = 0; k < QS_KNOB_COUNT && o < n; k++) {
-        if (!(cfg->method->knobs & (1u << k)) || qs_qconfig_get(cfg, k) == qs_qconfig_get(&def, k)) continue;
+        if (!(qs_method_knobs(cfg->method) & (1u << k)) || qs_qconfig_get(cfg, k) == qs_qconfig_get(&def, k)) continue;
         char v[32];
         qs_knob_format((qs_knob_id)k, qs_qconfig_get(cfg, k), v, sizeof v);
         o += (size_t)snprintf(buf + o, n - o, "%c%s=%s", sep, qs_knob_get(k)->name, v);
@@ -210,7 +210,7 @@ static cJSON *config_to_json(const qs_qconfig *cfg, bool keep)
     cJSON_AddStringToObject(o, "method", keep ? "keep" : cfg->method->name);
     if (keep) return o;
     for (int k = 0; k < QS_KNOB_COUNT; k++) {
-        if (!(cfg->method->knobs & (1u << k))) continue;
+        if (!(qs_method_knobs(cfg->method) & (1u << k))) continue;
         const qs_knob_info *ki = qs_knob_get(k);
         char v[32];
         qs_knob_format((qs_knob_id)k, qs_qconfig_get(cfg, k), v, sizeof v);
@@ -475,7 +475,7 @@ int qs_recipe_resolve(const qs_recipe *r, const qs_model *m, bool force, qs_reci
                 break;
             }
             e->ggml_type = type;
-            int nominal = e->cfg.method->kind == QS_METHOD_GGML ? e->cfg.method->ggml_type : e->cfg.ggml;
+            int nominal = qs_qconfig_ggml_request(&e->cfg);
             if (type >= 0 && type != nominal) {
                 char msg[96];
                 snprintf(msg, sizeof msg, "%s → %s", qs_type_name(nominal), qs_type_name(type));
@@ -501,14 +501,14 @@ int qs_recipe_resolve(const qs_recipe *r, const qs_model *m, bool force, qs_reci
 bool qs_recipe_table_needs_calib(const qs_recipe_table *t)
 {
     for (int64_t i = 0; i < t->n; i++)
-        if (!t->e[i].keep && t->e[i].cfg.method->needs_calib) return true;
+        if (!t->e[i].keep && qs_method_needs_calib(t->e[i].cfg.method)) return true;
     return false;
 }
 
 bool qs_recipe_table_has_non_ggml(const qs_recipe_table *t)
 {
     for (int64_t i = 0; i < t->n; i++)
-        if (!t->e[i].keep && t->e[i].cfg.method->kind != QS_METHOD_GGML) return true;
+        if (!t->e[i].keep && !t->e[i].cfg.method->ops->ggml_native) return true;
     return false;
 }
 
@@ -524,7 +524,7 @@ static int joint_members(const qs_recipe_table *t, int64_t i, const qs_calib_set
 {
     const qs_recipe_entry *e = &t->e[i];
     m[0] = i;
-    const qs_calib_site *s = e->cfg.method->kind == QS_METHOD_AWQ ? qs_calib_find(calib, e->t->gguf_name) : NULL;
+    const qs_calib_site *s = e->cfg.method->ops->joint_by_input ? qs_calib_find(calib, e->t->gguf_name) : NULL;
     int n = 1;
     for (int64_t j = i + 1; s && j < t->n && n < 3; j++) {
         const qs_recipe_entry *f = &t->e[j];
@@ -566,13 +566,13 @@ static int apply_entry(const qs_recipe_table *t, int64_t i, qs_llm *l, const qs_
         off += r;
     }
     qs_calib view = {0}, *cv = NULL;
-    if (!rc && e->cfg.method->needs_calib) {
+    if (!rc && qs_method_needs_calib(e->cfg.method)) {
         if (!calib) rc = qs_err_set(err, QS_E_USAGE, "%s needs calibration data (--calib TEXT)", e->cfg.method->name);
-        else rc = qs_calib_for_tensor(calib, e->t->gguf_name, e->cfg.method->kind == QS_METHOD_GPTQ, &view, err);
+        else rc = qs_calib_for_tensor(calib, e->t->gguf_name, qs_method_needs_hessian(e->cfg.method), &view, err);
         cv = &view;
     }
     qs_qconfig cfg = e->cfg;
-    if (cfg.method->kind == QS_METHOD_AWQ && !awq_scalable(t, e)) cfg.alpha = 0, cfg.duo = false; /* s ≡ 1 */
+    if (cfg.method->ops->unfolded && !awq_scalable(t, e)) cfg.method->ops->unfolded(&cfg); /* s ≡ 1 */
     qs_qresult r;
     if (!rc) rc = qs_quant_run(&cfg, w, rows, cols, cv, NULL, n_threads, &r, err);
     if (!rc) {
@@ -613,11 +613,11 @@ static int apply_stage(const qs_recipe_table *t, int b, int L, qs_llm *l, const 
     for (int64_t i = 0; i < t->n; i++) {
         const qs_recipe_entry *e = &t->e[i];
         if (e->keep || done[i] || !in_stage(e, b, L)) continue;
-        if (!l && e->cfg.method->kind == QS_METHOD_GGML) {
+        if (!l && e->cfg.method->ops->ggml_native) {
             done[i] = true;
             continue;
         }
-        int rc = apply_entry(t, i, l, e->cfg.method->kind == QS_METHOD_GPTQ ? gptq_calib : calib, done, n_threads, sink,
+        int rc = apply_entry(t, i, l, qs_method_needs_hessian(e->cfg.method) ? gptq_calib : calib, done, n_threads, sink,
                              err);
         if (rc) return rc;
         int64_t n_done = 0;
@@ -644,8 +644,8 @@ int qs_recipe_apply_calibrated(const qs_recipe_table *t, qs_llm *l, const qs_voc
     bool any_gptq = false, any_awq = false;
     for (int64_t i = 0; i < t->n; i++)
         if (!t->e[i].keep) {
-            any_gptq |= t->e[i].cfg.method->kind == QS_METHOD_GPTQ;
-            any_awq |= t->e[i].cfg.method->kind == QS_METHOD_AWQ;
+            any_gptq |= t->e[i].cfg.method->ops->needs_hessian;
+            any_awq |= t->e[i].cfg.method->ops->needs_calib_rows;
         }
     bool *done = calloc((size_t)(t->n ? t->n : 1), sizeof *done);
     if (!done) return qs_err_set(err, QS_E_OOM, "out of memory");
@@ -662,7 +662,7 @@ int qs_recipe_apply_calibrated(const qs_recipe_table *t, qs_llm *l, const qs_voc
         /* stage L: the tensors outside the blocks (output), calibrated after every block */
         bool gptq_here = false;
         for (int64_t i = 0; i < t->n; i++)
-            gptq_here |= !t->e[i].keep && !done[i] && t->e[i].cfg.method->kind == QS_METHOD_GPTQ && in_stage(&t->e[i], b, L);
+            gptq_here |= !t->e[i].keep && !done[i] && t->e[i].cfg.method->ops->needs_hessian && in_stage(&t->e[i], b, L);
         qs_calib_set *bs = NULL;
         char prefix[32];
         snprintf(prefix, sizeof prefix, "blk.%d.", b);

@@ -89,7 +89,7 @@ int qs_scan_run(qs_llm *l, const qs_model *m, const qs_vocab *v, const char *tex
                 qs_scan_row **out, int *n_out, double *ppl_base, qs_err *err)
 {
     *out = NULL, *n_out = 0;
-    if (o->cfg.method->needs_calib)
+    if (qs_method_needs_calib(o->cfg.method))
         return qs_err_set(err, QS_E_USAGE, "the scan takes configs without calibration (%s needs it)", o->cfg.method->name);
     char(*units)[256];
     int nu, rc = qs_scan_units(m, o->per_block, &units, &nu, err);

@@ -141,7 +141,7 @@ int app_knob_count(const app *a)
     int t = app_selected_tensor(a);
     if (t < 0) return 0;
     int n = 1;
-    for (int k = 0; k < QS_KNOB_COUNT; k++) n += (a->cfg[t].method->knobs >> k) & 1;
+    for (int k = 0; k < QS_KNOB_COUNT; k++) n += (qs_method_knobs(a->cfg[t].method) >> k) & 1;
     return n;
 }
 
@@ -150,7 +150,7 @@ int app_knob_at(const app *a, int i)
     int t = app_selected_tensor(a);
     if (t < 0 || i <= 0) return -1;
     for (int k = 0; k < QS_KNOB_COUNT; k++)
-        if (((a->cfg[t].method->knobs >> k) & 1) && --i == 0) return k;
+        if (((qs_method_knobs(a->cfg[t].method) >> k) & 1) && --i == 0) return k;
     return -1;
 }
 
@@ -558,7 +558,7 @@ static int start_scan(app *a)
     }
     char cfg[64];
     qs_config_format(&a->cfg[t], false, cfg, sizeof cfg);
-    if (a->cfg[t].method->needs_calib) {
+    if (qs_method_needs_calib(a->cfg[t].method)) {
         snprintf(a->status, sizeof a->status, "the scan takes configs without calibration: pick e.g. q3_K or rtn");
         return R_REDRAW;
     }

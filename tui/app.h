@@ -61,7 +61,7 @@ typedef struct app_result {
     int sampled;                   /* > 1: a preview quantized on every sampled-th row (the full result follows) */
     /* explain: the first group */
     float ex_w[8], ex_deq[8];
-    int ex_code[8];               /* RTN / NF4 codes; GGML: -999 (not shown) */
+    int ex_code[8];               /* the method's codes; QS_CODE_NONE (GGML): not shown */
     int ex_n;
     float ex_scale, ex_zero, ex_min, ex_max;
     /* channels: the 8 rows with the largest max/median ratio */

@@ -32,9 +32,9 @@ int qs_cli_methods(int argc, char **argv)
         const qs_method *m = &qs_method_table[i];
         qs_qconfig def;
         qs_qconfig_default(&def, m);
-        printf("%-8s %s%s\n", m->name, m->desc, m->uses_imatrix ? " [uses --imatrix]" : "");
+        printf("%-8s %s%s\n", m->name, m->desc, qs_method_uses_imatrix(m) ? " [uses --imatrix]" : "");
         for (int k = 0; k < QS_KNOB_COUNT; k++) {
-            if (!(m->knobs & (1u << k))) continue;
+            if (!(qs_method_knobs(m) & (1u << k))) continue;
             char range[96];
             knob_range(qs_knob_get(k), &def, k, range, sizeof range);
             printf("         --%-13s %s; %s\n", qs_knob_get(k)->name, range, qs_knob_get(k)->desc);

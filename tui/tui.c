@@ -265,7 +265,7 @@ static void export_checkpoint(app *a, worker *w)
     char path[512];
     int rc = app_recipe_table(a, &t, &(app_recipe_totals){0}, err.msg, sizeof err.msg);
     bool awq = !rc;
-    for (int64_t i = 0; !rc && i < t.n; i++) awq &= t.e[i].keep || t.e[i].cfg.method->kind == QS_METHOD_AWQ;
+    for (int64_t i = 0; !rc && i < t.n; i++) awq &= t.e[i].keep || t.e[i].cfg.method->ops->ckpt == QS_CKPT_AWQ;
     app_model_file(a, awq ? ".awq" : ".gptq", path, sizeof path);
     if (rc || qs_export_hf_model_check(a->model, &err) || qs_export_hf_quant_check(&t, awq ? QS_CKPT_AWQ : QS_CKPT_GPTQ, &err)) {
         snprintf(a->status, sizeof a->status, "cannot write a checkpoint: %.200s", err.msg);

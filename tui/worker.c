@@ -75,12 +75,7 @@ static void fill_explain(const qs_qresult *q, const float *w, app_result *r)
     r->ex_min = mn, r->ex_max = mx;
     for (int i = 0; i < r->ex_n; i++) {
         r->ex_w[i] = w[i], r->ex_deq[i] = q->deq[i];
-        switch (q->cfg.method->kind) {
-        case QS_METHOD_RTN: r->ex_code[i] = q->cfg.asym ? q->data[i] : (int8_t)q->data[i]; break;
-        case QS_METHOD_NF4: case QS_METHOD_FP4: r->ex_code[i] = i % 2 ? q->data[i / 2] & 15 : q->data[i / 2] >> 4; break;
-        case QS_METHOD_GPTQ: case QS_METHOD_AWQ: r->ex_code[i] = q->data[i]; break;
-        default: r->ex_code[i] = -999;
-        }
+        r->ex_code[i] = qs_qresult_code_at(q, i);
     }
     r->ex_scale = q->scales ? q->scales[0] : 0;
     r->ex_zero = q->zeros ? q->zeros[0] : 0;
@@ -178,7 +173,7 @@ enum { LIVE_OUT_ROWS = 256 };
 /* the tensor's calibration view: required by gptq/awq, optional (the output error) for the rest */
 static int calib_view(const app *a, const qs_tensor *x, const qs_qconfig *cfg, qs_calib *v, char *msg, size_t n)
 {
-    bool need = cfg->method->needs_calib;
+    bool need = qs_method_needs_calib(cfg->method);
     qs_err err = {0};
     if (!a->calib) {
         /* the text's file name only: the screen has no room for a whole path */
@@ -187,7 +182,7 @@ static int calib_view(const app *a, const qs_tensor *x, const qs_qconfig *cfg, q
                            a->calib_path[0] ? " on " : " (start with --calib FILE)", base);
         return need ? -1 : 0;
     }
-    if (qs_calib_for_tensor(a->calib, x->gguf_name, cfg->method->kind == QS_METHOD_GPTQ, v, &err)) {
+    if (qs_calib_for_tensor(a->calib, x->gguf_name, qs_method_needs_hessian(cfg->method), v, &err)) {
         if (need) snprintf(msg, n, "%.200s", err.msg);
         return need ? -1 : 0;
     }
@@ -332,7 +327,7 @@ static int update_quantized(worker *w, const qs_qconfig *cfgs, char *err, size_t
         }
         qs_calib view = {0};
         char why[8];
-        bool have_view = cfgs[t].method->needs_calib && calib_view(w->a, x, &cfgs[t], &view, why, sizeof why) == 0;
+        bool have_view = qs_method_needs_calib(cfgs[t].method) && calib_view(w->a, x, &cfgs[t], &view, why, sizeof why) == 0;
         int rc = qs_quant_run(&cfgs[t], f, rows, cols, have_view ? &view : NULL, NULL, 0, &q, &e);
         qs_calib_free(&view);
         if (rc == 0) {
@@ -487,7 +482,7 @@ static void calib_compute(worker *w, const char *path)
     if (rc) return;
     /* the generation model: tensors that waited for calibration are quantized anew */
     for (int64_t t = 0; w->applied_set && t < a->model->n_tensors; t++)
-        if (w->applied_set[t] && w->applied[t].method->needs_calib) w->applied_set[t] = false;
+        if (w->applied_set[t] && qs_method_needs_calib(w->applied[t].method)) w->applied_set[t] = false;
     pthread_mutex_lock(&w->mu);
     w->pending |= w->tensor_seen;
     w->gen_pending |= w->gen_cfg != NULL;
