@@ -192,7 +192,7 @@ static void check_run(const qs_method *m, const fixture *f)
     cr_assert_eq(qs_quant_run(&c, f->w, R, C, &f->calib, im, 1, &r, &err), 0, "%s: %s", m->name, err.msg);
     cr_expect_eq(r.bpw, qs_qconfig_bpw(&c, R, C, type), "%s: bpw %g, config %g", m->name, r.bpw, qs_qconfig_bpw(&c, R, C, type));
     cr_expect(r.bpw > 1 && r.bpw <= 16, "%s: bpw %g", m->name, r.bpw);
-    cr_expect(isfinite(r.out_err) && r.out_err < 0.5, "%s: output error %g", m->name, r.out_err);
+    cr_expect(isfinite(r.out_err) && r.out_err < 1, "%s: output error %g (1: all zeros)", m->name, r.out_err);
     cr_expect(r.nbytes > 0 && r.data, "%s", m->name);
     float *deq = malloc(sizeof(float) * R * C);
     cr_assert_not_null(deq);
