@@ -1,7 +1,8 @@
 # quantscope — build, run, test.  `make run` and `make test` are the whole set-up on Debian 12.
 #   make            the quantscope binary (CUDA objects too when nvcc exists)
 #   make SAN=1 …    AddressSanitizer + UndefinedBehaviorSanitizer build (in build-san/)
-#   make test       unit, golden, robustness and CLI tests (Criterion)
+#   make test       unit, golden, robustness and CLI tests (Criterion), and check-includes
+#   make check-includes  the include graph has no cycle (between files or between folders)
 #   make bench      timings (ratios against baselines measured in the same run)
 #   make fuzz       libFuzzer harnesses, FUZZ_SECONDS each (default 60); a subset with
 #                   FUZZ_BINS="build-fuzz/fuzz_hparams build-fuzz/fuzz_recipe"
@@ -54,7 +55,7 @@ ifeq ($(SAN),1)
 BIN       := $(BUILD)/quantscope
 endif
 
-.PHONY: all run test bench bench-models deps fuzz clean sample-data sample-models check-deps cuda-note
+.PHONY: all run test bench bench-models deps fuzz clean sample-data sample-models check-deps cuda-note check-includes
 all: $(BIN)
 
 $(BUILD)/%.o: %.c
@@ -106,9 +107,18 @@ QS_TIMEOUT_SCALE ?= $(if $(filter 1,$(SAN)),4,1)
 
 # sample-data: the KJV splits (build/kjv) the calibration UI test calibrates on
 test: deps
-	@$(MAKE) --no-print-directory $(BIN) $(UNIT) sample-data
+	@$(MAKE) --no-print-directory $(BIN) $(UNIT) sample-data check-includes
 	$(if $(TEST_BLAS_CORE),OPENBLAS_CORETYPE=$(TEST_BLAS_CORE)) QS_BIN=$(abspath $(BIN)) LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) \
 	    QS_REQUIRE_SHARED=$(QS_REQUIRE_SHARED) QS_TIMEOUT_SCALE=$(QS_TIMEOUT_SCALE) ./$(UNIT) --jobs $$(nproc)
+
+# ---- the include graph: no cycle between files, none between folders (tools/include_check.c) ----
+INCLUDE_FILES = $(shell find core tui views cli tests bench cuda tools \( -name '*.[ch]' -o -name '*.inc' -o -name '*.def' \
+                  -o -name '*.cu' -o -name '*.cuh' \) 2>/dev/null | sort)
+$(BUILD)/tools/include_check: tools/include_check.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $<
+check-includes: $(BUILD)/tools/include_check
+	@./$(BUILD)/tools/include_check $(INCLUDE_FILES)
 
 # ---- benchmarks ----
 BENCH_SRCS := $(wildcard bench/*.c)

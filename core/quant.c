@@ -39,15 +39,6 @@ static const qs_knob_info knobs[QS_KNOB_COUNT] = {
                       false, -1, QS_TYPE_COUNT - 1, ggml_steps, 13},
 };
 
-#define QS_METHOD(name, desc, ops, type) extern const qs_method_ops ops;
-#include "quant/methods.def"
-#undef QS_METHOD
-#define QS_METHOD(name, desc, ops, type) {name, desc, &ops, type},
-const qs_method qs_method_table[] = {
-#include "quant/methods.def"
-};
-#undef QS_METHOD
-const int qs_method_count = (int)(sizeof qs_method_table / sizeof *qs_method_table);
 
 const qs_method *qs_method_find(const char *name)
 {

@@ -14,9 +14,7 @@
 #include "core/ggml_types.h"
 #include "core/recipe.h"
 #include "core/rx.h"
-#include "tui/actions.h"
-
-bool app_tensor_quantizable(const app *a, int t) { return qs_recipe_quantizable(&a->model->tensors[t]); }
+#include "views/actions.h"
 
 int app_init(app *a, qs_model *m, char *err, size_t errn)
 {
@@ -70,11 +68,6 @@ void app_free(app *a)
     pthread_mutex_destroy(&a->lock);
 }
 
-int app_selected_tensor(const app *a)
-{
-    return a->sel >= 0 && a->sel < a->n_rows ? a->rows[a->sel] : -1;
-}
-
 /* the filter, compiled when it changed (never per redraw or per tensor); a filter that is no
  * regular expression (or one beyond the engine's limits) is searched as a substring */
 static void compile_filter(app *a)
@@ -93,8 +86,6 @@ static bool matches(const app *a, const qs_tensor *t)
     int hit = a->filter_rx ? qs_rx_search(a->filter_rx, name, NULL) : -1;
     return hit < 0 ? strstr(name, a->filter) != NULL : hit == 1;
 }
-
-const char *const app_sort_names[SORT_COUNT] = {"file order", "name", "size", "error"};
 
 /* the order of two tensors under the app's sort (ties keep file order) */
 static int cmp_rows(const void *x, const void *y, void *ctx)
@@ -134,24 +125,6 @@ void app_rebuild_rows(app *a)
     for (int r = 0; r < a->n_rows; r++)
         if (a->rows[r] == keep) a->sel = r;
     if (a->top > a->sel) a->top = a->sel > 0 ? a->sel : 0;
-}
-
-int app_knob_count(const app *a)
-{
-    int t = app_selected_tensor(a);
-    if (t < 0) return 0;
-    int n = 1;
-    for (int k = 0; k < QS_KNOB_COUNT; k++) n += (qs_method_knobs(a->cfg[t].method) >> k) & 1;
-    return n;
-}
-
-int app_knob_at(const app *a, int i)
-{
-    int t = app_selected_tensor(a);
-    if (t < 0 || i <= 0) return -1;
-    for (int k = 0; k < QS_KNOB_COUNT; k++)
-        if (((qs_method_knobs(a->cfg[t].method) >> k) & 1) && --i == 0) return k;
-    return -1;
 }
 
 /* ---- changes with undo ---- */

@@ -20,7 +20,7 @@
 #include "tui/settings.h"
 #include "core/ggml_types.h"
 #include "core/recipe.h"
-#include "tui/actions.h"
+#include "views/actions.h"
 #include "tui/app.h"
 #include "tui/cli.h"
 #include "tui/worker.h"

@@ -1,4 +1,4 @@
-/* tui/actions.h — the one action table: identifier, name, keys, help group and text,
+/* views/actions.h — the one action table: identifier, name, keys, help group and text,
  * function-bar label. Key dispatch, the help screen and the function bar are generated
  * from it. */
 #ifndef QS_ACTIONS_H

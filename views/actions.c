@@ -1,4 +1,4 @@
-#include "tui/actions.h"
+#include "views/actions.h"
 
 #include <curses.h>
 
