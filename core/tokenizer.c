@@ -295,13 +295,19 @@ typedef struct frag {
 typedef struct fraglist {
     frag *f;
     size_t n, cap;
+    bool oom;            /* a fragment was dropped for want of memory */
 } fraglist;
 
 static void push_frag(fraglist *l, frag f)
 {
     if (l->n == l->cap) {
-        l->cap = l->cap ? l->cap * 2 : 16;
-        l->f = realloc(l->f, l->cap * sizeof *l->f);
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        frag *p = realloc(l->f, cap * sizeof *p);
+        if (!p) {
+            l->oom = true;
+            return;
+        }
+        l->f = p, l->cap = cap;
     }
     l->f[l->n++] = f;
 }
@@ -360,6 +366,7 @@ static void partition(const qs_vocab *v, const char *text, size_t len, bool pars
         next = t;
     }
     free(next.f);
+    cur.oom |= next.oom;
     *out = cur;
 }
 
@@ -368,13 +375,19 @@ static void partition(const qs_vocab *v, const char *text, size_t len, bool pars
 typedef struct idlist {
     int32_t *v;
     int64_t n, cap;
+    bool oom;            /* an id was dropped for want of memory */
 } idlist;
 
 static void push_id(idlist *l, int32_t id)
 {
     if (l->n == l->cap) {
-        l->cap = l->cap ? l->cap * 2 : 64;
-        l->v = realloc(l->v, (size_t)l->cap * sizeof *l->v);
+        int64_t cap = l->cap ? l->cap * 2 : 64;
+        int32_t *p = realloc(l->v, (size_t)cap * sizeof *p);
+        if (!p) {
+            l->oom = true;
+            return;
+        }
+        l->v = p, l->cap = cap;
     }
     l->v[l->n++] = id;
 }
@@ -393,6 +406,7 @@ typedef struct cand {
 typedef struct heap {
     cand *c;
     size_t n, cap;
+    bool oom;            /* a candidate was dropped for want of memory */
 } heap;
 
 static bool cand_before(const cand *a, const cand *b)
@@ -403,8 +417,13 @@ static bool cand_before(const cand *a, const cand *b)
 static void heap_push(heap *h, cand c)
 {
     if (h->n == h->cap) {
-        h->cap = h->cap ? h->cap * 2 : 64;
-        h->c = realloc(h->c, h->cap * sizeof *h->c);
+        size_t cap = h->cap ? h->cap * 2 : 64;
+        cand *p = realloc(h->c, cap * sizeof *p);
+        if (!p) {
+            h->oom = true;
+            return;
+        }
+        h->c = p, h->cap = cap;
     }
     size_t i = h->n++;
     h->c[i] = c;
@@ -458,8 +477,9 @@ static int split_symbols(const char *s, size_t n, sym *sy)
 typedef void (*pair_fn)(const qs_vocab *v, const char *s, const sym *sy, int l, int r, heap *h);
 
 /* the merge loop shared by SPM (§3.4) and BPE (§4.9): best candidate first (pair decides the
- * order: score or −rank), stale candidates skipped, the left symbol absorbs the right */
-static void merge_symbols(const qs_vocab *v, const char *s, sym *sy, int ns, pair_fn pair)
+ * order: score or −rank), stale candidates skipped, the left symbol absorbs the right; false when
+ * a candidate was dropped for want of memory */
+static bool merge_symbols(const qs_vocab *v, const char *s, sym *sy, int ns, pair_fn pair)
 {
     heap h = {0};
     for (int i = 0; i + 1 < ns; i++) pair(v, s, sy, i, i + 1, &h);
@@ -474,6 +494,7 @@ static void merge_symbols(const qs_vocab *v, const char *s, sym *sy, int ns, pai
         pair(v, s, sy, c.left, sy[c.left].next, &h);
     }
     free(h.c);
+    return !h.oom;
 }
 
 static void spm_encode(const qs_vocab *v, const char *raw, size_t rn, bool prefix, idlist *out)
@@ -481,14 +502,23 @@ static void spm_encode(const qs_vocab *v, const char *raw, size_t rn, bool prefi
     /* §3.1: optional leading space, every space → ▁ */
     size_t cap = 3 * (rn + 1), n = 0;
     char *s = malloc(cap);
+    if (!s) {
+        out->oom = true;
+        return;
+    }
     if (prefix) memcpy(s + n, "\xE2\x96\x81", 3), n += 3;
     for (size_t i = 0; i < rn; i++) {
         if (raw[i] == ' ') memcpy(s + n, "\xE2\x96\x81", 3), n += 3;
         else s[n++] = raw[i];
     }
     sym *sy = malloc((n + 1) * sizeof *sy);
+    if (!sy) {
+        free(s);
+        out->oom = true;
+        return;
+    }
     int ns = split_symbols(s, n, sy);
-    merge_symbols(v, s, sy, ns, try_pair);
+    out->oom |= !merge_symbols(v, s, sy, ns, try_pair);
     for (int i = ns ? 0 : -1; i >= 0; i = sy[i].next) {
         int32_t id = qs_vocab_find(v, s + sy[i].o, sy[i].n);
         if (id >= 0) {
@@ -530,8 +560,12 @@ static void bpe_word(const qs_vocab *v, const char *s, size_t n, idlist *out)
         }
     }
     sym *sy = malloc((n + 1) * sizeof *sy);
+    if (!sy) {
+        out->oom = true;
+        return;
+    }
     int ns = split_symbols(s, n, sy);
-    merge_symbols(v, s, sy, ns, try_merge);
+    out->oom |= !merge_symbols(v, s, sy, ns, try_merge);
     for (int i = ns ? 0 : -1; i >= 0; i = sy[i].next) {
         int32_t id = qs_vocab_find(v, s + sy[i].o, sy[i].n);
         if (id >= 0) {
@@ -555,18 +589,19 @@ static int bpe_encode(const qs_vocab *v, const char *raw, size_t rn, idlist *out
     int nw;
     int *ws = qs_bpe_pretokenize(v->pre, cp, (int)n, &nw);
     char *word = malloc(8 * (size_t)n + 8), *mapped = malloc(16 * (size_t)n + 16);
-    for (int w = 0; w < nw; w++) {
+    for (int w = 0; ws && word && mapped && w < nw; w++) {
         int a = ws[w], b = w + 1 < nw ? ws[w + 1] : (int)n;
         size_t wl = 0, ml = 0;
         for (int i = a; i < b; i++) wl += (size_t)qs_utf8_encode(cp[i], word + wl);
         for (size_t i = 0; i < wl; i++) ml += (size_t)qs_utf8_encode(qs_bpe_byte_to_cp((uint8_t)word[i]), mapped + ml);
         if (ml) bpe_word(v, mapped, ml, out);
     }
+    bool oom = !ws || !word || !mapped;
     free(word);
     free(mapped);
     free(ws);
     free(cp);
-    return 0;
+    return oom ? qs_err_set(err, QS_E_OOM, "out of memory") : 0;
 }
 
 int qs_tokenize(const qs_vocab *v, const char *text, size_t len, bool add_special, bool parse_special,
@@ -595,6 +630,7 @@ int qs_tokenize(const qs_vocab *v, const char *text, size_t len, bool add_specia
     }
     if (add_special && v->add_eos) push_id(&out, v->eos);
     free(fr.f);
+    if (!rc && (out.oom || fr.oom)) rc = qs_err_set(err, QS_E_OOM, "out of memory");
     if (rc) {
         free(out.v);
         return rc;
@@ -692,10 +728,18 @@ char *qs_detokenize(const qs_vocab *v, const int32_t *ids, int64_t n, bool remov
     if (remove_special && v->add_eos && b > a && ids[b - 1] == v->eos) b--;
     size_t cap = 64, len = 0;
     char *s = malloc(cap);
+    if (!s) return NULL;
     for (int64_t i = a; i < b; i++) {
         char piece[1024];
         size_t pn = qs_token_piece(v, ids[i], unparse_special, i == a && remove_space ? 1 : 0, piece, sizeof piece);
-        while (len + pn + 1 > cap) s = realloc(s, cap *= 2);
+        while (len + pn + 1 > cap) {
+            char *p = realloc(s, cap *= 2);
+            if (!p) {
+                free(s);
+                return NULL;
+            }
+            s = p;
+        }
         memcpy(s + len, piece, pn);
         len += pn;
     }

@@ -40,7 +40,7 @@ int qs_tokenize(const qs_vocab *v, const char *text, size_t len, bool add_specia
                 int32_t **ids, int64_t *n, qs_err *err);
 /* Piece of one token (§6.1); returns its length (bytes written up to cap). */
 size_t qs_token_piece(const qs_vocab *v, int32_t id, bool special, int lstrip, char *buf, size_t cap);
-/* Whole-sequence decode (§6.2); returns a malloc'ed NUL-terminated string. */
+/* Whole-sequence decode (§6.2); returns a malloc'ed NUL-terminated string (NULL: out of memory). */
 char *qs_detokenize(const qs_vocab *v, const int32_t *ids, int64_t n, bool remove_special, bool unparse_special);
 
 #endif

@@ -228,13 +228,19 @@ static int match_at(pattern pt, const text *t, int p, int b)
 typedef struct chunks {
     int *start;          /* chunk i = [start[i], start[i+1]) */
     int n, cap;
+    bool oom;            /* a chunk was dropped for want of memory */
 } chunks;
 
 static void add_chunk(chunks *c, int s)
 {
     if (c->n + 2 > c->cap) {
-        c->cap = c->cap * 2 + 16;
-        c->start = realloc(c->start, (size_t)c->cap * sizeof *c->start);
+        int cap = c->cap * 2 + 16;
+        int *p = realloc(c->start, (size_t)cap * sizeof *p);
+        if (!p) {
+            c->oom = true;
+            return;
+        }
+        c->start = p, c->cap = cap;
     }
     c->start[c->n++] = s;
 }
@@ -267,6 +273,8 @@ static void refine(pattern pt, const text *t, const chunks *in, int end, chunks 
 int *qs_bpe_pretokenize(int pre, const uint32_t *cp, int n, int *nw)
 {
     int *fl = malloc((size_t)(n ? n : 1) * sizeof *fl);
+    *nw = 0;
+    if (!fl) return NULL;
     for (int i = 0; i < n; i++) fl[i] = qs_uc_flags(cp[i]);
     text t = {cp, fl};
     chunks a = {0}, b = {0};
@@ -279,6 +287,10 @@ int *qs_bpe_pretokenize(int pre, const uint32_t *cp, int n, int *nw)
     }
     free(b.start);
     free(fl);
+    if (a.oom || b.oom) {
+        free(a.start);
+        return NULL;
+    }
     *nw = a.n;
     return a.start ? a.start : malloc(sizeof(int));
 }

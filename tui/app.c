@@ -131,13 +131,18 @@ void app_rebuild_rows(app *a)
 
 static void push_undo(app *a, int t, const qs_qconfig *before)
 {
+    a->unsaved = true;
     if (a->undo_pos == a->undo_cap) {
-        a->undo_cap = a->undo_cap ? 2 * a->undo_cap : 64;
-        a->undo = realloc(a->undo, (size_t)a->undo_cap * sizeof *a->undo);
+        int cap = a->undo_cap ? 2 * a->undo_cap : 64;
+        undo_entry *p = realloc(a->undo, (size_t)cap * sizeof *p);
+        if (!p) { /* the change stands; it cannot be undone */
+            snprintf(a->status, sizeof a->status, "out of memory: this change cannot be undone");
+            return;
+        }
+        a->undo = p, a->undo_cap = cap;
     }
     a->undo[a->undo_pos++] = (undo_entry){t, *before, a->cfg[t], a->undo_group};
     a->n_undo = a->undo_pos; /* a new change drops the redo tail */
-    a->unsaved = true;
 }
 
 static int change_knob(app *a, int dir)

@@ -78,6 +78,7 @@ typedef struct reader {
     char config[256], want[256];
     const char *want_config; /* "": the first row's */
     int bad;
+    bool oom;                /* a row was dropped for want of memory */
 } reader;
 
 static void field_cb(void *s, size_t len, void *data)
@@ -109,10 +110,12 @@ static void row_cb(int c, void *data)
     if (!header && (r->field != 11 || strcmp(r->config, r->want_config))) r->bad++;
     else if (!header) {
         if (r->n == r->cap) {
-            r->cap = r->cap ? 2 * r->cap : 64;
-            r->rows = realloc(r->rows, (size_t)r->cap * sizeof *r->rows);
+            int cap = r->cap ? 2 * r->cap : 64;
+            qs_scan_row *p = realloc(r->rows, (size_t)cap * sizeof *p);
+            if (p) r->rows = p, r->cap = cap;
         }
-        if (r->rows) r->rows[r->n++] = r->cur;
+        if (r->n < r->cap) r->rows[r->n++] = r->cur;
+        else r->oom = true;
     }
     memset(&r->cur, 0, sizeof r->cur);
     r->field = 0;
@@ -132,6 +135,10 @@ static int read_scan(const char *path, const char *config, reader *r)
     csv_fini(&p, field_cb, row_cb, r);
     csv_free(&p);
     free(buf);
+    if (r->oom) {
+        qs_err e = {QS_E_OOM, "out of memory"};
+        return qs_cli_fail(path, &e);
+    }
     if (used != len || r->bad) {
         qs_err e = {QS_E_INPUT, ""};
         snprintf(e.msg, sizeof e.msg, "%s", config[0] ? "not a partial scan of this config (remove it, or scan without --resume)"
@@ -182,7 +189,7 @@ int qs_cli_scan(int argc, char **argv)
     qs_config_format(&o.cfg, false, cfg, sizeof cfg);
     snprintf(part, sizeof part, "%s.partial", a.csv);
     reader done = {0};
-    if (a.resume && access(part, R_OK) == 0 && (rc = read_scan(part, cfg, &done))) return rc;
+    if (a.resume && access(part, R_OK) == 0 && (rc = read_scan(part, cfg, &done))) return free(done.rows), rc;
     size_t len;
     char *text = qs_read_file(a.text, (size_t)1 << 30, &len, &err);
     if (!text) return free(done.rows), qs_cli_fail(a.text, &err);
