@@ -17,6 +17,7 @@
 #include "err.h"
 #include "infer.h"
 #include "progress.h"
+#include "quant.h"
 #include "tokenizer.h"
 
 typedef struct qs_calib_site {
@@ -47,16 +48,6 @@ typedef struct qs_calib_set {
     int keep_rows;
     bool hessians;
 } qs_calib_set;
-
-/* One weight's view: pointers into a set (x_mean and H are made on request and owned here). */
-typedef struct qs_calib {
-    int64_t cols;
-    const float *H;      /* [cols][cols] 2/N_seq · Σ x xᵀ, or NULL */
-    const float *x_mean; /* [cols] mean |x| */
-    const float *X;      /* [n_rows][cols] kept input rows */
-    int64_t n_rows;
-    float *owned_H, *owned_mean; /* freed by qs_calib_free */
-} qs_calib;
 
 void qs_calib_opts_default(qs_calib_opts *o);
 int qs_calib_collect(qs_llm *l, const qs_vocab *v, const char *text, size_t len, const qs_calib_opts *o,

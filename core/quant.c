@@ -7,8 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "calib.h"
 #include "ggml_types.h"
+#include "progress.h"
 #include "stats.h"
 
 #define K(k) (1u << (k))

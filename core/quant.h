@@ -111,7 +111,17 @@ typedef struct qs_qresult {
     char report[256];
 } qs_qresult;
 
-struct qs_calib; /* calibration statistics (core/calib.h): GPTQ needs its H, AWQ its rows */
+/* One weight's calibration view (made by qs_calib_for_tensor, core/calib.h, freed by qs_calib_free):
+ * pointers into a calibration set (x_mean and H are made on request and owned here). GPTQ needs
+ * its H, AWQ its rows. */
+typedef struct qs_calib {
+    int64_t cols;
+    const float *H;      /* [cols][cols] 2/N_seq · Σ x xᵀ, or NULL */
+    const float *x_mean; /* [cols] mean |x| */
+    const float *X;      /* [n_rows][cols] kept input rows */
+    int64_t n_rows;
+    float *owned_H, *owned_mean; /* freed by qs_calib_free */
+} qs_calib;
 
 /* n_threads <= 0: all cores. imatrix: cols floats or NULL (GGML types use it as llama-quantize).
  * calib: NULL, or the tensor's calibration view; with rows in it every method also reports the

@@ -10,12 +10,12 @@
 #include "core/calib.h"
 #include "core/err.h"
 #include "core/escape.h"
+#include "tui/tui.h"
 
 /* a string from a file (or the command line) as it may reach the terminal (core/escape.h); the
  * buffer lives until the end of the enclosing block */
 #define QS_ESC(s) qs_escape((s), (char[1024]){0}, 1024)
 
-enum { QS_EXIT_OK = 0, QS_EXIT_USAGE = 1, QS_EXIT_INPUT = 2 };
 
 int qs_cli_main(int argc, char **argv);
 int qs_cli_info(int argc, char **argv);

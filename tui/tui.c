@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <wchar.h>
 
+#include "core/escape.h"
 #include "core/export.h"
 #include "core/fileio.h"
 #include "tui/settings.h"
@@ -22,7 +23,6 @@
 #include "core/recipe.h"
 #include "views/actions.h"
 #include "tui/app.h"
-#include "tui/cli.h"
 #include "tui/worker.h"
 #include "views/draw.h"
 #include "views/views.h"
@@ -494,7 +494,11 @@ int qs_tui_run(const tui_opts *o)
 {
     qs_err err = {0};
     qs_model *m = qs_model_open(o->model_path, &err);
-    if (!m) return qs_cli_fail(o->model_path, &err);
+    if (!m) { /* as the CLI reports it */
+        char ep[1024], em[1024];
+        fprintf(stderr, "quantscope: %s: %s\n", qs_escape(o->model_path, ep, sizeof ep), qs_escape(err.msg, em, sizeof em));
+        return err.code == QS_E_USAGE ? QS_EXIT_USAGE : QS_EXIT_INPUT;
+    }
     app a;
     char emsg[256];
     if (app_init(&a, m, emsg, sizeof emsg)) {

@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "../awq.h"
-#include "../calib.h"
 #include "../ggml_types.h"
 #include "../qgrid.h"
 

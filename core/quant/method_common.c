@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../calib.h"
 #include "../ggml_quants.h"
 #include "../ggml_types.h"
 #include "../parallel.h"

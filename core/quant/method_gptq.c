@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "../calib.h"
 #include "../gptq.h"
 #include "../qgrid.h"
 
