@@ -42,12 +42,16 @@ NVCCFLAGS := -O2 -std=c++17 -Xcompiler -ffp-contract=off,-Wall \
              -gencode arch=compute_90,code=compute_90
 endif
 
-CORE_SRCS := $(wildcard core/*.c core/quant/*.c)
+# core/ in layers, each a folder (README "What is where"); every #include names its file from the
+# repository root (-I.): #include "core/quant/quant.h"
+CORE_DIRS := util quant formats model data recipe
+CORE_SRCS := $(foreach d,$(CORE_DIRS),$(wildcard core/$(d)/*.c))
+CLI_SRCS  := $(wildcard cli/*.c)
 TUI_SRCS  := $(wildcard tui/*.c)
 VIEW_SRCS := $(wildcard views/*.c)
 TEST_SRCS := $(wildcard tests/*.c)
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o) $(CU_OBJS)
-APP_OBJS  := $(TUI_SRCS:%.c=$(BUILD)/%.o) $(VIEW_SRCS:%.c=$(BUILD)/%.o)
+APP_OBJS  := $(CLI_SRCS:%.c=$(BUILD)/%.o) $(TUI_SRCS:%.c=$(BUILD)/%.o) $(VIEW_SRCS:%.c=$(BUILD)/%.o)
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/views/plot.o
 LIBQS     := $(BUILD)/libqs.a
 BIN       := quantscope
@@ -63,15 +67,15 @@ $(BUILD)/%.o: %.c
 	$(CC) $(CFLAGS) -I. -c $< -o $@
 
 # the 8-lane quantizer searches: AVX2 code, entered only after a run-time CPU check
-$(BUILD)/core/ggml_quants_simd.o: CFLAGS += -mavx2
+$(BUILD)/core/quant/ggml_quants_simd.o: CFLAGS += -mavx2
 
-# the quantized dot products (core/qdot_kernels.inc): one source, three instruction sets,
-# picked at run time by core/qdot.c; -O3 for GCC's loop vectorizer (no -ffast-math: the float
+# the quantized dot products (core/quant/qdot_kernels.inc): one source, three instruction sets,
+# picked at run time by core/quant/qdot.c; -O3 for GCC's loop vectorizer (no -ffast-math: the float
 # operations stay as written, so every variant returns the same bits); 256-bit vectors preferred
 # in the AVX-512 build (one 512-bit accumulator chain was slower than two 256-bit ones)
-$(BUILD)/core/qdot_generic.o: CFLAGS += -O3
-$(BUILD)/core/qdot_avx2.o: CFLAGS += -O3 -mavx2 -mfma -mf16c
-$(BUILD)/core/qdot_avx512.o: CFLAGS += -O3 -mavx512f -mavx512bw -mavx512vl -mavx2 -mfma -mf16c -mprefer-vector-width=256
+$(BUILD)/core/quant/qdot_generic.o: CFLAGS += -O3
+$(BUILD)/core/quant/qdot_avx2.o: CFLAGS += -O3 -mavx2 -mfma -mf16c
+$(BUILD)/core/quant/qdot_avx512.o: CFLAGS += -O3 -mavx512f -mavx512bw -mavx512vl -mavx2 -mfma -mf16c -mprefer-vector-width=256
 
 $(BUILD)/%.o: %.cu
 	@mkdir -p $(dir $@)
@@ -127,9 +131,9 @@ $(BUILD)/bench/%: bench/%.c $(LIBQS)
 	$(CC) $(CFLAGS) -I. -o $@ $< $(LIBQS) $(LDLIBS)
 
 # bench_knob measures the workbench's worker: it links the TUI's objects (but not main)
-$(BUILD)/bench/bench_knob: bench/bench_knob.c $(LIBQS) $(filter-out $(BUILD)/tui/main.o,$(APP_OBJS))
+$(BUILD)/bench/bench_knob: bench/bench_knob.c $(LIBQS) $(filter-out $(BUILD)/cli/main.o,$(APP_OBJS))
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -I. -o $@ $< $(filter-out $(BUILD)/tui/main.o,$(APP_OBJS)) $(LIBQS) $(LDLIBS) $(CURSES_LIBS)
+	$(CC) $(CFLAGS) -I. -o $@ $< $(filter-out $(BUILD)/cli/main.o,$(APP_OBJS)) $(LIBQS) $(LDLIBS) $(CURSES_LIBS)
 
 # bench_model takes a model file: it runs on the synthetic real-shape models below instead
 BENCH_LOOSE := $(filter-out $(BUILD)/bench/bench_model,$(BENCH_SRCS:%.c=$(BUILD)/%))
@@ -164,7 +168,7 @@ FUZZ_BINS    := $(FUZZ_SRCS:tests/fuzz/%.c=build-fuzz/%)
 FUZZ_FLAGS   := -std=c11 -D_GNU_SOURCE -g -O1 -ffp-contract=off -mavx2 -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 build-fuzz/%: tests/fuzz/%.c $(CORE_SRCS)
 	@mkdir -p build-fuzz
-	clang $(FUZZ_FLAGS) -o $@ $< $(filter-out core/backend.c,$(CORE_SRCS)) core/backend.c -lcjson -lcsv $(PCRE2_LIBS) -lopenblas -lm -pthread
+	clang $(FUZZ_FLAGS) -o $@ $< $(filter-out core/model/backend.c,$(CORE_SRCS)) core/model/backend.c -lcjson -lcsv $(PCRE2_LIBS) -lopenblas -lm -pthread
 
 fuzz: $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p build-fuzz/corpus-$$n; \

@@ -12,10 +12,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/gguf.h"
-#include "core/model.h"
-#include "core/quant.h"
-#include "core/recipe.h"
+#include "core/formats/gguf.h"
+#include "core/model/model.h"
+#include "core/quant/quant.h"
+#include "core/recipe/recipe.h"
 #include "tui/app.h"
 #include "tui/worker.h"
 

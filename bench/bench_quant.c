@@ -10,9 +10,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/parallel.h"
-#include "core/quant.h"
-#include "core/stats.h"
+#include "core/util/parallel.h"
+#include "core/quant/quant.h"
+#include "core/quant/stats.h"
 
 enum { ROWS = 4096, COLS = 4096 };
 

@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/calib.h"
-#include "core/ggml_types.h"
-#include "core/qgrid.h"
-#include "core/quant.h"
+#include "core/data/calib.h"
+#include "core/quant/ggml_types.h"
+#include "core/quant/qgrid.h"
+#include "core/quant/quant.h"
 
 enum { R = 8, C = 256, NX = 64 };
 

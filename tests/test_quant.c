@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/ggml_quants.h"
-#include "core/ggml_types.h"
-#include "core/quant.h"
-#include "core/rtn.h"
-#include "core/stats.h"
+#include "core/quant/ggml_quants.h"
+#include "core/quant/ggml_types.h"
+#include "core/quant/quant.h"
+#include "core/quant/rtn.h"
+#include "core/quant/stats.h"
 
 static qs_qconfig cfg_of(const char *method)
 {

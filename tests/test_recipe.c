@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/ggml_types.h"
-#include "core/infer.h"
-#include "core/recipe.h"
+#include "core/quant/ggml_types.h"
+#include "core/model/infer.h"
+#include "core/recipe/recipe.h"
 #include "tests/testutil.h"
 
 static qs_model *model_named(const char *name)

@@ -1,8 +1,8 @@
 /* tui/app.c — state, the layer list, and key handling (reactions, no drawing). */
 #include "tui/app.h"
 
-#include "core/calib.h"
-#include "core/scan.h"
+#include "core/data/calib.h"
+#include "core/recipe/scan.h"
 
 #include <curses.h>
 
@@ -11,9 +11,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "core/ggml_types.h"
-#include "core/recipe.h"
-#include "core/rx.h"
+#include "core/quant/ggml_types.h"
+#include "core/recipe/recipe.h"
+#include "core/util/rx.h"
 #include "views/actions.h"
 
 int app_init(app *a, qs_model *m, char *err, size_t errn)

@@ -15,12 +15,12 @@
 #include <unistd.h>
 #include <wchar.h>
 
-#include "core/escape.h"
-#include "core/export.h"
-#include "core/fileio.h"
+#include "core/util/escape.h"
+#include "core/recipe/export.h"
+#include "core/util/fileio.h"
 #include "tui/settings.h"
-#include "core/ggml_types.h"
-#include "core/recipe.h"
+#include "core/quant/ggml_types.h"
+#include "core/recipe/recipe.h"
 #include "views/actions.h"
 #include "tui/app.h"
 #include "tui/worker.h"

@@ -9,19 +9,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/calib.h"
-#include "core/export.h"
-#include "core/qgrid.h"
-#include "core/fileio.h"
-#include "core/ggml_types.h"
-#include "core/gguf.h"
-#include "core/hf_tokenizer.h"
-#include "core/infer.h"
-#include "core/kld.h"
-#include "core/recipe.h"
-#include "core/scan.h"
-#include "core/suggest.h"
-#include "core/tokenizer.h"
+#include "core/data/calib.h"
+#include "core/recipe/export.h"
+#include "core/quant/qgrid.h"
+#include "core/util/fileio.h"
+#include "core/quant/ggml_types.h"
+#include "core/formats/gguf.h"
+#include "core/model/hf_tokenizer.h"
+#include "core/model/infer.h"
+#include "core/data/kld.h"
+#include "core/recipe/recipe.h"
+#include "core/recipe/scan.h"
+#include "core/recipe/suggest.h"
+#include "core/model/tokenizer.h"
 
 enum long_job { JOB_CALIB = 1, JOB_SCAN = 2, JOB_PARETO = 4, JOB_EXPORT = 8, JOB_PPL = 16 };
 

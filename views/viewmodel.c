@@ -1,7 +1,7 @@
 /* views/viewmodel.c — the queries the views ask of the workbench's state. */
 #include "views/viewmodel.h"
 
-#include "core/recipe.h"
+#include "core/recipe/recipe.h"
 
 const char *const app_sort_names[SORT_COUNT] = {"file order", "name", "size", "error"};
 

@@ -10,9 +10,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "core/model.h"
-#include "core/quant.h"
-#include "core/stats.h"
+#include "core/model/model.h"
+#include "core/quant/quant.h"
+#include "core/quant/stats.h"
 #include "views/plot.h"
 
 enum { APP_HIST_BINS = 160, APP_TILE_ROWS = 64, APP_TILE_COLS = 160 };

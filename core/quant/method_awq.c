@@ -1,15 +1,15 @@
 /* core/quant/method_awq.c — AWQ (core/awq.c): per-channel scales from the activations, searched on
  * the output error, then its own clipped integer grid or (awq:ggml=TYPE) a GGML type. */
-#include "method_impl.h"
+#include "core/quant/method_impl.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../awq.h"
-#include "../ggml_types.h"
-#include "../qgrid.h"
+#include "core/quant/awq.h"
+#include "core/quant/ggml_types.h"
+#include "core/quant/qgrid.h"
 
 #define K(k) (1u << (k))
 

@@ -1,5 +1,5 @@
 /* core/quant/method_bnb4.c — what NF4 and FP4 share (core/bnb4.c): blocks of absmax × a 16-value table. */
-#include "method_impl.h"
+#include "core/quant/method_impl.h"
 
 #include <stdio.h>
 #include <stdlib.h>

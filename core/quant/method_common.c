@@ -1,15 +1,15 @@
 /* core/quant/method_common.c — group grids, clip counting and the layouts the methods share. */
-#include "method_impl.h"
+#include "core/quant/method_impl.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../ggml_quants.h"
-#include "../ggml_types.h"
-#include "../parallel.h"
-#include "../qgrid.h"
+#include "core/quant/ggml_quants.h"
+#include "core/quant/ggml_types.h"
+#include "core/util/parallel.h"
+#include "core/quant/qgrid.h"
 
 void qs_m_sort_levels(float *v, int n)
 {

@@ -1,5 +1,5 @@
 /* core/quant/method_fp4.c — bitsandbytes FP4 (e2m1) × blockwise absmax (core/bnb4.c). */
-#include "method_impl.h"
+#include "core/quant/method_impl.h"
 
 #define K(k) (1u << (k))
 

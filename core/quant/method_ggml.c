@@ -1,10 +1,10 @@
 /* core/quant/method_ggml.c — llama.cpp's types (core/ggml_quants.c): one ops for every GGML type
  * in the method list, the type in qs_method.ggml_type. */
-#include "method_impl.h"
+#include "core/quant/method_impl.h"
 
 #include <stdio.h>
 
-#include "../ggml_types.h"
+#include "core/quant/ggml_types.h"
 
 static bool uses_imatrix(const qs_method *m)
 {

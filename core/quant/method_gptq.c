@@ -1,12 +1,12 @@
 /* core/quant/method_gptq.c — GPTQ (core/gptq.c): columns quantized in order, the error fed back
  * through the inverse Hessian of the layer's inputs. */
-#include "method_impl.h"
+#include "core/quant/method_impl.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "../gptq.h"
-#include "../qgrid.h"
+#include "core/quant/gptq.h"
+#include "core/quant/qgrid.h"
 
 #define K(k) (1u << (k))
 

@@ -8,7 +8,7 @@
 #ifndef QS_QUANT_METHOD_IMPL_H
 #define QS_QUANT_METHOD_IMPL_H
 
-#include "../quant.h"
+#include "core/quant/quant.h"
 
 /* a group's grid, unsorted (the group g of group_len consecutive weights) */
 typedef int (*qs_m_group_levels_fn)(const qs_qresult *r, int64_t g, float *lv);

@@ -1,5 +1,5 @@
 /* core/quant/method_nf4.c — bitsandbytes NormalFloat4: 16 normal quantiles × blockwise absmax (core/bnb4.c). */
-#include "method_impl.h"
+#include "core/quant/method_impl.h"
 
 #define K(k) (1u << (k))
 

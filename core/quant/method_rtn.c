@@ -1,13 +1,13 @@
 /* core/quant/method_rtn.c — integer round-to-nearest (core/rtn.c) as a method. */
-#include "method_impl.h"
+#include "core/quant/method_impl.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "../ggml_types.h"
-#include "../qgrid.h"
-#include "../rtn.h"
+#include "core/quant/ggml_types.h"
+#include "core/quant/qgrid.h"
+#include "core/quant/rtn.h"
 
 #define K(k) (1u << (k))
 

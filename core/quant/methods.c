@@ -1,13 +1,13 @@
 /* core/quant/methods.c — qs_method_table from the method list (methods.def). */
-#include "../quant.h"
+#include "core/quant/quant.h"
 
 #define QS_METHOD(name, desc, ops, type) extern const qs_method_ops ops;
-#include "methods.def"
+#include "core/quant/methods.def"
 #undef QS_METHOD
 
 #define QS_METHOD(name, desc, ops, type) {name, desc, &ops, type},
 const qs_method qs_method_table[] = {
-#include "methods.def"
+#include "core/quant/methods.def"
 };
 #undef QS_METHOD
 
