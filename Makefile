@@ -1,7 +1,8 @@
 # quantscope — build, run, test.  `make run` and `make test` are the whole set-up on Debian 12.
 #   make            the quantscope binary (CUDA objects too when nvcc exists)
 #   make SAN=1 …    AddressSanitizer + UndefinedBehaviorSanitizer build (in build-san/)
-#   make test       unit, golden, robustness and CLI tests (Criterion)
+#   make test       unit, golden, robustness and CLI tests (Criterion), and check-includes
+#   make check-includes  the include graph has no cycle (between files or between folders)
 #   make bench      timings (ratios against baselines measured in the same run)
 #   make fuzz       libFuzzer harnesses, FUZZ_SECONDS each (default 60); a subset with
 #                   FUZZ_BINS="build-fuzz/fuzz_hparams build-fuzz/fuzz_recipe"
@@ -41,12 +42,16 @@ NVCCFLAGS := -O2 -std=c++17 -Xcompiler -ffp-contract=off,-Wall \
              -gencode arch=compute_90,code=compute_90
 endif
 
-CORE_SRCS := $(wildcard core/*.c)
+# core/ in layers, each a folder (README "What is where"); every #include names its file from the
+# repository root (-I.): #include "core/quant/quant.h"
+CORE_DIRS := util quant formats model data recipe
+CORE_SRCS := $(foreach d,$(CORE_DIRS),$(wildcard core/$(d)/*.c))
+CLI_SRCS  := $(wildcard cli/*.c)
 TUI_SRCS  := $(wildcard tui/*.c)
 VIEW_SRCS := $(wildcard views/*.c)
 TEST_SRCS := $(wildcard tests/*.c)
 CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/%.o) $(CU_OBJS)
-APP_OBJS  := $(TUI_SRCS:%.c=$(BUILD)/%.o) $(VIEW_SRCS:%.c=$(BUILD)/%.o)
+APP_OBJS  := $(CLI_SRCS:%.c=$(BUILD)/%.o) $(TUI_SRCS:%.c=$(BUILD)/%.o) $(VIEW_SRCS:%.c=$(BUILD)/%.o)
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/views/plot.o
 LIBQS     := $(BUILD)/libqs.a
 BIN       := quantscope
@@ -54,7 +59,7 @@ ifeq ($(SAN),1)
 BIN       := $(BUILD)/quantscope
 endif
 
-.PHONY: all run test bench bench-models deps fuzz clean sample-data sample-models check-deps cuda-note
+.PHONY: all run test bench bench-models deps fuzz clean sample-data sample-models check-deps cuda-note check-includes
 all: $(BIN)
 
 $(BUILD)/%.o: %.c
@@ -62,15 +67,15 @@ $(BUILD)/%.o: %.c
 	$(CC) $(CFLAGS) -I. -c $< -o $@
 
 # the 8-lane quantizer searches: AVX2 code, entered only after a run-time CPU check
-$(BUILD)/core/ggml_quants_simd.o: CFLAGS += -mavx2
+$(BUILD)/core/quant/ggml_quants_simd.o: CFLAGS += -mavx2
 
-# the quantized dot products (core/qdot_kernels.inc): one source, three instruction sets,
-# picked at run time by core/qdot.c; -O3 for GCC's loop vectorizer (no -ffast-math: the float
+# the quantized dot products (core/quant/qdot_kernels.inc): one source, three instruction sets,
+# picked at run time by core/quant/qdot.c; -O3 for GCC's loop vectorizer (no -ffast-math: the float
 # operations stay as written, so every variant returns the same bits); 256-bit vectors preferred
 # in the AVX-512 build (one 512-bit accumulator chain was slower than two 256-bit ones)
-$(BUILD)/core/qdot_generic.o: CFLAGS += -O3
-$(BUILD)/core/qdot_avx2.o: CFLAGS += -O3 -mavx2 -mfma -mf16c
-$(BUILD)/core/qdot_avx512.o: CFLAGS += -O3 -mavx512f -mavx512bw -mavx512vl -mavx2 -mfma -mf16c -mprefer-vector-width=256
+$(BUILD)/core/quant/qdot_generic.o: CFLAGS += -O3
+$(BUILD)/core/quant/qdot_avx2.o: CFLAGS += -O3 -mavx2 -mfma -mf16c
+$(BUILD)/core/quant/qdot_avx512.o: CFLAGS += -O3 -mavx512f -mavx512bw -mavx512vl -mavx2 -mfma -mf16c -mprefer-vector-width=256
 
 $(BUILD)/%.o: %.cu
 	@mkdir -p $(dir $@)
@@ -91,7 +96,7 @@ endif
 # ---- tests ----
 UNIT := $(BUILD)/tests/unit
 # the tests link the workbench's objects (but not main) for its tensor job (tests/test_worker.c)
-TEST_APP_OBJS := $(filter-out $(BUILD)/tui/main.o $(BUILD)/views/plot.o,$(APP_OBJS))
+TEST_APP_OBJS := $(filter-out $(BUILD)/cli/main.o $(BUILD)/views/plot.o,$(APP_OBJS))
 $(UNIT): $(TEST_OBJS) $(TEST_APP_OBJS) $(LIBQS)
 	$(CC) $(CFLAGS) -o $@ $(TEST_OBJS) $(TEST_APP_OBJS) $(LIBQS) $(LDLIBS) $(CURSES_LIBS) -lcriterion
 
@@ -108,9 +113,18 @@ QS_TIMEOUT_SCALE ?= $(if $(filter 1,$(SAN)),4,1)
 
 # sample-data: the KJV splits (build/kjv) the calibration UI test calibrates on
 test: deps
-	@$(MAKE) --no-print-directory $(BIN) $(UNIT) sample-data
+	@$(MAKE) --no-print-directory $(BIN) $(UNIT) sample-data check-includes
 	$(if $(TEST_BLAS_CORE),OPENBLAS_CORETYPE=$(TEST_BLAS_CORE)) QS_BIN=$(abspath $(BIN)) LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp) \
 	    QS_REQUIRE_SHARED=$(QS_REQUIRE_SHARED) QS_TIMEOUT_SCALE=$(QS_TIMEOUT_SCALE) ./$(UNIT) --jobs $$(nproc)
+
+# ---- the include graph: no cycle between files, none between folders (tools/include_check.c) ----
+INCLUDE_FILES = $(shell find core tui views cli tests bench cuda tools \( -name '*.[ch]' -o -name '*.inc' -o -name '*.def' \
+                  -o -name '*.cu' -o -name '*.cuh' \) 2>/dev/null | sort)
+$(BUILD)/tools/include_check: tools/include_check.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $<
+check-includes: $(BUILD)/tools/include_check
+	@./$(BUILD)/tools/include_check $(INCLUDE_FILES)
 
 # ---- benchmarks ----
 BENCH_SRCS := $(wildcard bench/*.c)
@@ -119,9 +133,9 @@ $(BUILD)/bench/%: bench/%.c $(LIBQS)
 	$(CC) $(CFLAGS) -I. -o $@ $< $(LIBQS) $(LDLIBS)
 
 # bench_knob measures the workbench's worker: it links the TUI's objects (but not main)
-$(BUILD)/bench/bench_knob: bench/bench_knob.c $(LIBQS) $(filter-out $(BUILD)/tui/main.o,$(APP_OBJS))
+$(BUILD)/bench/bench_knob: bench/bench_knob.c $(LIBQS) $(filter-out $(BUILD)/cli/main.o,$(APP_OBJS))
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -I. -o $@ $< $(filter-out $(BUILD)/tui/main.o,$(APP_OBJS)) $(LIBQS) $(LDLIBS) $(CURSES_LIBS)
+	$(CC) $(CFLAGS) -I. -o $@ $< $(filter-out $(BUILD)/cli/main.o,$(APP_OBJS)) $(LIBQS) $(LDLIBS) $(CURSES_LIBS)
 
 # bench_model takes a model file: it runs on the synthetic real-shape models below instead
 BENCH_LOOSE := $(filter-out $(BUILD)/bench/bench_model,$(BENCH_SRCS:%.c=$(BUILD)/%))
@@ -158,7 +172,7 @@ FUZZ_BINS    := $(FUZZ_SRCS:tests/fuzz/%.c=build-fuzz/%)
 FUZZ_FLAGS   := -std=c11 -D_GNU_SOURCE -g -O1 -ffp-contract=off -mavx2 -I. -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 build-fuzz/%: tests/fuzz/%.c $(CORE_SRCS)
 	@mkdir -p build-fuzz
-	clang $(FUZZ_FLAGS) -o $@ $< $(filter-out core/backend.c,$(CORE_SRCS)) core/backend.c -lcjson -lcsv $(PCRE2_LIBS) -lopenblas -lm -pthread
+	clang $(FUZZ_FLAGS) -o $@ $< $(filter-out core/model/backend.c,$(CORE_SRCS)) core/model/backend.c -lcjson -lcsv $(PCRE2_LIBS) -lopenblas -lm -pthread
 
 fuzz: $(FUZZ_BINS)
 	@for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p build-fuzz/corpus-$$n; \

@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "core/awq.h"
-#include "core/gptq.h"
-#include "core/quant.h"
+#include "core/quant/awq.h"
+#include "core/quant/gptq.h"
+#include "core/quant/quant.h"
 
 enum { N = 4096, TOK = 4096, KEEP = 512 };
 

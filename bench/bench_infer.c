@@ -12,12 +12,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/ggml_quants.h"
-#include "core/ggml_types.h"
-#include "core/gguf.h"
-#include "core/infer.h"
-#include "core/model.h"
-#include "core/parallel.h"
+#include "core/quant/ggml_quants.h"
+#include "core/quant/ggml_types.h"
+#include "core/formats/gguf.h"
+#include "core/model/infer.h"
+#include "core/model/model.h"
+#include "core/util/parallel.h"
 
 static double now(void)
 {

@@ -18,11 +18,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/ggml_types.h"
-#include "core/gguf.h"
-#include "core/model.h"
-#include "core/quant.h"
-#include "core/recipe.h"
+#include "core/quant/ggml_types.h"
+#include "core/formats/gguf.h"
+#include "core/model/model.h"
+#include "core/quant/quant.h"
+#include "core/recipe/recipe.h"
 #include "tui/app.h"
 #include "tui/worker.h"
 

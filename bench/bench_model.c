@@ -12,8 +12,8 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "core/infer.h"
-#include "core/model.h"
+#include "core/model/infer.h"
+#include "core/model/model.h"
 
 static double now(void)
 {

@@ -11,9 +11,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/ggml_types.h"
-#include "core/gguf.h"
-#include "core/model.h"
+#include "core/quant/ggml_types.h"
+#include "core/formats/gguf.h"
+#include "core/model/model.h"
 
 static double now(void)
 {

@@ -12,9 +12,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/ggml_quants.h"
-#include "core/ggml_types.h"
-#include "core/qdot.h"
+#include "core/quant/ggml_quants.h"
+#include "core/quant/ggml_types.h"
+#include "core/quant/qdot.h"
 
 enum { ROWS = 4096, COLS = 4096, DISTINCT = 128 };
 

@@ -10,9 +10,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/parallel.h"
-#include "core/quant.h"
-#include "core/stats.h"
+#include "core/util/parallel.h"
+#include "core/quant/quant.h"
+#include "core/quant/stats.h"
 
 enum { ROWS = 4096, COLS = 4096 };
 
@@ -85,7 +85,7 @@ int main(void)
     for (int i = 0; i < qs_method_count; i++) {
         const qs_method *m = &qs_method_table[i];
         if (only && strcmp(only, m->name)) continue;
-        for (int im = 0; im < (m->uses_imatrix ? 2 : 1); im++) {
+        for (int im = 0; im < (qs_method_uses_imatrix(m) ? 2 : 1); im++) {
             qs_qconfig c;
             qs_qconfig_default(&c, m);
             double t1 = time_method(&c, w, im ? qw : NULL, 1), tn = time_method(&c, w, im ? qw : NULL, cores);

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/actq.h"
-#include "core/infer.h"
-#include "core/model.h"
+#include "core/recipe/actq.h"
+#include "core/model/infer.h"
+#include "core/model/model.h"
 #include "tests/testutil.h"
 
 Test(actq, specs_parse_and_print)

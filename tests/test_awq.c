@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/awq.h"
-#include "core/gguf.h"
-#include "core/stats.h"
+#include "core/quant/awq.h"
+#include "core/formats/gguf.h"
+#include "core/quant/stats.h"
 #include "tests/testutil.h"
 
 /* values within 1e-6·max(1, |want|); returns how many are not */

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/bnb4.h"
-#include "core/ggml_types.h"
-#include "core/gguf.h"
+#include "core/quant/bnb4.h"
+#include "core/quant/ggml_types.h"
+#include "core/formats/gguf.h"
 #include "tests/testutil.h"
 
 static const qs_gguf_tensor *need(const qs_gguf *g, const char *fmt, int i)

@@ -8,13 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/calib.h"
-#include "core/gguf.h"
-#include "core/imatrix.h"
-#include "core/infer.h"
-#include "core/model.h"
-#include "core/recipe.h"
-#include "core/tokenizer.h"
+#include "core/data/calib.h"
+#include "core/formats/gguf.h"
+#include "core/data/imatrix.h"
+#include "core/model/infer.h"
+#include "core/model/model.h"
+#include "core/recipe/recipe.h"
+#include "core/model/tokenizer.h"
 #include "tests/testutil.h"
 
 typedef struct golden_src {

@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "core/model.h"
+#include "core/model/model.h"
 #include "tests/testutil.h"
 
 typedef tu_run_result run_result;

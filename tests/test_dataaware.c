@@ -10,16 +10,16 @@
 #include <stdarg.h>
 #include <sys/wait.h>
 
-#include "core/awq.h"
-#include "core/calib.h"
-#include "core/eval.h"
-#include "core/ggml_types.h"
-#include "core/imatrix.h"
-#include "core/infer.h"
-#include "core/model.h"
-#include "core/quant.h"
-#include "core/recipe.h"
-#include "core/tokenizer.h"
+#include "core/quant/awq.h"
+#include "core/data/calib.h"
+#include "core/data/eval.h"
+#include "core/quant/ggml_types.h"
+#include "core/data/imatrix.h"
+#include "core/model/infer.h"
+#include "core/model/model.h"
+#include "core/quant/quant.h"
+#include "core/recipe/recipe.h"
+#include "core/model/tokenizer.h"
 #include "tests/testutil.h"
 
 static char model_p[4096], text_p[8192];

@@ -8,8 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "core/escape.h"
-#include "core/gguf.h"
+#include "core/util/escape.h"
+#include "core/formats/gguf.h"
 #include "tests/testutil.h"
 
 Test(escape, control_characters_as_hex)

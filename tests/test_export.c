@@ -12,22 +12,22 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "core/export.h"
-#include "core/ggml_quants.h"
-#include "core/ggml_types.h"
-#include "core/gguf.h"
-#include "core/fp16.h"
-#include "core/imatrix.h"
-#include "core/qgrid.h"
-#include "core/qpack.h"
-#include "core/calib.h"
-#include "core/eval.h"
-#include "core/infer.h"
-#include "core/tokenizer.h"
+#include "core/recipe/export.h"
+#include "core/quant/ggml_quants.h"
+#include "core/quant/ggml_types.h"
+#include "core/formats/gguf.h"
+#include "core/util/fp16.h"
+#include "core/data/imatrix.h"
+#include "core/quant/qgrid.h"
+#include "core/quant/qpack.h"
+#include "core/data/calib.h"
+#include "core/data/eval.h"
+#include "core/model/infer.h"
+#include "core/model/tokenizer.h"
 #include <sys/stat.h>
-#include "core/safetensors.h"
+#include "core/formats/safetensors.h"
 #include <cjson/cJSON.h>
-#include "core/quant.h"
+#include "core/quant/quant.h"
 #include <math.h>
 #include "tests/testutil.h"
 

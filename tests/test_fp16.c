@@ -4,7 +4,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "core/fp16.h"
+#include "core/util/fp16.h"
 
 static uint32_t bits_of(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 static float float_of(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }

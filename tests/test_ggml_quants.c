@@ -7,11 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/ggml_ksearch.h"
-#include "core/ggml_quants.h"
-#include "core/ggml_types.h"
-#include "core/gguf.h"
-#include "core/imatrix.h"
+#include "core/quant/ggml_ksearch.h"
+#include "core/quant/ggml_quants.h"
+#include "core/quant/ggml_types.h"
+#include "core/formats/gguf.h"
+#include "core/data/imatrix.h"
 #include "tests/testutil.h"
 
 static const int all_types[] = {QS_TYPE_Q4_0, QS_TYPE_Q4_1, QS_TYPE_Q5_0, QS_TYPE_Q5_1, QS_TYPE_Q8_0,

@@ -6,8 +6,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "core/ggml_types.h"
-#include "core/gguf.h"
+#include "core/quant/ggml_types.h"
+#include "core/formats/gguf.h"
 #include "tests/testutil.h"
 
 /* spec/gguf.md §2.8, transcribed from the hex dump */

@@ -7,13 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/gguf.h"
-#include "core/calib.h"
-#include "core/gptq.h"
-#include "core/progress.h"
-#include "core/quant.h"
-#include "core/recipe.h"
-#include "core/stats.h"
+#include "core/formats/gguf.h"
+#include "core/data/calib.h"
+#include "core/quant/gptq.h"
+#include "core/util/progress.h"
+#include "core/quant/quant.h"
+#include "core/recipe/recipe.h"
+#include "core/quant/stats.h"
 #include "tests/testutil.h"
 
 static void check_file(const char *path)

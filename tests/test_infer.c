@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/ggml_types.h"
-#include "core/infer.h"
-#include "core/model.h"
+#include "core/quant/ggml_types.h"
+#include "core/model/infer.h"
+#include "core/model/model.h"
 #include "tests/testutil.h"
 
 static qs_model *stories(void)
@@ -103,9 +103,9 @@ Test(infer, greedy_ids_from_bos)
 
 #include <cjson/cJSON.h>
 
-#include "core/eval.h"
-#include "core/gguf.h"
-#include "core/tokenizer.h"
+#include "core/data/eval.h"
+#include "core/formats/gguf.h"
+#include "core/model/tokenizer.h"
 
 /* every case of golden/ppl/expected.json within 0.05 % */
 Test(infer, perplexity_matches_llama_perplexity, .timeout = 600)
@@ -197,7 +197,7 @@ Test(infer, greedy_generation_matches_llama_simple)
     qs_model_close(m);
 }
 
-#include "core/kld.h"
+#include "core/data/kld.h"
 
 /* the value after "label:" in a llama-perplexity printout */
 static double report_value(const char *text, const char *label)
@@ -349,7 +349,7 @@ Test(infer, packed_types_agree_with_the_float_path, .timeout = 300)
     tu_free_list(files);
 }
 
-#include "core/quant.h"
+#include "core/quant/quant.h"
 
 /* Integer grids (RTN here) are held as codes + group scales, about 1 byte a weight, and give the
  * same logits as their dequantized floats; GGML results are held as their bytes. */

@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/ggml_types.h"
-#include "core/gguf.h"
-#include "core/infer.h"
-#include "core/model.h"
+#include "core/quant/ggml_types.h"
+#include "core/formats/gguf.h"
+#include "core/model/infer.h"
+#include "core/model/model.h"
 #include "tests/testutil.h"
 
 Test(model, roles_from_gguf_names)

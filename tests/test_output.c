@@ -17,7 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "core/fileio.h"
+#include "core/util/fileio.h"
 #include "tests/testutil.h"
 
 /* a fresh directory holding m.gguf, a copy of the sample model (path in dir) */
@@ -228,8 +228,8 @@ Test(output, sigint_leaves_no_temporary_file, .timeout = 120) { kill_during_expo
 
 /* ---- a model truncated on disk while it is mapped: an error, not SIGBUS ---- */
 
-#include "core/gguf.h"
-#include "core/model.h"
+#include "core/formats/gguf.h"
+#include "core/model/model.h"
 
 Test(mapped, truncated_model_is_an_error_not_sigbus)
 {

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/ggml_types.h"
-#include "core/presets.h"
+#include "core/quant/ggml_types.h"
+#include "core/recipe/presets.h"
 #include "tests/testutil.h"
 
 typedef struct row {

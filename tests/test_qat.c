@@ -9,17 +9,17 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/eval.h"
-#include "core/export.h"
-#include "core/ggml_types.h"
-#include "core/gguf.h"
-#include "core/hf_tokenizer.h"
-#include "core/infer.h"
-#include "core/model.h"
-#include "core/qat.h"
-#include "core/recipe.h"
-#include "core/tokenizer.h"
-#include "core/train.h"
+#include "core/data/eval.h"
+#include "core/recipe/export.h"
+#include "core/quant/ggml_types.h"
+#include "core/formats/gguf.h"
+#include "core/model/hf_tokenizer.h"
+#include "core/model/infer.h"
+#include "core/model/model.h"
+#include "core/recipe/qat.h"
+#include "core/recipe/recipe.h"
+#include "core/model/tokenizer.h"
+#include "core/model/train.h"
 #include "tests/testutil.h"
 
 #define KJV_TINY "sample_models/kjv-tiny.gguf"

@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/fp16.h"
-#include "core/ggml_quants.h"
-#include "core/ggml_types.h"
-#include "core/qdot.h"
+#include "core/util/fp16.h"
+#include "core/quant/ggml_quants.h"
+#include "core/quant/ggml_types.h"
+#include "core/quant/qdot.h"
 
 static const int wtypes[] = {QS_TYPE_F32, QS_TYPE_F16, QS_TYPE_BF16, QS_TYPE_Q4_0, QS_TYPE_Q4_1,
                              QS_TYPE_Q5_0, QS_TYPE_Q5_1, QS_TYPE_Q8_0, QS_TYPE_Q2_K, QS_TYPE_Q3_K,

@@ -7,11 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/awq.h"
-#include "core/fp16.h"
-#include "core/gguf.h"
-#include "core/gptq.h"
-#include "core/qpack.h"
+#include "core/quant/awq.h"
+#include "core/util/fp16.h"
+#include "core/formats/gguf.h"
+#include "core/quant/gptq.h"
+#include "core/quant/qpack.h"
 #include "tests/testutil.h"
 
 Test(qpack, gptq_sym_zero_words)

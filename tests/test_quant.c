@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/ggml_quants.h"
-#include "core/ggml_types.h"
-#include "core/quant.h"
-#include "core/rtn.h"
-#include "core/stats.h"
+#include "core/quant/ggml_quants.h"
+#include "core/quant/ggml_types.h"
+#include "core/quant/quant.h"
+#include "core/quant/rtn.h"
+#include "core/quant/stats.h"
 
 static qs_qconfig cfg_of(const char *method)
 {
@@ -129,7 +129,7 @@ Test(quant, ggml_methods_match_the_raw_quantizer_and_fall_back)
     for (int i = 0; i < R * C; i++) w[i] = sinf((float)i * 0.37f) * (1 + (i % 7));
     for (int i = 0; i < qs_method_count; i++) {
         const qs_method *m = &qs_method_table[i];
-        if (m->kind != QS_METHOD_GGML) continue;
+        if (m->ggml_type < 0) continue;
         qs_qconfig c = cfg_of(m->name);
         qs_qresult r;
         qs_err err = {0};

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/ggml_types.h"
-#include "core/infer.h"
-#include "core/recipe.h"
+#include "core/quant/ggml_types.h"
+#include "core/model/infer.h"
+#include "core/recipe/recipe.h"
 #include "tests/testutil.h"
 
 static qs_model *model_named(const char *name)
@@ -68,7 +68,7 @@ Test(recipe, resolution_order_and_warnings)
         const qs_recipe_entry *e = &t.e[i];
         const char *n = e->t->name;
         if (e->t->n_dims < 2) cr_assert(e->keep, "%s: 1-D tensors are kept", n);
-        else if (strstr(n, "ffn_down")) cr_assert(!e->keep && e->cfg.method->kind == QS_METHOD_RTN && e->cfg.bits == 3, "%s", n);
+        else if (strstr(n, "ffn_down")) cr_assert(!e->keep && e->cfg.method == qs_method_find("rtn") && e->cfg.bits == 3, "%s", n);
         else if (!strncmp(n, "blk.0.ffn", 9) || !strncmp(n, "blk.1.ffn", 9)) cr_assert(e->keep, "%s", n);
         else if (!strcmp(n, "blk.0.attn_q.weight")) cr_assert_eq(e->ggml_type, QS_TYPE_Q8_0, "q6_K falls back to q8_0 on 64 columns");
         else cr_assert_str_eq(e->cfg.method->name, "q8_0", "%s", n);

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/gguf.h"
-#include "core/model.h"
+#include "core/formats/gguf.h"
+#include "core/model/model.h"
 #include "tests/testutil.h"
 
 /* Opens an exact-size copy; if valid, reads the first and last row of every tensor. */

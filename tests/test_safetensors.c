@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/ggml_types.h"
-#include "core/gguf.h"
-#include "core/model.h"
-#include "core/safetensors.h"
+#include "core/quant/ggml_types.h"
+#include "core/formats/gguf.h"
+#include "core/model/model.h"
+#include "core/formats/safetensors.h"
 #include "tests/testutil.h"
 
 /* file image = u64 length + header (padded) + nbuf zero bytes */

@@ -8,11 +8,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/eval.h"
-#include "core/infer.h"
-#include "core/model.h"
-#include "core/recipe.h"
-#include "core/tokenizer.h"
+#include "core/data/eval.h"
+#include "core/model/infer.h"
+#include "core/model/model.h"
+#include "core/recipe/recipe.h"
+#include "core/model/tokenizer.h"
 #include "tests/testutil.h"
 
 /* Genesis 50 (King James Version, public domain): a chapter of the eval split */

@@ -4,7 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "core/suggest.h"
+#include "core/recipe/suggest.h"
 
 static uint32_t next(uint32_t *s) { return *s = *s * 1664525u + 1013904223u; }
 

@@ -7,11 +7,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "core/ggml_types.h"
-#include "core/gguf.h"
-#include "core/model.h"
-#include "core/synth.h"
-#include "core/tokenizer.h"
+#include "core/quant/ggml_types.h"
+#include "core/formats/gguf.h"
+#include "core/model/model.h"
+#include "core/recipe/synth.h"
+#include "core/model/tokenizer.h"
 #include "tests/testutil.h"
 
 static void synth(const char *shape, const char *type, uint64_t seed, int threads, const char *path)

@@ -5,12 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/gguf.h"
-#include "core/hf_tokenizer.h"
+#include "core/formats/gguf.h"
+#include "core/model/hf_tokenizer.h"
 #include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <sys/stat.h>
-#include "core/tokenizer.h"
+#include "core/model/tokenizer.h"
 #include "tests/testutil.h"
 
 #define SEP "\n__ggml_vocab_test__\n"

@@ -8,13 +8,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/bpe_train.h"
-#include "core/export.h"
-#include "core/gguf.h"
-#include "core/infer.h"
-#include "core/model.h"
-#include "core/tokenizer.h"
-#include "core/train.h"
+#include "core/model/bpe_train.h"
+#include "core/recipe/export.h"
+#include "core/formats/gguf.h"
+#include "core/model/infer.h"
+#include "core/model/model.h"
+#include "core/model/tokenizer.h"
+#include "core/model/train.h"
 #include "tests/testutil.h"
 
 static qs_trainer *gradcheck_trainer_tied(bool tied)

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/fp16.h"
-#include "core/ggml_types.h"
-#include "core/gguf.h"
+#include "core/util/fp16.h"
+#include "core/quant/ggml_types.h"
+#include "core/formats/gguf.h"
 #include "tests/testutil.h"
 
 Test(types, table_matches_spec)

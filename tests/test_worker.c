@@ -9,11 +9,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/gguf.h"
-#include "core/model.h"
-#include "core/quant.h"
-#include "core/recipe.h"
-#include "core/stats.h"
+#include "core/formats/gguf.h"
+#include "core/model/model.h"
+#include "core/quant/quant.h"
+#include "core/recipe/recipe.h"
+#include "core/quant/stats.h"
 #include "tests/testutil.h"
 #include "tui/app.h"
 #include "tui/worker.h"

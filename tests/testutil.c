@@ -1,10 +1,10 @@
-#include "testutil.h"
+#include "tests/testutil.h"
 
 #include <criterion/criterion.h>
 #include <sys/wait.h>
 
-#include "core/ggml_types.h"
-#include "core/gguf.h"
+#include "core/quant/ggml_types.h"
+#include "core/formats/gguf.h"
 
 #include <dirent.h>
 #include <stdio.h>

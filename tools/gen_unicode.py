@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Generates core/unicode_data.c from UnicodeData.txt (Debian's unicode-data package,
+"""Generates core/util/unicode_data.c from UnicodeData.txt (Debian's unicode-data package,
 /usr/share/unicode/UnicodeData.txt): one flag class per code point range plus the
 whitespace set of spec/tokenizer.md §4.3. Debian 12 ships Unicode 15.0; the 627 code
 points Unicode 15.1 added (CJK Extension I, Lo; five ideographic description characters,
 So) are patched in so the table equals llama.cpp's 15.1 data.
-Usage: tools/gen_unicode.py [UnicodeData.txt] > core/unicode_data.c"""
+Usage: tools/gen_unicode.py [UnicodeData.txt] > core/util/unicode_data.c"""
 import sys
 
 CLASS = {}

@@ -1,8 +1,8 @@
 /* tui/app.c — state, the layer list, and key handling (reactions, no drawing). */
 #include "tui/app.h"
 
-#include "core/calib.h"
-#include "core/scan.h"
+#include "core/data/calib.h"
+#include "core/recipe/scan.h"
 
 #include <curses.h>
 
@@ -11,12 +11,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "core/ggml_types.h"
-#include "core/recipe.h"
-#include "core/rx.h"
-#include "tui/actions.h"
-
-bool app_tensor_quantizable(const app *a, int t) { return qs_recipe_quantizable(&a->model->tensors[t]); }
+#include "core/quant/ggml_types.h"
+#include "core/recipe/recipe.h"
+#include "core/util/rx.h"
+#include "views/actions.h"
 
 int app_init(app *a, qs_model *m, char *err, size_t errn)
 {
@@ -71,11 +69,6 @@ void app_free(app *a)
     pthread_mutex_destroy(&a->lock);
 }
 
-int app_selected_tensor(const app *a)
-{
-    return a->sel >= 0 && a->sel < a->n_rows ? a->rows[a->sel] : -1;
-}
-
 /* the filter, compiled when it changed (never per redraw or per tensor); a filter that is no
  * regular expression (or one beyond the engine's limits) is searched as a substring */
 static void compile_filter(app *a)
@@ -94,8 +87,6 @@ static bool matches(const app *a, const qs_tensor *t)
     int hit = a->filter_rx ? qs_rx_search(a->filter_rx, name, NULL) : -1;
     return hit < 0 ? strstr(name, a->filter) != NULL : hit == 1;
 }
-
-const char *const app_sort_names[SORT_COUNT] = {"file order", "name", "size", "error"};
 
 /* the order of two tensors under the app's sort (ties keep file order) */
 static int cmp_rows(const void *x, const void *y, void *ctx)
@@ -137,35 +128,22 @@ void app_rebuild_rows(app *a)
     if (a->top > a->sel) a->top = a->sel > 0 ? a->sel : 0;
 }
 
-int app_knob_count(const app *a)
-{
-    int t = app_selected_tensor(a);
-    if (t < 0) return 0;
-    int n = 1;
-    for (int k = 0; k < QS_KNOB_COUNT; k++) n += (a->cfg[t].method->knobs >> k) & 1;
-    return n;
-}
-
-int app_knob_at(const app *a, int i)
-{
-    int t = app_selected_tensor(a);
-    if (t < 0 || i <= 0) return -1;
-    for (int k = 0; k < QS_KNOB_COUNT; k++)
-        if (((a->cfg[t].method->knobs >> k) & 1) && --i == 0) return k;
-    return -1;
-}
-
 /* ---- changes with undo ---- */
 
 static void push_undo(app *a, int t, const qs_qconfig *before)
 {
+    a->unsaved = true;
     if (a->undo_pos == a->undo_cap) {
-        a->undo_cap = a->undo_cap ? 2 * a->undo_cap : 64;
-        a->undo = realloc(a->undo, (size_t)a->undo_cap * sizeof *a->undo);
+        int cap = a->undo_cap ? 2 * a->undo_cap : 64;
+        undo_entry *p = realloc(a->undo, (size_t)cap * sizeof *p);
+        if (!p) { /* the change stands; it cannot be undone */
+            snprintf(a->status, sizeof a->status, "out of memory: this change cannot be undone");
+            return;
+        }
+        a->undo = p, a->undo_cap = cap;
     }
     a->undo[a->undo_pos++] = (undo_entry){t, *before, a->cfg[t], a->undo_group};
     a->n_undo = a->undo_pos; /* a new change drops the redo tail */
-    a->unsaved = true;
 }
 
 static int change_knob(app *a, int dir)
@@ -559,7 +537,7 @@ static int start_scan(app *a)
     }
     char cfg[64];
     qs_config_format(&a->cfg[t], false, cfg, sizeof cfg);
-    if (a->cfg[t].method->needs_calib) {
+    if (qs_method_needs_calib(a->cfg[t].method)) {
         snprintf(a->status, sizeof a->status, "the scan takes configs without calibration: pick e.g. q3_K or rtn");
         return R_REDRAW;
     }

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "core/fileio.h"
+#include "core/util/fileio.h"
 
 void settings_defaults(settings *s) { *s = (settings){"default", true, false, 0}; }
 

@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "core/err.h"
+#include "core/util/err.h"
 
 typedef struct settings {
     char theme[16];          /* "default" or "mono" */

@@ -15,14 +15,14 @@
 #include <unistd.h>
 #include <wchar.h>
 
-#include "core/export.h"
-#include "core/fileio.h"
+#include "core/util/escape.h"
+#include "core/recipe/export.h"
+#include "core/util/fileio.h"
 #include "tui/settings.h"
-#include "core/ggml_types.h"
-#include "core/recipe.h"
-#include "tui/actions.h"
+#include "core/quant/ggml_types.h"
+#include "core/recipe/recipe.h"
+#include "views/actions.h"
 #include "tui/app.h"
-#include "tui/cli.h"
 #include "tui/worker.h"
 #include "views/draw.h"
 #include "views/views.h"
@@ -265,7 +265,7 @@ static void export_checkpoint(app *a, worker *w)
     char path[512];
     int rc = app_recipe_table(a, &t, &(app_recipe_totals){0}, err.msg, sizeof err.msg);
     bool awq = !rc;
-    for (int64_t i = 0; !rc && i < t.n; i++) awq &= t.e[i].keep || t.e[i].cfg.method->kind == QS_METHOD_AWQ;
+    for (int64_t i = 0; !rc && i < t.n; i++) awq &= t.e[i].keep || t.e[i].cfg.method->ops->ckpt == QS_CKPT_AWQ;
     app_model_file(a, awq ? ".awq" : ".gptq", path, sizeof path);
     if (rc || qs_export_hf_model_check(a->model, &err) || qs_export_hf_quant_check(&t, awq ? QS_CKPT_AWQ : QS_CKPT_GPTQ, &err)) {
         snprintf(a->status, sizeof a->status, "cannot write a checkpoint: %.200s", err.msg);
@@ -518,7 +518,11 @@ int qs_tui_run(const tui_opts *o)
 {
     qs_err err = {0};
     qs_model *m = qs_model_open(o->model_path, &err);
-    if (!m) return qs_cli_fail(o->model_path, &err);
+    if (!m) { /* as the CLI reports it */
+        char ep[1024], em[1024];
+        fprintf(stderr, "quantscope: %s: %s\n", qs_escape(o->model_path, ep, sizeof ep), qs_escape(err.msg, em, sizeof em));
+        return err.code == QS_E_USAGE ? QS_EXIT_USAGE : QS_EXIT_INPUT;
+    }
     app a;
     char emsg[256];
     if (app_init(&a, m, emsg, sizeof emsg)) {

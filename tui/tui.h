@@ -14,6 +14,9 @@ typedef struct tui_opts {
     const char *theme;       /* "default", "mono" (NULL: the saved setting) */
 } tui_opts;
 
+/* the process's exit statuses (the CLI's and the workbench's) */
+enum { QS_EXIT_OK = 0, QS_EXIT_USAGE = 1, QS_EXIT_INPUT = 2 };
+
 /* exit status as the CLI's */
 int qs_tui_run(const tui_opts *o);
 

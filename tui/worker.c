@@ -9,21 +9,21 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/calib.h"
-#include "core/export.h"
-#include "core/qgrid.h"
-#include "core/fileio.h"
-#include "core/ggml_types.h"
-#include "core/ggml_quants.h"
-#include "core/gguf.h"
-#include "core/hf_tokenizer.h"
-#include "core/infer.h"
-#include "core/kld.h"
-#include "core/qdot.h"
-#include "core/recipe.h"
-#include "core/scan.h"
-#include "core/suggest.h"
-#include "core/tokenizer.h"
+#include "core/data/calib.h"
+#include "core/recipe/export.h"
+#include "core/quant/qgrid.h"
+#include "core/util/fileio.h"
+#include "core/quant/ggml_types.h"
+#include "core/quant/ggml_quants.h"
+#include "core/formats/gguf.h"
+#include "core/model/hf_tokenizer.h"
+#include "core/model/infer.h"
+#include "core/data/kld.h"
+#include "core/quant/qdot.h"
+#include "core/recipe/recipe.h"
+#include "core/recipe/scan.h"
+#include "core/recipe/suggest.h"
+#include "core/model/tokenizer.h"
 
 enum long_job { JOB_CALIB = 1, JOB_SCAN = 2, JOB_PARETO = 4, JOB_EXPORT = 8, JOB_PPL = 16 };
 
@@ -81,12 +81,7 @@ static void fill_explain(const qs_qresult *q, const float *w, app_result *r)
     r->ex_min = mn, r->ex_max = mx;
     for (int i = 0; i < r->ex_n; i++) {
         r->ex_w[i] = w[i], r->ex_deq[i] = q->deq[i];
-        switch (q->cfg.method->kind) {
-        case QS_METHOD_RTN: r->ex_code[i] = q->cfg.asym ? q->data[i] : (int8_t)q->data[i]; break;
-        case QS_METHOD_NF4: case QS_METHOD_FP4: r->ex_code[i] = i % 2 ? q->data[i / 2] & 15 : q->data[i / 2] >> 4; break;
-        case QS_METHOD_GPTQ: case QS_METHOD_AWQ: r->ex_code[i] = q->data[i]; break;
-        default: r->ex_code[i] = -999;
-        }
+        r->ex_code[i] = qs_qresult_code_at(q, i);
     }
     r->ex_scale = q->scales ? q->scales[0] : 0;
     r->ex_zero = q->zeros ? q->zeros[0] : 0;
@@ -143,13 +138,9 @@ static int64_t chunk_rows(int64_t rows, int64_t cols, int64_t target, int64_t bl
  * bytes; *block: the blocks that must not straddle a chunk */
 static bool quantizes_by_rows(const qs_qconfig *c, int64_t *block)
 {
-    *block = 1;
-    switch (c->method->kind) {
-    case QS_METHOD_GGML: return true;
-    case QS_METHOD_RTN: return c->group >= 0;
-    case QS_METHOD_NF4: case QS_METHOD_FP4: *block = c->block; return !c->double_quant; /* dq: one offset per tensor */
-    default: return false;
-    }
+    int64_t b = qs_qconfig_row_block(c);
+    *block = b > 0 ? b : 1;
+    return b > 0;
 }
 
 /* rows of the live output error for methods that do not need them (its cost is two products of
@@ -159,7 +150,7 @@ enum { LIVE_OUT_ROWS = 256 };
 /* the tensor's calibration view: required by gptq/awq, optional (the output error) for the rest */
 static int calib_view(const app *a, const qs_tensor *x, const qs_qconfig *cfg, qs_calib *v, char *msg, size_t n)
 {
-    bool need = cfg->method->needs_calib;
+    bool need = qs_method_needs_calib(cfg->method);
     qs_err err = {0};
     if (!a->calib) {
         /* the text's file name only: the screen has no room for a whole path */
@@ -168,7 +159,7 @@ static int calib_view(const app *a, const qs_tensor *x, const qs_qconfig *cfg, q
                            a->calib_path[0] ? " on " : " (start with --calib FILE)", base);
         return need ? -1 : 0;
     }
-    if (qs_calib_for_tensor(a->calib, x->gguf_name, cfg->method->kind == QS_METHOD_GPTQ, v, &err)) {
+    if (qs_calib_for_tensor(a->calib, x->gguf_name, qs_method_needs_hessian(cfg->method), v, &err)) {
         if (need) snprintf(msg, n, "%.200s", err.msg);
         return need ? -1 : 0;
     }
@@ -548,7 +539,7 @@ static int set_packed_in_chunks(worker *w, const qs_tensor *x, const qs_qconfig 
 {
     int64_t rows = qs_tensor_nrows(x), cols = x->ne[0];
     int type;
-    if (cfg->method->kind != QS_METHOD_GGML || rows < 2 || qs_qconfig_check(cfg, rows, cols, &type, e) ||
+    if (!qs_qconfig_ggml_native(cfg) || rows < 2 || qs_qconfig_check(cfg, rows, cols, &type, e) ||
         qs_qdot_act_type(type, cols) < 0)
         return 1;
     int64_t rb = qs_type_row_bytes(type, cols), chunk = (1 << 20) / cols + 1;
@@ -600,7 +591,7 @@ static int update_quantized(worker *w, const qs_qconfig *cfgs, char *err, size_t
         }
         qs_calib view = {0};
         char why[8];
-        bool have_view = cfgs[t].method->needs_calib && calib_view(w->a, x, &cfgs[t], &view, why, sizeof why) == 0;
+        bool have_view = qs_method_needs_calib(cfgs[t].method) && calib_view(w->a, x, &cfgs[t], &view, why, sizeof why) == 0;
         int rc = qs_quant_run(&cfgs[t], f, rows, cols, have_view ? &view : NULL, NULL, 0, &q, &e);
         qs_calib_free(&view);
         if (rc == 0) {
@@ -758,7 +749,7 @@ static void calib_compute(worker *w, const char *path)
     if (rc) return;
     /* the generation model: tensors that waited for calibration are quantized anew */
     for (int64_t t = 0; w->applied_set && t < a->model->n_tensors; t++)
-        if (w->applied_set[t] && w->applied[t].method->needs_calib) w->applied_set[t] = false;
+        if (w->applied_set[t] && qs_method_needs_calib(w->applied[t].method)) w->applied_set[t] = false;
     pthread_mutex_lock(&w->mu);
     w->pending |= w->tensor_seen;
     w->gen_pending |= w->gen_cfg != NULL;

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <wchar.h>
 
-#include "core/escape.h"
+#include "core/util/escape.h"
 
 static attr_t roles[TH_COUNT];
 static bool has_colour, ascii_only;

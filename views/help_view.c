@@ -1,7 +1,7 @@
 /* views/help_view.c — help generated from the action table. */
 #include <string.h>
 
-#include "tui/actions.h"
+#include "views/actions.h"
 #include "views/draw.h"
 #include "views/views.h"
 

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core/ggml_types.h"
+#include "core/quant/ggml_types.h"
 #include "views/draw.h"
 #include "views/views.h"
 

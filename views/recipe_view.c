@@ -4,8 +4,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "core/ggml_types.h"
-#include "core/recipe.h"
+#include "core/quant/ggml_types.h"
+#include "core/recipe/recipe.h"
 #include "views/draw.h"
 #include "views/views.h"
 

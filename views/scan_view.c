@@ -3,7 +3,7 @@
 #include <math.h>
 #include <stdio.h>
 
-#include "core/scan.h"
+#include "core/recipe/scan.h"
 #include "views/draw.h"
 #include "views/views.h"
 

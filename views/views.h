@@ -3,7 +3,7 @@
 #ifndef QS_VIEWS_H
 #define QS_VIEWS_H
 
-#include "tui/app.h"
+#include "views/viewmodel.h"
 #include "views/plot.h"
 
 void layers_view_draw(rect r, const app *a);

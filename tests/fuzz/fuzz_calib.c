@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/calib.h"
-#include "core/gguf.h"
+#include "core/data/calib.h"
+#include "core/formats/gguf.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -13,12 +13,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/export.h"
-#include "core/ggml_types.h"
-#include "core/gguf.h"
-#include "core/infer.h"
-#include "core/model.h"
-#include "core/safetensors.h"
+#include "core/recipe/export.h"
+#include "core/quant/ggml_types.h"
+#include "core/formats/gguf.h"
+#include "core/model/infer.h"
+#include "core/model/model.h"
+#include "core/formats/safetensors.h"
 
 typedef struct rd {
     const uint8_t *p;

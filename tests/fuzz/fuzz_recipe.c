@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/ggml_types.h"
-#include "core/model.h"
-#include "core/recipe.h"
-#include "core/rx.h"
+#include "core/quant/ggml_types.h"
+#include "core/model/model.h"
+#include "core/recipe/recipe.h"
+#include "core/util/rx.h"
 
 static qs_model *fixed_model(void)
 {
