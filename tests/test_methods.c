@@ -180,6 +180,29 @@ static void check_explain(const qs_method *m, const qs_qresult *r)
     }
 }
 
+/* row_block: a method that says its rows quantize independently gives the same bytes and floats
+ * for the first rows quantized alone (a multiple of its block) as inside the whole tensor */
+static void check_row_block(const qs_method *m, const qs_qconfig *c, const fixture *f, const float *im, const qs_qresult *whole)
+{
+    int64_t b = qs_qconfig_row_block(c);
+    cr_expect_geq(b, 0, "%s", m->name);
+    if (b <= 0 || qs_method_needs_calib(m)) return;
+    int64_t rows = 0;
+    for (int64_t n = 1; n < R; n++)
+        if ((n * C) % b == 0) {
+            rows = n;
+            break;
+        }
+    if (!rows) return;
+    qs_qresult part;
+    qs_err err = {0};
+    cr_assert_eq(qs_quant_run(c, f->w, rows, C, NULL, im, 1, &part, &err), 0, "%s: %s", m->name, err.msg);
+    cr_expect(part.nbytes > 0 && part.nbytes <= whole->nbytes && !memcmp(part.data, whole->data, part.nbytes),
+              "%s: the first %lld rows alone give other bytes (row_block %lld)", m->name, (long long)rows, (long long)b);
+    cr_expect(!memcmp(part.deq, whole->deq, sizeof(float) * (size_t)(rows * C)), "%s: other floats for the first rows", m->name);
+    qs_qresult_free(&part);
+}
+
 static void check_run(const qs_method *m, const fixture *f)
 {
     qs_qconfig c;
@@ -209,6 +232,7 @@ static void check_run(const qs_method *m, const fixture *f)
     check_grid_ops(m, &r);
     check_to_grid(m, &r);
     check_explain(m, &r);
+    check_row_block(m, &c, f, im, &r);
     qs_qresult_free(&r);
 }
 
