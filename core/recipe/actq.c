@@ -128,34 +128,23 @@ static void observe(void *ctx, const char *const *weights, int n, const float *x
     in->count += (int64_t)T * cols;
 }
 
+/* a chunk's logits are not needed: the observer has seen its activations; ctx: its failure flag */
+static int observed_ok(void *ctx, int chunk, const float *logits, qs_err *err)
+{
+    (void)chunk, (void)logits;
+    return *(const int *)ctx ? qs_err_set(err, QS_E_OOM, "out of memory for the activation statistics") : 0;
+}
+
 int qs_act_calibrate(qs_llm *l, const int32_t *toks, int nc, int n_ctx, int32_t bos, qs_progress *prog,
                      qs_act_stats *out, qs_err *err)
 {
     memset(out, 0, sizeof *out);
-    /* with logits, so that the output projection's input is observed too */
-    int V = qs_llm_n_vocab(l), per = qs_eval_batch_seqs(n_ctx, V, nc), rc = 0;
-    int32_t *chunk = malloc((size_t)per * (size_t)n_ctx * sizeof *chunk);
-    float *logits = malloc((size_t)per * (size_t)n_ctx * (size_t)V * sizeof *logits);
+    /* with logits (qs_eval_chunks), so that the output projection's input is observed too */
     calib_ctx c = {l, out, NULL, 0, 0};
-    if (!chunk || !logits) {
-        free(chunk), free(logits);
-        return qs_err_set(err, QS_E_OOM, "out of memory");
-    }
     qs_llm_set_observer(l, observe, &c);
-    qs_llm_set_cancel(l, prog ? &prog->cancel : NULL);
-    for (int k0 = 0; !rc && k0 < nc; k0 += per) {
-        int ns = nc - k0 < per ? nc - k0 : per;
-        memcpy(chunk, toks + (int64_t)k0 * n_ctx, (size_t)ns * (size_t)n_ctx * sizeof *chunk);
-        for (int s = 0; bos >= 0 && s < ns; s++) chunk[(size_t)s * n_ctx] = bos;
-        rc = qs_llm_eval_seqs(l, chunk, ns, n_ctx, logits, err);
-        if (!rc && c.failed) rc = qs_err_set(err, QS_E_OOM, "out of memory for the activation statistics");
-        if (!rc && !qs_progress_step(prog, k0 + ns, nc)) rc = qs_err_set(err, QS_E_CANCELLED, "cancelled");
-    }
-    qs_llm_set_cancel(l, NULL);
+    int rc = qs_eval_chunks(l, toks, nc, n_ctx, bos, prog, observed_ok, &c.failed, err);
     qs_llm_set_observer(l, NULL, NULL);
     out->tokens = (int64_t)nc * n_ctx;
-    free(chunk);
-    free(logits);
     free(c.row);
     if (rc) qs_act_stats_free(out);
     return rc;
@@ -396,22 +385,10 @@ int qs_act_output_errors(qs_llm *l, const int32_t *toks, int nc, int n_ctx, int3
     *out = NULL, *n_out = 0;
     if (spec->mode == QS_ACT_NONE) return 0;
     if (spec->mode == QS_ACT_STATIC && !st) return qs_err_set(err, QS_E_USAGE, "static ranges need calibration statistics");
-    int V = qs_llm_n_vocab(l), per = qs_eval_batch_seqs(n_ctx, V, nc), rc = 0;
-    int32_t *chunk = malloc((size_t)per * (size_t)n_ctx * sizeof *chunk);
-    float *logits = malloc((size_t)per * (size_t)n_ctx * (size_t)V * sizeof *logits);
     err_ctx c = {l, spec, st, NULL, 0, 0};
-    if (!chunk || !logits) rc = qs_err_set(err, QS_E_OOM, "out of memory");
     qs_llm_set_observer(l, observe_error, &c);
-    for (int k0 = 0; !rc && k0 < nc; k0 += per) {
-        int ns = nc - k0 < per ? nc - k0 : per;
-        memcpy(chunk, toks + (int64_t)k0 * n_ctx, (size_t)ns * (size_t)n_ctx * sizeof *chunk);
-        for (int s = 0; bos >= 0 && s < ns; s++) chunk[(size_t)s * n_ctx] = bos;
-        rc = qs_llm_eval_seqs(l, chunk, ns, n_ctx, logits, err);
-        if (!rc && c.failed) rc = qs_err_set(err, QS_E_OOM, "out of memory for the output errors");
-        if (!rc && !qs_progress_step(prog, k0 + ns, nc)) rc = qs_err_set(err, QS_E_CANCELLED, "cancelled");
-    }
+    int rc = qs_eval_chunks(l, toks, nc, n_ctx, bos, prog, observed_ok, &c.failed, err);
     qs_llm_set_observer(l, NULL, NULL);
-    free(chunk), free(logits);
     if (rc) free(c.e);
     else *out = c.e, *n_out = c.n;
     return rc;

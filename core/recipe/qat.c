@@ -223,8 +223,8 @@ double qs_qat_eval_loss(qs_qat *q, const int32_t *ids, int64_t n, int max_window
         memcpy(win + lead, ids + s, (size_t)(W - lead) * sizeof *win);
         for (int i = 0; i < W; i++)
             if (win[i] < 0 || win[i] >= c->vocab) {
-                free(win);
                 qs_err_set(err, QS_E_INPUT, "token id %d outside the vocabulary of %d", win[i], c->vocab);
+                free(win);
                 return NAN;
             }
         sum += qs_trainer_loss(q->tr, win, 1, false);
