@@ -170,6 +170,12 @@ static graph graph_new(void)
     return g;
 }
 
+static void graph_free(graph *g)
+{
+    for (int i = 0; i < g->n; i++) free(g->out[i]);
+    free(g->name), free(g->out), free(g->n_out), free(g->cap);
+}
+
 int main(int argc, char **argv)
 {
     graph files = graph_new(), dirs = graph_new();
@@ -191,7 +197,7 @@ int main(int argc, char **argv)
         }
     }
     int bad = cycles(&files, "files") + cycles(&dirs, "folders");
-    if (bad) return 1;
-    printf("include graph: %d files, %d includes, %d folders, no cycles\n", files.n, n_edges, dirs.n);
-    return 0;
+    if (!bad) printf("include graph: %d files, %d includes, %d folders, no cycles\n", files.n, n_edges, dirs.n);
+    graph_free(&files), graph_free(&dirs);
+    return bad ? 1 : 0;
 }
