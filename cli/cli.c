@@ -1,4 +1,4 @@
-/* tui/cli.c — command dispatch, usage text, shared error reporting. */
+/* cli/cli.c — command dispatch, usage text, shared error reporting. */
 #include "cli/cli.h"
 #include "tui/settings.h"
 

@@ -1,4 +1,4 @@
-/* tui/cli.h — the scriptable command line: `quantscope COMMAND …`.
+/* cli/cli.h — the scriptable command line: `quantscope COMMAND …`.
  * Exit status 0 on success, 1 on a usage error, 2 on bad input (or i/o, unsupported);
  * errors go to stderr as "quantscope: FILE: what is wrong". */
 #ifndef QS_CLI_H

@@ -1,4 +1,4 @@
-/* tui/cli_actq.c — activation quantization on the command line: `ppl … --act SPEC [--smooth α]`
+/* cli/cli_actq.c — activation quantization on the command line: `ppl … --act SPEC [--smooth α]`
  * (qs_cli_apply_act) and `quantscope acts MODEL --calib TEXT`, the per-linear activation report. */
 #include <math.h>
 #include <stdio.h>

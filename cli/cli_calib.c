@@ -1,4 +1,4 @@
-/* tui/cli_calib.c — calibration on the command line: the shared --calib options, calibrated
+/* cli/cli_calib.c — calibration on the command line: the shared --calib options, calibrated
  * recipe application, `quantscope imatrix`. */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* tui/cli_dump.c — `quantscope dump MODEL TENSOR [--rows A:B] [--cols C:D]`.
+/* cli/cli_dump.c — `quantscope dump MODEL TENSOR [--rows A:B] [--cols C:D]`.
  * Prints dequantized values, one row per line, in GGUF layout (HF q/k rows permuted). */
 #include <inttypes.h>
 #include <stdio.h>

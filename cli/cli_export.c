@@ -1,4 +1,4 @@
-/* tui/cli_export.c — `quantscope export MODEL (--recipe R.json | --type T | --preset NAME) -o OUT.gguf`. */
+/* cli/cli_export.c — `quantscope export MODEL (--recipe R.json | --type T | --preset NAME) -o OUT.gguf`. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

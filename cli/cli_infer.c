@@ -1,4 +1,4 @@
-/* tui/cli_infer.c — `quantscope tokenize`, `generate` and `ppl`. */
+/* cli/cli_infer.c — `quantscope tokenize`, `generate` and `ppl`. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* tui/cli_info.c — `quantscope info MODEL [--json] [--kv]`. */
+/* cli/cli_info.c — `quantscope info MODEL [--json] [--kv]`. */
 #include <cjson/cJSON.h>
 #include <inttypes.h>
 #include <stdio.h>

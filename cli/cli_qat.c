@@ -1,4 +1,4 @@
-/* tui/cli_qat.c — `quantscope qat MODEL (--recipe R.json | --type CONFIG) --text TRAIN --steps N
+/* cli/cli_qat.c — `quantscope qat MODEL (--recipe R.json | --type CONFIG) --text TRAIN --steps N
  * [--lr F] … -o OUT.gguf`: quantization-aware training (core/qat.h), then the recipe applied to the
  * trained weights and written as `quantscope export` writes it. */
 #include <math.h>

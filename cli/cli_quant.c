@@ -1,4 +1,4 @@
-/* tui/cli_quant.c — `quantscope quant …` and `quantscope methods`. */
+/* cli/cli_quant.c — `quantscope quant …` and `quantscope methods`. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* tui/cli_recipe.c — `quantscope recipe MODEL … -o R.json` and `quantscope recipe show R.json`,
+/* cli/cli_recipe.c — `quantscope recipe MODEL … -o R.json` and `quantscope recipe show R.json`,
  * and the --recipe option shared by generate and ppl. */
 #include <inttypes.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* tui/cli_scan.c — `quantscope scan`: the sensitivity ranking as a table with bars and a CSV
+/* cli/cli_scan.c — `quantscope scan`: the sensitivity ranking as a table with bars and a CSV
  * (libcsv). Rows are appended to OUT.partial as they are measured, so --resume continues an
  * interrupted scan; the sorted CSV is written to a temp file and renamed. */
 #include <csv.h>

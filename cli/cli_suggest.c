@@ -1,4 +1,4 @@
-/* tui/cli_suggest.c — `quantscope suggest`: a mixed-precision recipe from per-tensor scans (one CSV
+/* cli/cli_suggest.c — `quantscope suggest`: a mixed-precision recipe from per-tensor scans (one CSV
  * per candidate config), for a target bits per weight or file size; with --pareto the curve of
  * summed KLD against bpw as a terminal plot, llama-quantize's presets marked on it. */
 #include <math.h>

@@ -1,4 +1,4 @@
-/* tui/cli_synth.c — `quantscope synth --shape NAME -o FILE.gguf [--type T] [--seed N] [--vocab VOCAB.gguf]`:
+/* cli/cli_synth.c — `quantscope synth --shape NAME -o FILE.gguf [--type T] [--seed N] [--vocab VOCAB.gguf]`:
  * a random-weight llama GGUF of a real model's shape (core/synth.h). */
 #include <errno.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* tui/cli_train.c — `quantscope train` (a model from scratch) and `quantscope vocab` (a
+/* cli/cli_train.c — `quantscope train` (a model from scratch) and `quantscope vocab` (a
  * SentencePiece-style BPE vocabulary). */
 #include <errno.h>
 #include <math.h>

@@ -1,4 +1,4 @@
-/* core/calib.c — calibration statistics of the linear layers' inputs. */
+/* core/data/calib.c — calibration statistics of the linear layers' inputs. */
 #include "core/data/calib.h"
 
 #include <cblas.h>

@@ -1,4 +1,4 @@
-/* core/calib.h — calibration: the statistics of every linear layer's input.
+/* core/data/calib.h — calibration: the statistics of every linear layer's input.
  *
  * qs_calib_collect runs N chunks of L tokens of a text through the model (consecutive,
  * non-overlapping windows, the first token of each replaced by BOS when the vocabulary adds one,

@@ -1,4 +1,4 @@
-/* core/eval.c — perplexity. */
+/* core/data/eval.c — perplexity. */
 #include "core/data/eval.h"
 
 #include <math.h>

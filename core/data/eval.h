@@ -1,4 +1,4 @@
-/* core/eval.h — perplexity as llama-perplexity computes it (spec/perplexity.md §1): the text
+/* core/data/eval.h — perplexity as llama-perplexity computes it (spec/perplexity.md §1): the text
  * tokenized once with BOS, cut into non-overlapping chunks of n_ctx tokens, the first token of
  * each chunk replaced by BOS for the evaluation, the second half of each chunk scored, nll
  * accumulated in double; PPL = exp(mean), ± sqrt(var/(count−1))·PPL. */

@@ -1,4 +1,4 @@
-/* core/imatrix.c — GGUF and legacy imatrix readers. */
+/* core/data/imatrix.c — GGUF and legacy imatrix readers. */
 #include "core/data/imatrix.h"
 
 #include <math.h>

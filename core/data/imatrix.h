@@ -1,4 +1,4 @@
-/* core/imatrix.h — importance matrices as llama-quantize reads them (spec/imatrix.md §2–§4).
+/* core/data/imatrix.h — importance matrices as llama-quantize reads them (spec/imatrix.md §2–§4).
  *
  * GGUF imatrix files (pairs `W.in_sum2` / `W.counts`) and legacy `.dat` files load into one
  * entry per weight name holding the per-column mean squared activation

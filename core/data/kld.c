@@ -1,4 +1,4 @@
-/* core/kld.c — base records, the _logits_ file, KL-divergence statistics. */
+/* core/data/kld.c — base records, the _logits_ file, KL-divergence statistics. */
 #include "core/data/kld.h"
 
 #include <math.h>

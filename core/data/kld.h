@@ -1,4 +1,4 @@
-/* core/kld.h — KL divergence against a base model, as llama-perplexity computes it
+/* core/data/kld.h — KL divergence against a base model, as llama-perplexity computes it
  * (spec/perplexity.md §2): the base run stores, for every scored position, 16-bit
  * log-probability records (scale, min_log_prob, q[V]; logits more than 16 below the top
  * clip), in memory or in the `_logits_` file llama-perplexity reads and writes; a candidate

@@ -1,4 +1,4 @@
-/* core/gguf.c — GGUF reader and writer; validation rules of spec/gguf.md §3. */
+/* core/formats/gguf.c — GGUF reader and writer; validation rules of spec/gguf.md §3. */
 #include "core/formats/gguf.h"
 
 #include <inttypes.h>

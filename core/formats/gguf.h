@@ -1,4 +1,4 @@
-/* core/gguf.h — GGUF v2/v3 reader and writer (spec/gguf.md).
+/* core/formats/gguf.h — GGUF v2/v3 reader and writer (spec/gguf.md).
  *
  * Reader: the file is mmap'ed (or a caller's buffer is used) and every field is validated
  * before use (spec/gguf.md §3): a malformed file gives an error naming the record and the

@@ -1,4 +1,4 @@
-/* core/safetensors.c — safetensors header validation and sharded checkpoints. */
+/* core/formats/safetensors.c — safetensors header validation and sharded checkpoints. */
 #include "core/formats/safetensors.h"
 
 #include <cjson/cJSON.h>

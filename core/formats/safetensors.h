@@ -1,4 +1,4 @@
-/* core/safetensors.h — safetensors reader: single files and sharded checkpoints
+/* core/formats/safetensors.h — safetensors reader: single files and sharded checkpoints
  * (spec/gguf.md §9).
  *
  * The 8-byte length and JSON header (parsed with cJSON) are validated before use: length

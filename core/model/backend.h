@@ -1,4 +1,4 @@
-/* core/backend.h — which compute backends this build and this machine offer.
+/* core/model/backend.h — which compute backends this build and this machine offer.
  * The CPU backend always exists. The CUDA backend exists when the binary was built with nvcc
  * (QS_HAVE_CUDA) and a driver and device answer at run time; without them the binary still
  * runs, on the CPU. */

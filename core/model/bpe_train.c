@@ -1,4 +1,4 @@
-/* core/bpe_train.c — byte-fallback BPE vocabulary training (SentencePiece style). */
+/* core/model/bpe_train.c — byte-fallback BPE vocabulary training (SentencePiece style). */
 #include "core/model/bpe_train.h"
 
 #include "core/util/hash.h"

@@ -1,4 +1,4 @@
-/* core/bpe_train.h — trains a SentencePiece-style byte-fallback BPE vocabulary.
+/* core/model/bpe_train.h — trains a SentencePiece-style byte-fallback BPE vocabulary.
  *
  * The text is normalized the way llama.cpp's `llama` tokenizer sees it (a leading ▁, every
  * space → ▁); words start at each ▁ and newlines stand alone (they are encoded by the byte

@@ -1,4 +1,4 @@
-/* core/hf_config.c — HF config.json → qs_hparams (cJSON). */
+/* core/model/hf_config.c — HF config.json → qs_hparams (cJSON). */
 #include <cjson/cJSON.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* core/hf_tokenizer.c — tokenizer.json (byte-level BPE) → GGUF tokenizer keys. */
+/* core/model/hf_tokenizer.c — tokenizer.json (byte-level BPE) → GGUF tokenizer keys. */
 #include "core/model/hf_tokenizer.h"
 
 #include <cjson/cJSON.h>

@@ -1,4 +1,4 @@
-/* core/hf_tokenizer.h — an HF tokenizer.json as GGUF tokenizer keys (spec/gguf.md §6).
+/* core/model/hf_tokenizer.h — an HF tokenizer.json as GGUF tokenizer keys (spec/gguf.md §6).
  *
  * Byte-level BPE models (model.type "BPE" with a ByteLevel pre-tokenizer or decoder, as GPT-2,
  * Llama 3, Qwen write them) become tokenizer.ggml.model "gpt2": tokens by id (vocab plus

@@ -1,4 +1,4 @@
-/* core/infer.c — llama forward pass over packed weights. Shapes in comments are [rows][cols]
+/* core/model/infer.c — llama forward pass over packed weights. Shapes in comments are [rows][cols]
  * of row-major matrices; a weight W of GGUF ne = [in, out] is W[out][in] and y = x·Wᵀ.
  *
  * Weights stay as the file stores them (views into the mapping) or, once replaced, as the

@@ -1,4 +1,4 @@
-/* core/infer.h — the llama-family forward pass (CPU, OpenBLAS sgemm + fused quantized dot
+/* core/model/infer.h — the llama-family forward pass (CPU, OpenBLAS sgemm + fused quantized dot
  * products + pthreads).
  *
  * qs_llm keeps every weight packed: the file's bytes in the mapping, or the bytes a caller set

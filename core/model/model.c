@@ -1,4 +1,4 @@
-/* core/model.c — format-independent model: hyperparameters, tokenizer metadata, tensor roles. */
+/* core/model/model.c — format-independent model: hyperparameters, tokenizer metadata, tensor roles. */
 #include "core/model/model.h"
 
 #include <cjson/cJSON.h>

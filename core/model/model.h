@@ -1,4 +1,4 @@
-/* core/model.h — a model whatever its file format (GGUF, or HF safetensors + config.json).
+/* core/model/model.h — a model whatever its file format (GGUF, or HF safetensors + config.json).
  *
  * qs_model_open reads only headers: architecture and hyperparameters, tokenizer metadata,
  * and every tensor with its role and block, named both as the file names it and as GGUF

@@ -1,4 +1,4 @@
-/* core/ops.c — shared forward-pass row operations. */
+/* core/model/ops.c — shared forward-pass row operations. */
 #include "core/model/ops.h"
 
 #include <math.h>

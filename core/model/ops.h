@@ -1,4 +1,4 @@
-/* core/ops.h — the row operations of the llama forward pass, shared by inference (infer.c)
+/* core/model/ops.h — the row operations of the llama forward pass, shared by inference (infer.c)
  * and training (train.c) so both compute the same numbers. Matrices are row-major
  * [rows][cols] float arrays. */
 #ifndef QS_OPS_H

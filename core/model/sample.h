@@ -1,4 +1,4 @@
-/* core/sample.h — token sampling: greedy (temperature 0), temperature, top-k, top-p and an
+/* core/model/sample.h — token sampling: greedy (temperature 0), temperature, top-k, top-p and an
  * optional repetition penalty, from a seeded generator (same seed, same tokens). */
 #ifndef QS_SAMPLE_H
 #define QS_SAMPLE_H

@@ -1,4 +1,4 @@
-/* core/tokenizer.c — vocabularies, partitioning, SPM encoding, decoding. */
+/* core/model/tokenizer.c — vocabularies, partitioning, SPM encoding, decoding. */
 #include "core/model/tokenizer.h"
 
 #include <stdio.h>

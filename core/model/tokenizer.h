@@ -1,4 +1,4 @@
-/* core/tokenizer.h — llama.cpp-compatible tokenizers from GGUF vocabularies
+/* core/model/tokenizer.h — llama.cpp-compatible tokenizers from GGUF vocabularies
  * (spec/tokenizer.md): vocabulary loading with token attributes, special-token
  * partitioning, SentencePiece-style (`llama`) encoding with byte fallback, decoding with the
  * space and clean-up rules. Byte-level BPE (`gpt2`) vocabularies load but do not encode yet

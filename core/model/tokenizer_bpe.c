@@ -1,4 +1,4 @@
-/* core/tokenizer_bpe.c — byte-level BPE (spec/tokenizer.md §4): pre-tokenizer lists
+/* core/model/tokenizer_bpe.c — byte-level BPE (spec/tokenizer.md §4): pre-tokenizer lists
  * (hand-written splitters for the GPT-2, LLaMA-3 and Qwen2 patterns and matchers for the
  * generic patterns of the supported pre types), the GPT-2 byte map, rank-ordered merges. */
 #include "core/model/tokenizer_bpe.h"

@@ -1,4 +1,4 @@
-/* core/tokenizer_bpe.h — internal to the tokenizer: BPE pre-tokenization and byte map. */
+/* core/model/tokenizer_bpe.h — internal to the tokenizer: BPE pre-tokenization and byte map. */
 #ifndef QS_TOKENIZER_BPE_H
 #define QS_TOKENIZER_BPE_H
 

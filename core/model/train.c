@@ -1,4 +1,4 @@
-/* core/train.c — training: forward with activations kept, backward, AdamW. Shapes in comments
+/* core/model/train.c — training: forward with activations kept, backward, AdamW. Shapes in comments
  * are [rows][cols] of row-major floats; N = batch·seq rows of the residual stream; a weight
  * W [out][in] maps x [N][in] to y = x·Wᵀ [N][out]. */
 #include "core/model/train.h"

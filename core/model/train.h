@@ -1,4 +1,4 @@
-/* core/train.h — trains a llama-architecture model from scratch on a token stream.
+/* core/model/train.h — trains a llama-architecture model from scratch on a token stream.
  *
  * Forward pass with the operations of core/ops.c (the inference engine's) and OpenBLAS sgemm,
  * a hand-derived backward pass for every one of them, AdamW (decoupled weight decay on the

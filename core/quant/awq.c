@@ -1,4 +1,4 @@
-/* core/awq.c — AWQ scale search, clip search and quantizer for one linear (spec/awq.md).
+/* core/quant/awq.c — AWQ scale search, clip search and quantizer for one linear (spec/awq.md).
  * Matrices are row-major: W[rows][cols] (rows = outputs), X[n][cols]. */
 #include "core/quant/awq.h"
 

@@ -1,4 +1,4 @@
-/* core/awq.h — AWQ for one linear layer (spec/awq.md §2, §4, §5).
+/* core/quant/awq.h — AWQ for one linear layer (spec/awq.md §2, §4, §5).
  *
  * W[rows][cols] (rows = outputs), cached inputs X[n][cols]. Per input channel the mean |x|
  * (x_mean; duo scaling also w_mean), scales s = x_mean^α (or x_mean^α / (w_mean^(1−α) + 1e-4)),

@@ -1,4 +1,4 @@
-/* core/bnb4.c — NF4 / FP4 blockwise quantization and double quantization. */
+/* core/quant/bnb4.c — NF4 / FP4 blockwise quantization and double quantization. */
 #include "core/quant/bnb4.h"
 
 #include <math.h>

@@ -1,4 +1,4 @@
-/* core/bnb4.h — bitsandbytes 4-bit quantization, NF4 and FP4 (spec/bnb4.md).
+/* core/quant/bnb4.h — bitsandbytes 4-bit quantization, NF4 and FP4 (spec/bnb4.md).
  *
  * The weight is flattened row-major and cut into blocks of `blocksize` (32…4096, a power of
  * two; the last block may be partial and blocks may span rows). Per block: absmax, scaled

@@ -1,4 +1,4 @@
-/* core/ggml_ksearch.h — internal to the GGML quantizers: the K-quant / IQ4 block quantizers
+/* core/quant/ggml_ksearch.h — internal to the GGML quantizers: the K-quant / IQ4 block quantizers
  * split into a search (the sub-block scale searches, nearly all of the work) and a finish
  * (super-block scales, requantization, packing). ggml_quants_simd.c runs the search for 8
  * blocks at once, one block per SIMD lane, with the same operation sequence per lane as

@@ -1,4 +1,4 @@
-/* core/ggml_quants.c — byte-exact GGML quantizers (spec/ggml-types.md).
+/* core/quant/ggml_quants.c — byte-exact GGML quantizers (spec/ggml-types.md).
  * Every float expression is written in the spec's evaluation order; the file is compiled
  * with -ffp-contract=off (Makefile), so no multiply-add is fused. */
 #include "core/quant/ggml_quants.h"

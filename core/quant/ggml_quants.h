@@ -1,4 +1,4 @@
-/* core/ggml_quants.h — llama.cpp's quantizers for the GGML block types, byte-exact
+/* core/quant/ggml_quants.h — llama.cpp's quantizers for the GGML block types, byte-exact
  * (spec/ggml-types.md §4–§8, compiled with -ffp-contract=off).
  *
  * Each qs_<type>_quantize_row encodes n floats (a multiple of the block size) of one tensor

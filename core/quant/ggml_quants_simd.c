@@ -1,4 +1,4 @@
-/* core/ggml_quants_simd.c — the K-quant / IQ4 scale searches for 8 blocks at once.
+/* core/quant/ggml_quants_simd.c — the K-quant / IQ4 scale searches for 8 blocks at once.
  *
  * Lane l of every vector belongs to block l and executes exactly the scalar operation
  * sequence of ggml_quants.c (same operations, same order, IEEE single precision, no fused

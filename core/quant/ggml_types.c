@@ -1,4 +1,4 @@
-/* core/ggml_types.c — type table and dequantizers (spec/ggml-types.md §2, §5–§8). */
+/* core/quant/ggml_types.c — type table and dequantizers (spec/ggml-types.md §2, §5–§8). */
 #include "core/quant/ggml_types.h"
 
 #include <strings.h>

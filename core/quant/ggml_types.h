@@ -1,4 +1,4 @@
-/* core/ggml_types.h — the ggml tensor element types: ids, names, block geometry and
+/* core/quant/ggml_types.h — the ggml tensor element types: ids, names, block geometry and
  * dequantization to float (spec/ggml-types.md).
  *
  * Every id of the table (0 … QS_TYPE_COUNT-1) can be named and sized, so any GGUF can be

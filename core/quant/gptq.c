@@ -1,4 +1,4 @@
-/* core/gptq.c — GPTQ fasterquant (spec/gptq.md §4). Matrices are row-major [rows][cols];
+/* core/quant/gptq.c — GPTQ fasterquant (spec/gptq.md §4). Matrices are row-major [rows][cols];
  * "column" is an input feature. */
 #include "core/quant/gptq.h"
 

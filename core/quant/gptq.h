@@ -1,4 +1,4 @@
-/* core/gptq.h — GPTQ (spec/gptq.md §3–§6): the IST-DASLab fasterquant algorithm.
+/* core/quant/gptq.h — GPTQ (spec/gptq.md §3–§6): the IST-DASLab fasterquant algorithm.
  *
  * Input: W[rows][cols] (rows = outputs, cols = inputs) and the Hessian H[cols][cols]
  * (2/N_seq · Σ x xᵀ). Dead columns (H[k][k] = 0) are zeroed, H is damped by damp·mean(diag H),

@@ -1,4 +1,4 @@
-/* core/qdot.c — activation quantizers of llama.cpp's x86 CPU backend, and the run-time choice of
+/* core/quant/qdot.c — activation quantizers of llama.cpp's x86 CPU backend, and the run-time choice of
  * the dot-product kernel set (core/qdot_kernels.inc compiled for generic x86-64, AVX2 and
  * AVX-512). See core/qdot.h. */
 #include "core/quant/qdot.h"

@@ -1,4 +1,4 @@
-/* core/qdot.h — quantized dot products as llama.cpp's x86 CPU backend computes them: the weight
+/* core/quant/qdot.h — quantized dot products as llama.cpp's x86 CPU backend computes them: the weight
  * row stays in its GGML encoding, the activation row is quantized once to the type llama.cpp's
  * vec_dot pairs with that weight type (Q8_0, Q8_1, Q8_K, F16, BF16 or F32), and each block's
  * integer dot product is scaled by the block scales in float (spec/ggml-types.md §5–§9).

@@ -1,4 +1,4 @@
-/* core/qdot_impl.h — internal to core/qdot.c and core/qdot_kernels.inc: one table of kernels per
+/* core/quant/qdot_impl.h — internal to core/qdot.c and core/qdot_kernels.inc: one table of kernels per
  * instruction set. The same source (qdot_kernels.inc) is compiled once per ISA with different
  * flags (Makefile); qdot.c picks a table at run time. */
 #ifndef QS_QDOT_IMPL_H

@@ -1,4 +1,4 @@
-/* core/qgrid.c — integer grids in one form, and their GGML encodings. */
+/* core/quant/qgrid.c — integer grids in one form, and their GGML encodings. */
 #include "core/quant/qgrid.h"
 
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* core/qgrid.h — a tensor quantized on an integer grid (RTN, GPTQ, AWQ) in one form:
+/* core/quant/qgrid.h — a tensor quantized on an integer grid (RTN, GPTQ, AWQ) in one form:
  * codes u[rows][cols] (0 … 2^bits − 1), per row and group a scale and a zero point,
  * w = scale · (u − zero); the group of column c is g_idx[c]. AWQ's grid holds W·s (its channel
  * scales s, col_scale), which an export folds into the operation before it.

@@ -1,4 +1,4 @@
-/* core/qpack.c — GPTQ and AWQ GEMM packing. Codes come as codes[n][k] (output n, input k). */
+/* core/quant/qpack.c — GPTQ and AWQ GEMM packing. Codes come as codes[n][k] (output n, input k). */
 #include "core/quant/qpack.h"
 
 #include "core/util/fp16.h"

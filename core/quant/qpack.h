@@ -1,4 +1,4 @@
-/* core/qpack.h — the integer layouts of HF GPTQ (v1 "gptq") and AutoAWQ GEMM checkpoints
+/* core/quant/qpack.h — the integer layouts of HF GPTQ (v1 "gptq") and AutoAWQ GEMM checkpoints
  * (spec/gptq.md §8, spec/awq.md §7), from quantscope's codes[rows = out][cols = in], the per-row
  * group zeros and scales (zeros[out][n_groups], scales[out][n_groups]) and g_idx.
  *

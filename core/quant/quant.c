@@ -1,4 +1,4 @@
-/* core/quant.c — method table, configurations and qs_quant_run. */
+/* core/quant/quant.c — method table, configurations and qs_quant_run. */
 #include "core/quant/quant.h"
 
 #include <math.h>

@@ -1,4 +1,4 @@
-/* core/quant.h — the one quantizer interface and the one method table.
+/* core/quant/quant.h — the one quantizer interface and the one method table.
  *
  * A qs_qconfig (method + knobs) and a float matrix (rows × cols, quantized along each row)
  * go into qs_quant_run; out come the encoded bytes (GGML types: exactly the GGUF tensor data;

@@ -1,4 +1,4 @@
-/* core/rtn.c — integer RTN quantization. */
+/* core/quant/rtn.c — integer RTN quantization. */
 #include "core/quant/rtn.h"
 
 #include <math.h>

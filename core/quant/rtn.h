@@ -1,4 +1,4 @@
-/* core/rtn.h — integer round-to-nearest quantization, bits 2–8.
+/* core/quant/rtn.h — integer round-to-nearest quantization, bits 2–8.
  *
  * Symmetric absmax: s = max|w| / (2^(b−1) − 1), q = clamp(round(w/s), ±(2^(b−1) − 1)), w' = q·s.
  * Asymmetric min–max: the range is widened to include 0 (so the zero point is a storable

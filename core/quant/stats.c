@@ -1,4 +1,4 @@
-/* core/stats.c — statistics in double precision. */
+/* core/quant/stats.c — statistics in double precision. */
 #include "core/quant/stats.h"
 
 #include <cblas.h>

@@ -1,4 +1,4 @@
-/* core/stats.h — distribution statistics, histograms, tile maps and error metrics.
+/* core/quant/stats.h — distribution statistics, histograms, tile maps and error metrics.
  * Accumulations run in double; percentiles are exact order statistics (linear
  * interpolation between neighbours, numpy's default). */
 #ifndef QS_STATS_H

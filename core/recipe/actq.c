@@ -1,4 +1,4 @@
-/* core/actq.c — simulated activation quantization, its calibration and SmoothQuant scales. */
+/* core/recipe/actq.c — simulated activation quantization, its calibration and SmoothQuant scales. */
 #include "core/recipe/actq.h"
 
 #include <cblas.h>

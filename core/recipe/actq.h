@@ -1,4 +1,4 @@
-/* core/actq.h — simulated activation quantization at every linear input (W8A8, W4A8 …) and
+/* core/recipe/actq.h — simulated activation quantization at every linear input (W8A8, W4A8 …) and
  * SmoothQuant's migration of activation outliers into the weights.
  *
  * An activation spec says how the input x of each linear product is fake-quantized (rounded to a

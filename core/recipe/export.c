@@ -1,4 +1,4 @@
-/* core/export.c — recipe → quantized GGUF. */
+/* core/recipe/export.c — recipe → quantized GGUF. */
 #include "core/recipe/export.h"
 
 #include <ctype.h>

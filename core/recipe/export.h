@@ -1,4 +1,4 @@
-/* core/export.h — a resolved recipe written as a quantized GGUF, the way llama-quantize
+/* core/recipe/export.h — a resolved recipe written as a quantized GGUF, the way llama-quantize
  * writes one (spec/llama-quant-presets.md §9, gguf.md §2.9): input metadata in input order,
  * general.quantization_version and general.file_type moved to the end, the quantize.imatrix.*
  * keys when an importance matrix is used, tensors in llama-quantize's order (layer, then

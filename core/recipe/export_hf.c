@@ -1,4 +1,4 @@
-/* core/export_hf.c — a llama GGUF as an HF-style checkpoint directory: config.json and
+/* core/recipe/export_hf.c — a llama GGUF as an HF-style checkpoint directory: config.json and
  * model.safetensors (F32), HF tensor names, attn_q/attn_k rows put back in HF order (the
  * inverse of spec/gguf.md §8). */
 #include "core/recipe/export.h"

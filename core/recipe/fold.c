@@ -1,4 +1,4 @@
-/* core/fold.c — where AWQ's channel scales go when a recipe is exported. */
+/* core/recipe/fold.c — where AWQ's channel scales go when a recipe is exported. */
 #include "core/recipe/fold.h"
 
 #include <stdbool.h>

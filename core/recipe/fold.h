@@ -1,4 +1,4 @@
-/* core/fold.h — folding AWQ's channel scales into a model on export (spec/awq.md §3).
+/* core/recipe/fold.h — folding AWQ's channel scales into a model on export (spec/awq.md §3).
  *
  * An AWQ grid holds W·s; the model stays the same function when the operation before it is
  * divided by s: the norm before attn_q/k/v, ffn_gate/up or output (and every other reader of

@@ -1,4 +1,4 @@
-/* core/presets.c — llama-quantize's type selection per preset. */
+/* core/recipe/presets.c — llama-quantize's type selection per preset. */
 #include "core/recipe/presets.h"
 
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* core/presets.h — llama-quantize's per-tensor type choice for its presets (ftypes), exactly
+/* core/recipe/presets.h — llama-quantize's per-tensor type choice for its presets (ftypes), exactly
  * as spec/llama-quant-presets.md describes: quantizable tensors (§2.2), categories (§2.3),
  * counters in llama-quantize's tensor order (§2.1, §2.5), the mixing rules (§5) and the
  * block-size fallback (§4). In scope: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K,

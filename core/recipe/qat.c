@@ -1,4 +1,4 @@
-/* core/qat.c — quantization-aware training on core/train.c (see qat.h). */
+/* core/recipe/qat.c — quantization-aware training on core/train.c (see qat.h). */
 #include "core/recipe/qat.h"
 
 #include <math.h>

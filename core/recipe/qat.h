@@ -1,4 +1,4 @@
-/* core/qat.h — quantization-aware training: a float llama model fine-tuned with its recipe in
+/* core/recipe/qat.h — quantization-aware training: a float llama model fine-tuned with its recipe in
  * the loop, on the project's own trainer (core/train.h).
  *
  * The model's tensors become the trainer's float master weights. Before every optimizer step

@@ -1,4 +1,4 @@
-/* core/recipe.c — recipes: JSON load/save, resolution to a per-tensor table, application. */
+/* core/recipe/recipe.c — recipes: JSON load/save, resolution to a per-tensor table, application. */
 #include "core/recipe/recipe.h"
 
 #include "core/util/escape.h"

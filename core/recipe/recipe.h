@@ -1,4 +1,4 @@
-/* core/recipe.h — quantization recipes: which config every tensor of a model gets.
+/* core/recipe/recipe.h — quantization recipes: which config every tensor of a model gets.
  *
  * JSON (cJSON):
  *   {"quantscope_recipe": 1,

@@ -1,4 +1,4 @@
-/* core/scan.c — per-tensor / per-block sensitivity scan. */
+/* core/recipe/scan.c — per-tensor / per-block sensitivity scan. */
 #include "core/recipe/scan.h"
 
 #include <math.h>

@@ -1,4 +1,4 @@
-/* core/scan.h — sensitivity scan: quantize one tensor (or one block) alone with a config, measure
+/* core/recipe/scan.h — sensitivity scan: quantize one tensor (or one block) alone with a config, measure
  * the KL divergence and perplexity change against the original model on an eval text (the base
  * records computed once), restore it, next; then rank by mean KLD. A scan can resume: the units
  * already measured are passed in and skipped; units the config cannot take (a shape without a

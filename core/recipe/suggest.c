@@ -1,4 +1,4 @@
-/* core/suggest.c — the mixed-precision solver. */
+/* core/recipe/suggest.c — the mixed-precision solver. */
 #include "core/recipe/suggest.h"
 
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* core/suggest.h — mixed-precision suggestion: per tensor, one of K candidate configs, each with
+/* core/recipe/suggest.h — mixed-precision suggestion: per tensor, one of K candidate configs, each with
  * its bits per weight and its measured sensitivity (the scan's mean KLD of quantizing that tensor
  * alone), so that the summed sensitivity is smallest within a bit budget. A greedy pass upgrades
  * by the best marginal gain per bit (on each tensor's lower convex hull); an exact multiple-choice

@@ -1,4 +1,4 @@
-/* core/synth.c — random-weight llama GGUFs of real shapes. */
+/* core/recipe/synth.c — random-weight llama GGUFs of real shapes. */
 #include "core/recipe/synth.h"
 
 #include <math.h>

@@ -1,4 +1,4 @@
-/* core/synth.h — random-weight llama GGUFs of real shapes (issue 13), so benchmarks and scale
+/* core/recipe/synth.h — random-weight llama GGUFs of real shapes (issue 13), so benchmarks and scale
  * tests can use real sizes without downloads.
  *
  * A shape is a row of a small table (tinyllama, llama-8b, …). The file has the llama.* keys

@@ -1,4 +1,4 @@
-/* core/err.h — the one error convention of core/.
+/* core/util/err.h — the one error convention of core/.
  *
  * Functions return int (0 ok, negative on error) or a pointer (NULL on error) and fill a
  * caller-provided qs_err. The message is one line without the file name; the CLI prints

@@ -1,4 +1,4 @@
-/* core/escape.h — text from files made safe for a terminal.
+/* core/util/escape.h — text from files made safe for a terminal.
  *
  * Tensor names, metadata values, tokenizer pieces and other strings read from a model are
  * shown on terminals (CLI output, the workbench). A model must not be able to send escape

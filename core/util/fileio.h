@@ -1,4 +1,4 @@
-/* core/fileio.h — file mapping and crash-safe output.
+/* core/util/fileio.h — file mapping and crash-safe output.
  *
  * qs_map_file: read-only mmap of a whole regular file (empty files and directories are
  * errors). qs_afile: an output written to a temporary file beside the target, then fsync'ed

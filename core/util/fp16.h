@@ -1,4 +1,4 @@
-/* core/fp16.h — binary16 and bfloat16 conversions exactly as ggml performs them
+/* core/util/fp16.h — binary16 and bfloat16 conversions exactly as ggml performs them
  * (spec/ggml-types.md §3.1, §3.2): round to nearest even, correct subnormals, overflow to
  * infinity, NaN quieted with the sign kept. Widening is exact. */
 #ifndef QS_FP16_H

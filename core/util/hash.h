@@ -1,4 +1,4 @@
-/* core/hash.h — FNV-1a, 64 bits: for hash tables, the recipe's tensor-table identity and the
+/* core/util/hash.h — FNV-1a, 64 bits: for hash tables, the recipe's tensor-table identity and the
  * calibration cache key (not for security). qs_fnv1a_u64 folds a whole word in one step. */
 #ifndef QS_HASH_H
 #define QS_HASH_H

@@ -1,4 +1,4 @@
-/* core/parallel.h — data parallelism for row-wise work: fn(ctx, i0, i1) is called on
+/* core/util/parallel.h — data parallelism for row-wise work: fn(ctx, i0, i1) is called on
  * disjoint chunks of [0, n) by up to n_threads threads (<= 0: all cores). Results must not
  * depend on the chunking (every caller writes only its own rows). */
 #ifndef QS_PARALLEL_H

@@ -1,4 +1,4 @@
-/* core/progress.h — progress and cancellation for long work (design.md "Jobs and threads").
+/* core/util/progress.h — progress and cancellation for long work (design.md "Jobs and threads").
  * A long core function takes a qs_progress * (NULL allowed): it sets total, advances done,
  * calls report (if any) now and then, and stops with QS_E_CANCELLED once cancel is set. */
 #ifndef QS_PROGRESS_H

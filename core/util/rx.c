@@ -1,4 +1,4 @@
-/* core/rx.c — bounded regular expressions (PCRE2, 8-bit, no JIT so the limits always apply). */
+/* core/util/rx.c — bounded regular expressions (PCRE2, 8-bit, no JIT so the limits always apply). */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "core/util/rx.h"
 

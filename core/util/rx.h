@@ -1,4 +1,4 @@
-/* core/rx.h — the bounded regular-expression engine of recipes, --set and the workbench's
+/* core/util/rx.h — the bounded regular-expression engine of recipes, --set and the workbench's
  * filter (PCRE2). A pattern is compiled once (qs_rx_compile) and searched (unanchored, as POSIX
  * regexec is) with match, depth and heap limits, so no pattern can take more than a fraction of
  * a second or more than a few MiB per search: a search that hits a limit is an error

@@ -1,4 +1,4 @@
-/* core/unicode.h — the Unicode facts the BPE pre-tokenizers need (spec/tokenizer.md §4.2,
+/* core/util/unicode.h — the Unicode facts the BPE pre-tokenizers need (spec/tokenizer.md §4.2,
  * §4.3): lenient UTF-8 decoding, a category class per code point (Unicode 15.1, from the
  * generated table in unicode_data.c) and llama.cpp's whitespace set. */
 #ifndef QS_UNICODE_H
