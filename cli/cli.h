@@ -89,6 +89,9 @@ int qs_cli_act_arg(int argc, char **argv, int *i, qs_cli_act *a);
 int qs_cli_apply_act(const qs_cli_act *a, const struct qs_model *m, struct qs_llm *l, const struct qs_vocab *v,
                      const qs_cli_calib *c);
 
+/* a text file as one token stream (the vocabulary adds its BOS); errors printed; exit status */
+int qs_cli_tokenize_file(const struct qs_vocab *v, const char *path, int32_t **ids, int64_t *n);
+
 /* monotonic seconds, for elapsed times and ETAs */
 double qs_cli_now(void);
 /* the one-line progress display on stderr: "WHAT done/total, elapsed, ETA"; a qs_progress report

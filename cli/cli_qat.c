@@ -104,16 +104,6 @@ static int resolve(const qat_args *a, const qs_model *m, qs_recipe *r, qs_recipe
     return QS_EXIT_OK;
 }
 
-static int tokenize_file(const qs_vocab *v, const char *path, int32_t **ids, int64_t *n)
-{
-    qs_err err = {0};
-    size_t len;
-    char *text = qs_read_file(path, (size_t)1 << 31, &len, &err);
-    if (!text) return qs_cli_fail(path, &err);
-    int rc = qs_tokenize(v, text, len, false, false, ids, n, &err) ? qs_cli_fail(path, &err) : 0;
-    free(text);
-    return rc;
-}
 
 typedef struct step_line {
     qs_qat *q;
@@ -187,8 +177,8 @@ static int train(const qat_args *a, const qs_model *m, const qs_vocab *v, const 
     qs_qat *q = NULL;
     qs_err err = {0};
     int bos = qs_vocab_add_bos(v) ? qs_vocab_bos(v) : -1;
-    int rc = tokenize_file(v, a->text, &ids, &n);
-    if (!rc && a->eval) rc = tokenize_file(v, a->eval, &eval, &ne);
+    int rc = qs_cli_tokenize_file(v, a->text, &ids, &n);
+    if (!rc && a->eval) rc = qs_cli_tokenize_file(v, a->eval, &eval, &ne);
     if (!rc && !(q = qs_qat_new(m, t, &a->c, bos, &err))) rc = qs_cli_fail(a->model, &err);
     if (!rc) fprintf(stderr, "qat: %lld tokens of text, %lld tensors fake-quantized, %lld steps of %d × %d tokens, lr %g\n",
                      (long long)n, (long long)qs_qat_n_quantized(q), (long long)a->c.steps, a->c.batch, a->c.seq,

@@ -80,7 +80,7 @@ static int load_config(const char *spec, qs_train_config *c)
 }
 
 /* the whole text as one token stream (the vocabulary adds its BOS) */
-static int tokenize_file(const qs_vocab *v, const char *path, int32_t **ids, int64_t *n)
+int qs_cli_tokenize_file(const qs_vocab *v, const char *path, int32_t **ids, int64_t *n)
 {
     qs_err err = {0};
     size_t len;
@@ -204,8 +204,8 @@ int qs_cli_train(int argc, char **argv)
     int32_t *ids = NULL, *eval = NULL;
     int64_t n = 0, ne = 0;
     qs_trainer *t = NULL;
-    rc = tokenize_file(v, a.data, &ids, &n);
-    if (!rc && a.eval) rc = tokenize_file(v, a.eval, &eval, &ne);
+    rc = qs_cli_tokenize_file(v, a.data, &ids, &n);
+    if (!rc && a.eval) rc = qs_cli_tokenize_file(v, a.eval, &eval, &ne);
     if (!rc && !(t = qs_trainer_new(&c, &err))) rc = qs_cli_fail(a.config, &err);
     if (!rc && a.resume) {
         qs_gguf *ck = qs_gguf_open(a.resume, &err);

@@ -75,15 +75,6 @@ Test(actq, fake_quantization_matches_double_arithmetic)
     }
 }
 
-static qs_model *stories(void)
-{
-    char p[4096];
-    snprintf(p, sizeof p, "%s/stories260K.gguf", tu_models_dir());
-    qs_err err = {0};
-    qs_model *m = qs_model_open(p, &err);
-    if (!m) tu_skip("%s: %s", p, err.msg);
-    return m;
-}
 
 /* every value of one linear input, as recorded by an observer of our own */
 typedef struct rec {
@@ -114,7 +105,7 @@ static int cmp_abs(const void *a, const void *b)
 
 Test(actq, calibrated_ranges_match_the_recorded_activations, .timeout = 120)
 {
-    qs_model *m = stories();
+    qs_model *m = tu_stories();
     qs_err err = {0};
     qs_llm *l = qs_llm_new(m, 64, &err);
     cr_assert_not_null(l, "%s", err.msg);
@@ -184,7 +175,7 @@ Test(actq, smoothing_scales_follow_the_formula)
  * quantization the logits stay (x/s)·(W·s)ᵀ = x·Wᵀ up to rounding */
 Test(actq, smoothing_float_weights_keeps_the_logits, .timeout = 120)
 {
-    qs_model *m = stories();
+    qs_model *m = tu_stories();
     qs_err err = {0};
     qs_llm *l = qs_llm_new(m, 64, &err);
     cr_assert_not_null(l, "%s", err.msg);

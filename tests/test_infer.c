@@ -11,15 +11,6 @@
 #include "core/model/model.h"
 #include "tests/testutil.h"
 
-static qs_model *stories(void)
-{
-    char p[4096];
-    snprintf(p, sizeof p, "%s/stories260K.gguf", tu_models_dir());
-    qs_err err = {0};
-    qs_model *m = qs_model_open(p, &err);
-    if (!m) tu_skip("%s: %s", p, err.msg);
-    return m;
-}
 
 static char *golden_text(const char *name)
 {
@@ -35,7 +26,7 @@ static char *golden_text(const char *name)
 
 Test(infer, logits_match_llama_cpp)
 {
-    qs_model *m = stories();
+    qs_model *m = tu_stories();
     char *ref = golden_text("stories260K.ref-logits-pos0-3.txt");
     qs_err err = {0};
     qs_llm *l = qs_llm_new(m, 64, &err);
@@ -75,7 +66,7 @@ Test(infer, logits_match_llama_cpp)
 
 Test(infer, greedy_ids_from_bos)
 {
-    qs_model *m = stories();
+    qs_model *m = tu_stories();
     char *ref = golden_text("stories260K.ref-greedy64.txt");
     char *s = strchr(ref, ':');
     cr_assert_not_null(s);
@@ -157,7 +148,7 @@ Test(infer, perplexity_matches_llama_perplexity, .timeout = 600)
 /* golden/ppl/README.md: llama-simple -n 48 greedy continuations (F32) */
 Test(infer, greedy_generation_matches_llama_simple)
 {
-    qs_model *m = stories();
+    qs_model *m = tu_stories();
     qs_err err = {0};
     qs_vocab *v = qs_vocab_load(m->gguf, &err);
     qs_llm *l = qs_llm_new(m, 256, &err);
@@ -215,7 +206,7 @@ Test(infer, kl_divergence_matches_llama_perplexity, .timeout = 600)
     snprintf(dir, sizeof dir, "%s/ppl", tu_golden_dir());
     int nf = 0;
     char **files = tu_list(dir, ".kld.txt", 0, &nf);
-    qs_model *base = stories();
+    qs_model *base = tu_stories();
     if (!nf) tu_skip("no *.kld.txt in %s", dir);
     char tp[8192];
     snprintf(tp, sizeof tp, "%s/../data/tinystories-excerpt.txt", tu_golden_dir());
@@ -355,7 +346,7 @@ Test(infer, packed_types_agree_with_the_float_path, .timeout = 300)
  * same logits as their dequantized floats; GGML results are held as their bytes. */
 Test(infer, recipe_results_stay_packed)
 {
-    qs_model *m = stories();
+    qs_model *m = tu_stories();
     qs_err err = {0};
     qs_llm *g = qs_llm_new(m, 64, &err), *f = qs_llm_new(m, 64, &err);
     cr_assert(g && f, "%s", err.msg);
@@ -407,7 +398,7 @@ Test(infer, recipe_results_stay_packed)
  * flag stops the pass */
 Test(infer, sequences_in_one_pass_match_separate_passes)
 {
-    qs_model *m = stories();
+    qs_model *m = tu_stories();
     qs_err err = {0};
     int n = 24, ns = 3;
     qs_llm *l = qs_llm_new(m, 32, &err);

@@ -5,6 +5,7 @@
 
 #include "core/quant/ggml_types.h"
 #include "core/formats/gguf.h"
+#include "core/model/model.h"
 
 #include <dirent.h>
 #include <stdio.h>
@@ -293,4 +294,14 @@ int tu_llama_gguf(const char *path, const tu_llama *s)
     free(tok);
     if (rc) cr_assert_fail("tu_llama_gguf %s: %s", path, err.msg);
     return rc;
+}
+
+qs_model *tu_stories(void)
+{
+    char p[4096];
+    snprintf(p, sizeof p, "%s/stories260K.gguf", tu_models_dir());
+    qs_err err = {0};
+    qs_model *m = qs_model_open(p, &err);
+    if (!m) tu_skip("%s: %s", p, err.msg);
+    return m;
 }

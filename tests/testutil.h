@@ -35,6 +35,11 @@ uint8_t *tu_read(const char *path, size_t *size);
 char *tu_tmpdir(void);
 void tu_rmtree(const char *dir);
 
+/* the models directory's stories260K.gguf opened (the test skips, or fails under
+ * QS_REQUIRE_SHARED, when it is absent) */
+struct qs_model;
+struct qs_model *tu_stories(void);
+
 /* Runs `$QS_BIN ARGS` through the shell (skips the test when QS_BIN is unset): exit status,
  * stdout and stderr (NUL-terminated; free with tu_run_free). */
 typedef struct tu_run_result {
