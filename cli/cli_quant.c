@@ -16,12 +16,33 @@
 #include "core/quant/stats.h"
 #include "cli/cli.h"
 
+/* a knob's range and default as users type them (damp 0.01, alpha 0.5 or search, ggml q4_K or grid) */
 static void knob_range(const qs_knob_info *k, const qs_qconfig *def, qs_knob_id id, char *buf, size_t n)
 {
-    int d = qs_qconfig_get(def, id);
-    if (k->is_bool) snprintf(buf, n, "true|false (default %s)", d ? "true" : "false");
-    else if (id == QS_KNOB_GROUP) snprintf(buf, n, "tensor|row|G dividing the row (default %d)", d);
-    else snprintf(buf, n, "%d-%d (default %d)", k->min, k->max, d);
+    char d[32], lo[32], hi[32];
+    qs_knob_format(id, qs_qconfig_get(def, id), d, sizeof d);
+    if (k->is_bool) {
+        snprintf(buf, n, "true|false (default %s)", d);
+    } else if (id == QS_KNOB_GROUP) {
+        snprintf(buf, n, "tensor|row|G dividing the row (default %s)", d);
+    } else if (id == QS_KNOB_GGML && k->steps) {
+        size_t used = (size_t)snprintf(buf, n, "grid");
+        for (int i = 0; i < k->n_steps && used < n; i++)
+            if (k->steps[i] >= 0) {
+                qs_knob_format(id, k->steps[i], lo, sizeof lo);
+                used += (size_t)snprintf(buf + used, n - used, "|%s", lo);
+            }
+        if (used < n) snprintf(buf + used, n - used, " (default %s)", d);
+    } else {
+        /* a negative minimum is a word (alpha: search), the numbers start at 0 */
+        int min = k->min < 0 ? 0 : k->min;
+        char word[40] = "";
+        qs_knob_format(id, k->min, lo, sizeof lo);
+        if (k->min < 0) snprintf(word, sizeof word, "%s|", lo);
+        qs_knob_format(id, min, lo, sizeof lo);
+        qs_knob_format(id, k->max, hi, sizeof hi);
+        snprintf(buf, n, "%s%s-%s (default %s)", word, lo, hi, d);
+    }
 }
 
 int qs_cli_methods(int argc, char **argv)
@@ -35,7 +56,7 @@ int qs_cli_methods(int argc, char **argv)
         printf("%-8s %s%s\n", m->name, m->desc, qs_method_uses_imatrix(m) ? " [uses --imatrix]" : "");
         for (int k = 0; k < QS_KNOB_COUNT; k++) {
             if (!(qs_method_knobs(m) & (1u << k))) continue;
-            char range[96];
+            char range[256];
             knob_range(qs_knob_get(k), &def, k, range, sizeof range);
             printf("         --%-13s %s; %s\n", qs_knob_get(k)->name, range, qs_knob_get(k)->desc);
         }

@@ -238,6 +238,10 @@ Test(cli, quant_usage_and_methods)
     r = run("methods");
     cr_assert_eq(r.status, 0);
     cr_assert(strstr(r.out, "iq4_xs") && strstr(r.out, "--bits"));
+    /* ranges in the units users type (damp 0.01, alpha 0.5 or search, ggml by type name) */
+    cr_assert(strstr(r.out, "--damp          0.001-0.999 (default 0.01)"), "%s", r.out);
+    cr_assert(strstr(r.out, "--alpha         search|0-0.95 (default search)"), "%s", r.out);
+    cr_assert(strstr(r.out, "--ggml          grid|q4_0|") && strstr(r.out, "|q4_K|"), "%s", r.out);
     done(&r);
 }
 
