@@ -36,7 +36,7 @@ struct worker {
     bool pending, running, quit;
     bool tensor_seen;
     bool tensor_running;     /* the job running is a tensor request: a newer one cancels it */
-    qs_progress tensor_prog; /* its progress (into app->job_pct) and cancel flag */
+    qs_progress tensor_prog; /* its progress (into app->jobs.job_pct) and cancel flag */
     int hold_at;             /* test hook: the next tensor job stops at this step until released (-1: none) */
     bool held;               /* it is stopped there */
     bool gen_running;        /* a generation runs: a tensor request cancels it (and queues it again) */
@@ -152,14 +152,14 @@ static int calib_view(const app *a, const qs_tensor *x, const qs_qconfig *cfg, q
 {
     bool need = qs_method_needs_calib(cfg->method);
     qs_err err = {0};
-    if (!a->calib) {
+    if (!a->jobs.calib) {
         /* the text's file name only: the screen has no room for a whole path */
-        const char *base = strrchr(a->calib_path, '/') ? strrchr(a->calib_path, '/') + 1 : a->calib_path;
+        const char *base = strrchr(a->jobs.calib_path, '/') ? strrchr(a->jobs.calib_path, '/') + 1 : a->jobs.calib_path;
         if (need) snprintf(msg, n, "%s needs calibration data: press C to calibrate%s%.150s", cfg->method->name,
-                           a->calib_path[0] ? " on " : " (start with --calib FILE)", base);
+                           a->jobs.calib_path[0] ? " on " : " (start with --calib FILE)", base);
         return need ? -1 : 0;
     }
-    if (qs_calib_for_tensor(a->calib, x->gguf_name, qs_method_needs_hessian(cfg->method), v, &err)) {
+    if (qs_calib_for_tensor(a->jobs.calib, x->gguf_name, qs_method_needs_hessian(cfg->method), v, &err)) {
         if (need) snprintf(msg, n, "%.200s", err.msg);
         return need ? -1 : 0;
     }
@@ -668,7 +668,7 @@ static void job_report(void *ctx, int64_t done, int64_t total)
 {
     worker *w = ctx;
     pthread_mutex_lock(&w->a->lock);
-    snprintf(w->a->calib_status, sizeof w->a->calib_status, "%s %lld/%lld (Esc cancels)", w->job_label, (long long)done,
+    snprintf(w->a->jobs.calib_status, sizeof w->a->jobs.calib_status, "%s %lld/%lld (Esc cancels)", w->job_label, (long long)done,
              (long long)total);
     pthread_mutex_unlock(&w->a->lock);
     notify(w);
@@ -706,10 +706,10 @@ static void calib_compute(worker *w, const char *path)
     size_t len = 0;
     char *text = NULL;
     pthread_mutex_lock(&a->lock);
-    a->calib_running = true, a->calib_done = 0, a->calib_total = 0;
+    a->jobs.calib_running = true, a->jobs.calib_done = 0, a->jobs.calib_total = 0;
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
-    snprintf(a->calib_status, sizeof a->calib_status, "calibrating on %.120s… (Esc cancels)", base);
+    snprintf(a->jobs.calib_status, sizeof a->jobs.calib_status, "calibrating on %.120s… (Esc cancels)", base);
     pthread_mutex_unlock(&a->lock);
     int rc = ensure_models(w, &err);
     if (!rc && !(text = qs_read_file(path, (size_t)1 << 30, &len, &err))) rc = -1;
@@ -732,18 +732,18 @@ static void calib_compute(worker *w, const char *path)
     }
     free(text);
     pthread_mutex_lock(&a->lock);
-    a->calib_running = false;
+    a->jobs.calib_running = false;
     if (!rc) {
-        qs_calib_set_free(a->calib);
-        a->calib = s;
+        qs_calib_set_free(a->jobs.calib);
+        a->jobs.calib = s;
         if (refused.msg[0])
-            snprintf(a->calib_status, sizeof a->calib_status, "calibrated anew: the cache was refused (%.100s)", refused.msg);
+            snprintf(a->jobs.calib_status, sizeof a->jobs.calib_status, "calibrated anew: the cache was refused (%.100s)", refused.msg);
         else
-            snprintf(a->calib_status, sizeof a->calib_status, "calibrated%s: %d chunks of %d tokens of %.80s — gptq and awq are live, "
+            snprintf(a->jobs.calib_status, sizeof a->jobs.calib_status, "calibrated%s: %d chunks of %d tokens of %.80s — gptq and awq are live, "
                      "every method shows its output error", cached ? " (from the cache)" : saved ? " (cached)" : "", s->n_chunks,
                      s->n_ctx, base);
     } else {
-        snprintf(a->calib_status, sizeof a->calib_status, "calibration %.140s", err.code == QS_E_CANCELLED ? "cancelled" : err.msg);
+        snprintf(a->jobs.calib_status, sizeof a->jobs.calib_status, "calibration %.140s", err.code == QS_E_CANCELLED ? "cancelled" : err.msg);
     }
     pthread_mutex_unlock(&a->lock);
     if (rc) return;
@@ -766,8 +766,8 @@ static void scan_compute(worker *w, const qs_qconfig *cfg, const char *path)
     char cs[64];
     qs_config_format(cfg, false, cs, sizeof cs);
     pthread_mutex_lock(&a->lock);
-    a->scan_running = true;
-    snprintf(a->calib_status, sizeof a->calib_status, "scan of %s… (Esc cancels)", cs);
+    a->jobs.scan_running = true;
+    snprintf(a->jobs.calib_status, sizeof a->jobs.calib_status, "scan of %s… (Esc cancels)", cs);
     pthread_mutex_unlock(&a->lock);
     size_t len = 0;
     char *text = NULL;
@@ -788,16 +788,16 @@ static void scan_compute(worker *w, const qs_qconfig *cfg, const char *path)
         }
     }
     pthread_mutex_lock(&a->lock);
-    a->scan_running = false;
+    a->jobs.scan_running = false;
     if (!rc && rank) {
-        free(a->scan), free(a->scan_rank);
-        a->scan = rows, a->n_scan = n, a->scan_rank = rank, a->scan_sel = 0, a->scan_top = 0;
-        snprintf(a->scan_cfg, sizeof a->scan_cfg, "%s", cs);
-        snprintf(a->calib_status, sizeof a->calib_status, "scan of %s: %d tensors ranked by KLD (base PPL %.3f on %d chunks of the "
+        free(a->jobs.scan), free(a->jobs.scan_rank);
+        a->jobs.scan = rows, a->jobs.n_scan = n, a->jobs.scan_rank = rank, a->jobs.scan_sel = 0, a->jobs.scan_top = 0;
+        snprintf(a->jobs.scan_cfg, sizeof a->jobs.scan_cfg, "%s", cs);
+        snprintf(a->jobs.calib_status, sizeof a->jobs.calib_status, "scan of %s: %d tensors ranked by KLD (base PPL %.3f on %d chunks of the "
                  "calibration text); the layer list is coloured by rank", cs, n, ppl, SCAN_CHUNKS);
     } else {
         free(rows), free(rank);
-        snprintf(a->calib_status, sizeof a->calib_status, "scan %.200s", err.code == QS_E_CANCELLED ? "cancelled" : err.msg);
+        snprintf(a->jobs.calib_status, sizeof a->jobs.calib_status, "scan %.200s", err.code == QS_E_CANCELLED ? "cancelled" : err.msg);
     }
     pthread_mutex_unlock(&a->lock);
 }
@@ -811,8 +811,8 @@ static void pareto_compute(worker *w, const char *path)
     app *a = w->a;
     qs_err err = {0};
     pthread_mutex_lock(&a->lock);
-    a->pareto_running = true;
-    snprintf(a->calib_status, sizeof a->calib_status, "Pareto: scanning %d candidates… (Esc cancels)", K);
+    a->jobs.pareto_running = true;
+    snprintf(a->jobs.calib_status, sizeof a->jobs.calib_status, "Pareto: scanning %d candidates… (Esc cancels)", K);
     pthread_mutex_unlock(&a->lock);
     size_t len = 0;
     char *text = NULL, cfgs[K][256];
@@ -847,15 +847,15 @@ static void pareto_compute(worker *w, const char *path)
     }
     for (int j = 0; j < K; j++) free(rows[j]);
     pthread_mutex_lock(&a->lock);
-    a->pareto_running = false;
+    a->jobs.pareto_running = false;
     if (!rc) {
-        memcpy(a->pareto_x, x, sizeof x), memcpy(a->pareto_y, y, sizeof y), memcpy(a->pareto_mark, mark, sizeof mark);
-        memcpy(a->pareto_name, names, sizeof names);
-        a->n_pareto = n;
-        snprintf(a->calib_status, sizeof a->calib_status, "Pareto: %d tensors scanned with %d K-quants on %d chunks of the "
+        memcpy(a->jobs.pareto_x, x, sizeof x), memcpy(a->jobs.pareto_y, y, sizeof y), memcpy(a->jobs.pareto_mark, mark, sizeof mark);
+        memcpy(a->jobs.pareto_name, names, sizeof names);
+        a->jobs.n_pareto = n;
+        snprintf(a->jobs.calib_status, sizeof a->jobs.calib_status, "Pareto: %d tensors scanned with %d K-quants on %d chunks of the "
                  "calibration text", n_tensors, K, SCAN_CHUNKS);
     } else {
-        snprintf(a->calib_status, sizeof a->calib_status, "Pareto %.200s", err.code == QS_E_CANCELLED ? "cancelled" : err.msg);
+        snprintf(a->jobs.calib_status, sizeof a->jobs.calib_status, "Pareto %.200s", err.code == QS_E_CANCELLED ? "cancelled" : err.msg);
     }
     pthread_mutex_unlock(&a->lock);
 }
@@ -867,8 +867,8 @@ static void export_compute(worker *w, qs_recipe_table *t, const char *path, int 
     app *a = w->a;
     qs_err err = {0};
     pthread_mutex_lock(&a->lock);
-    const qs_calib_set *calib = a->calib;
-    snprintf(a->calib_status, sizeof a->calib_status, "exporting %.200s… (Esc cancels)", path);
+    const qs_calib_set *calib = a->jobs.calib;
+    snprintf(a->jobs.calib_status, sizeof a->jobs.calib_status, "exporting %.200s… (Esc cancels)", path);
     pthread_mutex_unlock(&a->lock);
     bool grid = qs_recipe_table_has_non_ggml(t);
     qs_qgrid *grids = grid ? calloc((size_t)t->n, sizeof *grids) : NULL;
@@ -894,10 +894,10 @@ static void export_compute(worker *w, qs_recipe_table *t, const char *path, int 
         char note[96];
         snprintf(note, sizeof note, "%s%.70s", format == EXPORT_GGUF ? " (llama.cpp reads it)" : warn[0] ? "; " : " (with config.json)",
                  warn);
-        snprintf(a->calib_status, sizeof a->calib_status, "exported %.120s: %.2f MiB%s", path, (double)st.st_size / 1048576.0,
+        snprintf(a->jobs.calib_status, sizeof a->jobs.calib_status, "exported %.120s: %.2f MiB%s", path, (double)st.st_size / 1048576.0,
                  note);
     }
-    else snprintf(a->calib_status, sizeof a->calib_status, "export %.200s", err.code == QS_E_CANCELLED ? "cancelled" : err.msg);
+    else snprintf(a->jobs.calib_status, sizeof a->jobs.calib_status, "export %.200s", err.code == QS_E_CANCELLED ? "cancelled" : err.msg);
     pthread_mutex_unlock(&a->lock);
 }
 
@@ -911,7 +911,7 @@ static void ppl_compute(worker *w, const qs_qconfig *cfgs, const char *path)
     app_ppl p = {0};
     qs_err err = {0};
     pthread_mutex_lock(&a->lock);
-    a->ppl.running = true;
+    a->jobs.ppl.running = true;
     pthread_mutex_unlock(&a->lock);
     qs_ppl base = {0};
     qs_kld_stats st;
@@ -936,7 +936,7 @@ static void ppl_compute(worker *w, const qs_qconfig *cfgs, const char *path)
         p = (app_ppl){false, true, st.ppl_base, st.ppl_q, st.kld_mean, st.same_top, w->kbase.n_chunk, PPL_CTX, ""};
     } else snprintf(p.error, sizeof p.error, "%.150s", err.code == QS_E_CANCELLED ? "cancelled" : err.msg);
     pthread_mutex_lock(&a->lock);
-    a->ppl = p;
+    a->jobs.ppl = p;
     pthread_mutex_unlock(&a->lock);
 }
 
@@ -976,7 +976,7 @@ publish:
     g.enabled = true;
     snprintf(g.prompt, sizeof g.prompt, "%s", prompt);
     pthread_mutex_lock(&a->lock);
-    a->gen = g;
+    a->jobs.gen = g;
     pthread_mutex_unlock(&a->lock);
 }
 
@@ -989,7 +989,7 @@ static app_result *publish(worker *w, int t, app_result *r)
     w->a->res = r;
     if (r->ok && r->m.n && !r->sampled) {
         double ss = r->m.mse > 0 ? r->m.mse / (r->dist.std * r->dist.std + r->dist.mean * r->dist.mean) : 0;
-        w->a->rel_err[t] = (float)sqrt(ss);
+        w->a->rec.rel_err[t] = (float)sqrt(ss);
     }
     pthread_mutex_unlock(&w->a->lock);
     return old;
@@ -1010,8 +1010,8 @@ static void tensor_report(void *ctx, int64_t done, int64_t total)
     worker *w = ctx;
     int pct = total > 0 ? (int)(done * 100 / total) : 0;
     pthread_mutex_lock(&w->a->lock);
-    bool changed = w->a->job_pct != pct;
-    w->a->job_pct = pct;
+    bool changed = w->a->jobs.job_pct != pct;
+    w->a->jobs.job_pct = pct;
     pthread_mutex_unlock(&w->a->lock);
     if (changed) notify(w);
     pthread_mutex_lock(&w->mu);
@@ -1028,7 +1028,7 @@ static void tensor_report(void *ctx, int64_t done, int64_t total)
 static void set_job(worker *w, int t, int pct)
 {
     pthread_mutex_lock(&w->a->lock);
-    w->a->job_tensor = t, w->a->job_pct = pct;
+    w->a->jobs.job_tensor = t, w->a->jobs.job_pct = pct;
     pthread_mutex_unlock(&w->a->lock);
 }
 
