@@ -1,6 +1,7 @@
 /* tui/jobs.h — the worker's job kinds behind one interface (the worker's insides, shared by
- * tui/worker.c, which keeps the loop, the queue and cancellation, and tui/jobs.c, which holds
- * the long jobs and the generation). Not for the views or the rest of tui/. */
+ * tui/worker.c, which keeps the loop, the queue and cancellation, tui/jobs.c, which holds the
+ * long jobs and the generation, and tui/tensor_job.c, the tensor's computation). Not for the
+ * views or the rest of tui/. */
 #ifndef QS_JOBS_H
 #define QS_JOBS_H
 
