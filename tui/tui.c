@@ -109,7 +109,7 @@ static void draw_title(rect r, const app *a)
     draw_fill(r, theme(TH_TITLE));
     draw_textf(r.y, r.x + 1, r.w - 2, theme(TH_TITLE), "quantscope  %s  %s  %.2fM params  %.2f MiB  %.2f bpw%s",
                base ? base + 1 : a->model->path, a->model->hp.arch, (double)params / 1e6, (double)bytes / 1048576.0,
-               params ? 8.0 * (double)bytes / (double)params : 0, a->unsaved ? "  [recipe modified]" : "");
+               params ? 8.0 * (double)bytes / (double)params : 0, a->rec.unsaved ? "  [recipe modified]" : "");
 }
 
 static void draw_fbar(rect r)
@@ -154,15 +154,15 @@ static void draw_all(app *a)
     pthread_mutex_lock(&a->lock);
     const app_result *res = a->res;
     draw_title(l.title, a);
-    if (a->mode == MODE_HELP) help_view_draw((rect){1, 0, l.full.h - 3, l.full.w});
-    else if (a->mode == MODE_SCAN) scan_view_draw((rect){1, 0, l.full.h - 3, l.full.w}, a);
-    else if (a->mode == MODE_PARETO) pareto_view_draw((rect){1, 0, l.full.h - 3, l.full.w}, a);
-    else if (a->mode == MODE_EXPLAIN) explain_view_draw((rect){1, 0, l.full.h - 3, l.full.w}, a, res);
-    else if (a->mode == MODE_RECIPE || a->mode == MODE_BULK) {
+    if (a->nav.mode == MODE_HELP) help_view_draw((rect){1, 0, l.full.h - 3, l.full.w});
+    else if (a->nav.mode == MODE_SCAN) scan_view_draw((rect){1, 0, l.full.h - 3, l.full.w}, a);
+    else if (a->nav.mode == MODE_PARETO) pareto_view_draw((rect){1, 0, l.full.h - 3, l.full.w}, a);
+    else if (a->nav.mode == MODE_EXPLAIN) explain_view_draw((rect){1, 0, l.full.h - 3, l.full.w}, a, res);
+    else if (a->nav.mode == MODE_RECIPE || a->nav.mode == MODE_BULK) {
         qs_recipe_table t;
         app_recipe_totals tot;
         char err[256];
-        if (app_recipe_table(a, &t, &tot, err, sizeof err)) snprintf(a->status, sizeof a->status, "recipe: %.200s", err);
+        if (app_recipe_table(a, &t, &tot, err, sizeof err)) snprintf(a->screen.status, sizeof a->screen.status, "recipe: %.200s", err);
         else {
             recipe_view_draw((rect){1, 0, l.full.h - 3, l.full.w}, a, &t, &tot);
             qs_recipe_table_free(&t);
@@ -179,12 +179,12 @@ static void draw_all(app *a)
     pthread_mutex_unlock(&a->lock);
     char cs[256];
     pthread_mutex_lock(&a->lock);
-    snprintf(cs, sizeof cs, "%s", a->calib_status);
-    bool busy = a->calib_running;
+    snprintf(cs, sizeof cs, "%s", a->jobs.calib_status);
+    bool busy = a->jobs.calib_running;
     pthread_mutex_unlock(&a->lock);
     /* the calibration's progress while it runs, else the last message (a running job wins) */
-    const char *st = busy || !a->status[0] ? cs : a->status;
-    draw_text(l.status.y, 1, l.status.w - 2, st, a->mode == MODE_CONFIRM_QUIT ? theme(TH_WARN) : busy ? theme(TH_DIM) : A_NORMAL);
+    const char *st = busy || !a->screen.status[0] ? cs : a->screen.status;
+    draw_text(l.status.y, 1, l.status.w - 2, st, a->nav.mode == MODE_CONFIRM_QUIT ? theme(TH_WARN) : busy ? theme(TH_DIM) : A_NORMAL);
     draw_fbar(l.fbar);
     refresh();
 }
@@ -214,7 +214,7 @@ static int save_table_csv(const app *a, const char *path, qs_err *err)
         csv_fwrite(af.f, cfg, strlen(cfg));
         fprintf(af.f, ",%s,%.4f,%lld,", e->keep ? e->t->dtype : e->ggml_type >= 0 ? qs_type_name(e->ggml_type) : "",
                 e->bpw, (long long)e->bytes);
-        if (a->rel_err[i] >= 0) fprintf(af.f, "%.6f", a->rel_err[i]);
+        if (a->rec.rel_err[i] >= 0) fprintf(af.f, "%.6f", a->rec.rel_err[i]);
         fputc('\n', af.f);
     }
     if (!rc) rc = qs_afile_commit(&af, err);
@@ -232,10 +232,10 @@ static void save_recipe(app *a)
     int rc = app_build_recipe(a, &r, err.msg, sizeof err.msg);
     if (!rc) rc = qs_recipe_save(path, &r, &err);
     if (!rc && (rc = save_table_csv(a, csv, &err))) snprintf(path, sizeof path, "%.500s", csv);
-    if (rc) snprintf(a->status, sizeof a->status, "could not save %.100s: %.120s", path, err.msg);
+    if (rc) snprintf(a->screen.status, sizeof a->screen.status, "could not save %.100s: %.120s", path, err.msg);
     else {
-        snprintf(a->status, sizeof a->status, "saved the recipe to %.200s (table: .csv)", path);
-        a->unsaved = false;
+        snprintf(a->screen.status, sizeof a->screen.status, "saved the recipe to %.200s (table: .csv)", path);
+        a->rec.unsaved = false;
     }
     qs_recipe_free(&r);
 }
@@ -248,11 +248,11 @@ static void export_gguf(app *a, worker *w)
     char path[512];
     app_model_file(a, ".quant.gguf", path, sizeof path);
     if (app_recipe_table(a, &t, &(app_recipe_totals){0}, err.msg, sizeof err.msg) || qs_export_gguf_check(&t, &err)) {
-        snprintf(a->status, sizeof a->status, "cannot export: %.200s", err.msg);
+        snprintf(a->screen.status, sizeof a->screen.status, "cannot export: %.200s", err.msg);
         qs_recipe_table_free(&t);
         return;
     }
-    a->status[0] = '\0'; /* the status line follows the export */
+    a->screen.status[0] = '\0'; /* the status line follows the export */
     worker_submit_export(w, &t, path, EXPORT_GGUF);
 }
 
@@ -268,11 +268,11 @@ static void export_checkpoint(app *a, worker *w)
     for (int64_t i = 0; !rc && i < t.n; i++) awq &= t.e[i].keep || t.e[i].cfg.method->ops->ckpt == QS_CKPT_AWQ;
     app_model_file(a, awq ? ".awq" : ".gptq", path, sizeof path);
     if (rc || qs_export_hf_model_check(a->model, &err) || qs_export_hf_quant_check(&t, awq ? QS_CKPT_AWQ : QS_CKPT_GPTQ, &err)) {
-        snprintf(a->status, sizeof a->status, "cannot write a checkpoint: %.200s", err.msg);
+        snprintf(a->screen.status, sizeof a->screen.status, "cannot write a checkpoint: %.200s", err.msg);
         qs_recipe_table_free(&t);
         return;
     }
-    a->status[0] = '\0';
+    a->screen.status[0] = '\0';
     worker_submit_export(w, &t, path, awq ? EXPORT_AWQ : EXPORT_GPTQ);
 }
 
@@ -281,7 +281,7 @@ static void save_session(const app *a, settings *st, const char *last)
 {
     qs_err err = {0};
     qs_recipe r;
-    st->log_counts = a->log_counts, st->heat_mode = a->heat_mode;
+    st->log_counts = a->screen.log_counts, st->heat_mode = a->screen.heat_mode;
     if (settings_save(st, &err)) fprintf(stderr, "quantscope: settings not saved: %s\n", err.msg);
     if (!last || app_build_recipe(a, &r, err.msg, sizeof err.msg)) return;
     if (qs_recipe_save(last, &r, &err)) fprintf(stderr, "quantscope: %s: %s\n", last, err.msg);
@@ -296,10 +296,10 @@ static void submit_tensor(app *a, worker *w, int t)
     layout l;
     layout_compute(COLS, LINES, &l);
     const qs_tensor *x = &a->model->tensors[t];
-    int64_t nr = a->view.heat_nr > 0 ? a->view.heat_nr : qs_tensor_nrows(x), nc = a->view.heat_nc > 0 ? a->view.heat_nc : x->ne[0];
-    plot_heat_grid(l.tensor, nr, nc, APP_TILE_ROWS, APP_TILE_COLS, &a->view.heat_pr, &a->view.heat_pc);
-    plot_heat_grid(l.tensor, INT64_MAX / 4, INT64_MAX / 4, APP_TILE_ROWS, APP_TILE_COLS, &a->heat_max_r, &a->heat_max_c);
-    worker_submit(w, t, &a->cfg[t], &a->view);
+    int64_t nr = a->nav.view.heat_nr > 0 ? a->nav.view.heat_nr : qs_tensor_nrows(x), nc = a->nav.view.heat_nc > 0 ? a->nav.view.heat_nc : x->ne[0];
+    plot_heat_grid(l.tensor, nr, nc, APP_TILE_ROWS, APP_TILE_COLS, &a->nav.view.heat_pr, &a->nav.view.heat_pc);
+    plot_heat_grid(l.tensor, INT64_MAX / 4, INT64_MAX / 4, APP_TILE_ROWS, APP_TILE_COLS, &a->screen.heat_max_r, &a->screen.heat_max_c);
+    worker_submit(w, t, &a->rec.cfg[t], &a->nav.view);
 }
 
 static void request(app *a, worker *w)
@@ -308,16 +308,16 @@ static void request(app *a, worker *w)
     if (t < 0 || !app_tensor_quantizable(a, t)) return;
     pthread_mutex_lock(&a->lock);
     if (t != a->res->tensor) { /* another tensor: the heatmap shows all of it again */
-        a->view.heat_r0 = a->view.heat_c0 = a->view.heat_nr = a->view.heat_nc = 0;
-        a->heat_cy = a->heat_cx = 0;
-        a->heat_fr = a->heat_fc = -1;
+        a->nav.view.heat_r0 = a->nav.view.heat_c0 = a->nav.view.heat_nr = a->nav.view.heat_nc = 0;
+        a->nav.heat_cy = a->nav.heat_cx = 0;
+        a->nav.heat_fr = a->nav.heat_fc = -1;
     }
     if (a->res->tensor == t && a->res->ok && !a->res->sampled) { /* a preview is no "previous value" */
-        a->prev_m = a->res->m;
-        a->prev_bpw = a->res->bpw;
-        a->have_prev = true;
+        a->screen.prev_m = a->res->m;
+        a->screen.prev_bpw = a->res->bpw;
+        a->screen.have_prev = true;
     } else {
-        a->have_prev = false;
+        a->screen.have_prev = false;
     }
     pthread_mutex_unlock(&a->lock);
     submit_tensor(a, w, t);
@@ -333,7 +333,7 @@ static void request_view(app *a, worker *w)
 
 static void regenerate(app *a, worker *w)
 {
-    if (a->gen.enabled) worker_submit_generation(w, a->cfg, a->gen.prompt);
+    if (a->jobs.gen.enabled) worker_submit_generation(w, a->rec.cfg, a->jobs.gen.prompt);
 }
 
 /* returns false to quit */
@@ -342,16 +342,16 @@ static bool react(app *a, worker *w, int key)
     int re = app_handle_key(a, key);
     if (re & R_QUIT) return false;
     if (re & R_SAVE) save_recipe(a);
-    if (re & R_CALIBRATE) worker_submit_calibration(w, a->calib_path);
+    if (re & R_CALIBRATE) worker_submit_calibration(w, a->jobs.calib_path);
     if (re & R_SCAN) {
         int t = app_selected_tensor(a);
-        if (t >= 0) worker_submit_scan(w, &a->cfg[t], a->calib_path);
-        a->status[0] = '\0';
+        if (t >= 0) worker_submit_scan(w, &a->rec.cfg[t], a->jobs.calib_path);
+        a->screen.status[0] = '\0';
     }
-    if (re & R_PARETO) worker_submit_pareto(w, a->calib_path);
+    if (re & R_PARETO) worker_submit_pareto(w, a->jobs.calib_path);
     if (re & R_EXPORT) export_gguf(a, w);
     if (re & R_CHECKPOINT) export_checkpoint(a, w);
-    if (re & R_PPL) worker_submit_ppl(w, a->cfg, a->eval_path[0] ? a->eval_path : a->calib_path);
+    if (re & R_PPL) worker_submit_ppl(w, a->rec.cfg, a->jobs.eval_path[0] ? a->jobs.eval_path : a->jobs.calib_path);
     if (re & R_CANCEL) worker_cancel(w);
     if (re & R_RECOMPUTE) request(a, w);
     else if (re & R_VIEW) request_view(a, w);
@@ -379,7 +379,7 @@ static double generation_mib(const app *a)
         const qs_tensor *x = &a->model->tensors[t];
         double n = (double)qs_tensor_nelements(x);
         bytes += qs_tensor_bpw(x) * n / 8;
-        if (app_tensor_quantizable(a, (int)t)) bytes += qs_qconfig_bpw(&a->cfg[t], qs_tensor_nrows(x), x->ne[0], -1) * n / 8;
+        if (app_tensor_quantizable(a, (int)t)) bytes += qs_qconfig_bpw(&a->rec.cfg[t], qs_tensor_nrows(x), x->ne[0], -1) * n / 8;
     }
     return bytes / 1048576.0;
 }
@@ -390,15 +390,15 @@ enum { GEN_BUDGET_MIB = 4096 };
 static void init_generation(app *a)
 {
     /* GGUF vocabularies, and HF checkpoints with a tokenizer.json (the worker converts it) */
-    a->gen.enabled = a->model->hp.supported && strcmp(a->model->tok.kind, "none") != 0 &&
+    a->jobs.gen.enabled = a->model->hp.supported && strcmp(a->model->tok.kind, "none") != 0 &&
                      (a->model->gguf || !strncmp(a->model->tok.kind, "hf-", 3));
-    snprintf(a->gen.prompt, sizeof a->gen.prompt, "%s", strstr(a->model->path, "kjv") ? "And God said" : "Once upon a time");
-    if (!a->gen.enabled)
-        snprintf(a->gen.error, sizeof a->gen.error, "generation needs a llama-family GGUF with a tokenizer (%.60s)",
+    snprintf(a->jobs.gen.prompt, sizeof a->jobs.gen.prompt, "%s", strstr(a->model->path, "kjv") ? "And God said" : "Once upon a time");
+    if (!a->jobs.gen.enabled)
+        snprintf(a->jobs.gen.error, sizeof a->jobs.gen.error, "generation needs a llama-family GGUF with a tokenizer (%.60s)",
                  a->model->hp.supported ? "no tokenizer" : a->model->hp.unsupported_why);
     else if (generation_mib(a) > GEN_BUDGET_MIB) {
-        a->gen.enabled = false;
-        snprintf(a->gen.error, sizeof a->gen.error, "generation off: the original and the quantized model need %.1f GiB, over "
+        a->jobs.gen.enabled = false;
+        snprintf(a->jobs.gen.error, sizeof a->jobs.gen.error, "generation off: the original and the quantized model need %.1f GiB, over "
                  "the workbench's %d GiB", generation_mib(a) / 1024, GEN_BUDGET_MIB / 1024);
     }
 }
@@ -530,19 +530,19 @@ int qs_tui_run(const tui_opts *o)
         fprintf(stderr, "quantscope: %s\n", emsg);
         return QS_EXIT_INPUT;
     }
-    if (o->calib) snprintf(a.calib_path, sizeof a.calib_path, "%s", o->calib);
-    if (o->eval) snprintf(a.eval_path, sizeof a.eval_path, "%s", o->eval);
+    if (o->calib) snprintf(a.jobs.calib_path, sizeof a.jobs.calib_path, "%s", o->calib);
+    if (o->eval) snprintf(a.jobs.eval_path, sizeof a.jobs.eval_path, "%s", o->eval);
     settings st;
     settings_load(&st);
     if (o->theme) snprintf(st.theme, sizeof st.theme, "%s", o->theme);
-    a.log_counts = st.log_counts, a.heat_mode = st.heat_mode;
+    a.screen.log_counts = st.log_counts, a.screen.heat_mode = st.heat_mode;
     char last[4400];
     bool have_last = settings_last_recipe_path(o->model_path, last, sizeof last);
     if (have_last && access(last, R_OK) == 0) {
         int changed;
         if (app_load_recipe(&a, last, false, &changed, emsg, sizeof emsg))
-            snprintf(a.status, sizeof a.status, "last session's recipe not restored: %.180s", emsg);
-        else snprintf(a.status, sizeof a.status, "restored the recipe of your last session on this model (%.150s in the "
+            snprintf(a.screen.status, sizeof a.screen.status, "last session's recipe not restored: %.180s", emsg);
+        else snprintf(a.screen.status, sizeof a.screen.status, "restored the recipe of your last session on this model (%.150s in the "
                       "config directory)", strstr(last, "last/") ? strstr(last, "last/") : last);
     }
     int pfd[2];

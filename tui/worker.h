@@ -15,7 +15,7 @@ typedef struct worker worker;
 worker *worker_start(app *a, int notify_fd);
 void worker_submit(worker *w, int tensor, const qs_qconfig *cfg, const app_view_req *view);
 /* greedy continuations of prompt by the original model and by the model quantized with cfgs
- * (one config per tensor; only tensors whose config changed are requantized) into app->gen */
+ * (one config per tensor; only tensors whose config changed are requantized) into app->jobs.gen */
 void worker_submit_generation(worker *w, const qs_qconfig *cfgs, const char *prompt);
 /* runs path through the model (core/calib.h) and hands the statistics to the app; the selected
  * tensor and the generation are then redone with them */

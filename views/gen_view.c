@@ -50,23 +50,23 @@ static void continuation(int y, int x, int w, int lines, const char *text, int d
 void gen_view_draw(rect r, const app *a)
 {
     char title[512], ppl[200] = "";
-    if (a->ppl.running) snprintf(ppl, sizeof ppl, "   p: measuring…");
-    else if (a->ppl.ready)
-        snprintf(ppl, sizeof ppl, "   p: PPL %.3f → %.3f (%+.2f%%)  KLD %.5f  top %.1f%%  %d×%d", a->ppl.base,
-                 a->ppl.quant, 100.0 * (a->ppl.quant / a->ppl.base - 1), a->ppl.kld, a->ppl.same_top, a->ppl.n_chunks,
-                 a->ppl.n_ctx);
-    else if (a->ppl.error[0]) snprintf(ppl, sizeof ppl, "   p: %.150s", a->ppl.error);
-    snprintf(title, sizeof title, "Generation — greedy, prompt \"%s\"%s%s", a->gen.prompt,
-             a->gen.ready ? "" : a->gen.enabled && !a->gen.error[0] ? "  (computing…)" : "", ppl);
+    if (a->jobs.ppl.running) snprintf(ppl, sizeof ppl, "   p: measuring…");
+    else if (a->jobs.ppl.ready)
+        snprintf(ppl, sizeof ppl, "   p: PPL %.3f → %.3f (%+.2f%%)  KLD %.5f  top %.1f%%  %d×%d", a->jobs.ppl.base,
+                 a->jobs.ppl.quant, 100.0 * (a->jobs.ppl.quant / a->jobs.ppl.base - 1), a->jobs.ppl.kld, a->jobs.ppl.same_top, a->jobs.ppl.n_chunks,
+                 a->jobs.ppl.n_ctx);
+    else if (a->jobs.ppl.error[0]) snprintf(ppl, sizeof ppl, "   p: %.150s", a->jobs.ppl.error);
+    snprintf(title, sizeof title, "Generation — greedy, prompt \"%s\"%s%s", a->jobs.gen.prompt,
+             a->jobs.gen.ready ? "" : a->jobs.gen.enabled && !a->jobs.gen.error[0] ? "  (computing…)" : "", ppl);
     draw_pane_title((rect){r.y, r.x, 1, r.w}, title, false);
-    if (a->gen.error[0]) {
-        draw_text(r.y + 1, r.x + 1, r.w - 2, a->gen.error, theme(TH_DIM));
+    if (a->jobs.gen.error[0]) {
+        draw_text(r.y + 1, r.x + 1, r.w - 2, a->jobs.gen.error, theme(TH_DIM));
         return;
     }
-    if (!a->gen.ready) return;
+    if (!a->jobs.gen.ready) return;
     int lines = (r.h - 1) / 2;
     draw_text(r.y + 1, r.x + 1, 10, "original", theme(TH_DIM));
-    continuation(r.y + 1, r.x + 11, r.w - 12, lines, a->gen.base, a->gen.diverge_base);
+    continuation(r.y + 1, r.x + 11, r.w - 12, lines, a->jobs.gen.base, a->jobs.gen.diverge_base);
     draw_text(r.y + 1 + lines, r.x + 1, 10, "quantized", theme(TH_DIM));
-    continuation(r.y + 1 + lines, r.x + 11, r.w - 12, lines, a->gen.quant, a->gen.diverge_quant);
+    continuation(r.y + 1 + lines, r.x + 11, r.w - 12, lines, a->jobs.gen.quant, a->jobs.gen.diverge_quant);
 }

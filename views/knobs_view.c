@@ -40,7 +40,7 @@ static void metric_line(int y, rect r, const char *label, double v, double prev,
 
 void knobs_view_draw(rect r, const app *a, const app_result *res)
 {
-    draw_pane_title(r, "Knobs + metrics", a->focus == PANE_KNOBS);
+    draw_pane_title(r, "Knobs + metrics", a->nav.focus == PANE_KNOBS);
     int t = app_selected_tensor(a), y = r.y + 1;
     if (t < 0) {
         draw_text(y + 1, r.x + 1, r.w - 2, "select a tensor", theme(TH_DIM));
@@ -50,18 +50,18 @@ void knobs_view_draw(rect r, const app *a, const app_result *res)
         draw_text(y + 1, r.x + 1, r.w - 2, "kept as is (not a matrix)", theme(TH_DIM));
         return;
     }
-    const qs_qconfig *c = &a->cfg[t];
+    const qs_qconfig *c = &a->rec.cfg[t];
     for (int i = 0; i < app_knob_count(a); i++, y++) {
         int k = app_knob_at(a, i);
         char v[32];
         if (k < 0) snprintf(v, sizeof v, "%s", c->method->name);
         else knob_value(c, k, v, sizeof v);
-        attr_t at = i == a->knob_sel ? theme(a->focus == PANE_KNOBS ? TH_SEL : TH_SEL_DIM) : A_NORMAL;
+        attr_t at = i == a->nav.knob_sel ? theme(a->nav.focus == PANE_KNOBS ? TH_SEL : TH_SEL_DIM) : A_NORMAL;
         if (at) draw_fill((rect){y, r.x, 1, r.w}, at);
         draw_textf(y, r.x + 1, r.w - 2, at, "%-12s ◂ %s ▸", k < 0 ? "method" : qs_knob_get(k)->name, v);
     }
     y++;
-    int pct = a->job_tensor == t ? a->job_pct : -1; /* its full result on the way */
+    int pct = a->jobs.job_tensor == t ? a->jobs.job_pct : -1; /* its full result on the way */
     if (!res || res->tensor != t) {
         if (pct >= 0) draw_textf(y, r.x + 1, r.w - 2, theme(TH_WARN), "computing %d %%", pct);
         else draw_text(y, r.x + 1, r.w - 2, "computing…", theme(TH_DIM));
@@ -80,10 +80,10 @@ void knobs_view_draw(rect r, const app *a, const app_result *res)
     if (stale || res->sampled)
         draw_text(y - 1, r.x + 1, r.w - 2, stale ? "stale: previous config" : "preview: sampled rows", theme(TH_WARN));
     if (pct >= 0) draw_textf(y, r.x + 1, 19, theme(TH_WARN), "computing %d %%", pct);
-    draw_text(y++, r.x + 21, r.w - 22, !a->have_prev ? "" : r.w >= 40 ? "previous   change" : "change", theme(TH_DIM));
-    bool hp = a->have_prev;
-    const qs_metrics *m = &res->m, *p = &a->prev_m;
-    metric_line(y++, r, "bpw", res->bpw, a->prev_bpw, hp, true, at);
+    draw_text(y++, r.x + 21, r.w - 22, !a->screen.have_prev ? "" : r.w >= 40 ? "previous   change" : "change", theme(TH_DIM));
+    bool hp = a->screen.have_prev;
+    const qs_metrics *m = &res->m, *p = &a->screen.prev_m;
+    metric_line(y++, r, "bpw", res->bpw, a->screen.prev_bpw, hp, true, at);
     draw_text(y, r.x + 1, 9, "bytes", A_NORMAL);
     draw_textf(y++, r.x + 10, r.w - 11, at, "%lld", (long long)res->bytes);
     metric_line(y++, r, "MSE", m->mse, p->mse, hp, true, at);

@@ -11,8 +11,8 @@ void pareto_view_draw(rect r, const app *a)
 {
     draw_fill(r, A_NORMAL);
     draw_pane_title((rect){r.y, r.x, 1, r.w}, "Pareto: summed KLD against bits per weight (Esc back)", true);
-    if (!a->n_pareto) {
-        draw_text(r.y + 2, r.x + 2, r.w - 4, a->pareto_running ? "scanning the K-quant candidates…" : "no plot yet", theme(TH_DIM));
+    if (!a->jobs.n_pareto) {
+        draw_text(r.y + 2, r.x + 2, r.w - 4, a->jobs.pareto_running ? "scanning the K-quant candidates…" : "no plot yet", theme(TH_DIM));
         return;
     }
     int lw = 30, W = r.w - 14 - lw, H = r.h - 4;
@@ -21,7 +21,7 @@ void pareto_view_draw(rect r, const app *a)
     if (W > 128) W = 128;
     if (H > 128) H = 128;
     double rg[4];
-    plot_scatter(a->pareto_x, a->pareto_y, a->pareto_mark, a->n_pareto, true, W, H, grid, rg);
+    plot_scatter(a->jobs.pareto_x, a->jobs.pareto_y, a->jobs.pareto_mark, a->jobs.n_pareto, true, W, H, grid, rg);
     for (int y = 0; y < H; y++) {
         draw_textf(r.y + 1 + y, r.x + 1, 10, theme(TH_DIM), "%9.2g", pow(10, rg[3] - (rg[3] - rg[2]) * y / (H - 1)));
         draw_text(r.y + 1 + y, r.x + 11, 1, "│", theme(TH_DIM));
@@ -35,9 +35,9 @@ void pareto_view_draw(rect r, const app *a)
     draw_textf(r.y + 1 + H, r.x + 11, W + 1, theme(TH_DIM), "└%.3g bpw%*s%.3g bpw", rg[0], W - 18 > 0 ? W - 18 : 1, "", rg[1]);
     int ly = r.y + 1, lx = r.x + 14 + W;
     draw_text(ly++, lx, lw, "* suggested mixes", theme(TH_GOOD));
-    for (int i = 0; i < a->n_pareto && ly < r.y + r.h; i++) {
-        char m = a->pareto_mark[i];
+    for (int i = 0; i < a->jobs.n_pareto && ly < r.y + r.h; i++) {
+        char m = a->jobs.pareto_mark[i];
         if (m == '*') continue;
-        draw_textf(ly++, lx, lw, theme(TH_WARN), "%c %-7s %4.2f bpw  %.2g", m, a->pareto_name[i], a->pareto_x[i], a->pareto_y[i]);
+        draw_textf(ly++, lx, lw, theme(TH_WARN), "%c %-7s %4.2f bpw  %.2g", m, a->jobs.pareto_name[i], a->jobs.pareto_x[i], a->jobs.pareto_y[i]);
     }
 }

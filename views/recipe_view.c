@@ -19,7 +19,7 @@ static void draw_entry(const app *a, const qs_recipe_entry *e, int i, int y, rec
     else qs_qconfig_describe(&e->cfg, cfg, sizeof cfg);
     if (!e->keep && e->ggml_type >= 0 && strcasecmp(e->cfg.method->name, qs_type_name(e->ggml_type)))
         snprintf(cfg + strlen(cfg), sizeof cfg - strlen(cfg), " → %s", qs_type_name(e->ggml_type));
-    if (a->rel_err[i] >= 0) snprintf(err, sizeof err, "%.4f", a->rel_err[i]);
+    if (a->rec.rel_err[i] >= 0) snprintf(err, sizeof err, "%.4f", a->rec.rel_err[i]);
     else snprintf(err, sizeof err, "%s", e->keep ? "" : "-");
     int nw = r.w - 2 - 12 - 26 - 8 - 12 - 9;
     const char *name = e->t->gguf_name[0] ? e->t->gguf_name : e->t->name;
@@ -27,7 +27,7 @@ static void draw_entry(const app *a, const qs_recipe_entry *e, int i, int y, rec
     draw_textf(y, r.x + 1 + nw, 12, sel ? sel : theme(TH_DIM), "%11s ", shape);
     draw_text(y, r.x + 1 + nw + 12, 25, cfg, sel);
     draw_textf(y, r.x + 1 + nw + 38, 28, sel, "%7.3f %11lld", e->bpw, (long long)e->bytes);
-    draw_textf(y, r.x + r.w - 9, 8, sel ? sel : theme(theme_error_role(a->rel_err[i])), "%8s", err);
+    draw_textf(y, r.x + r.w - 9, 8, sel ? sel : theme(theme_error_role(a->rec.rel_err[i])), "%8s", err);
 }
 
 void recipe_view_draw(rect r, const app *a, const qs_recipe_table *t, const app_recipe_totals *tot)
@@ -35,15 +35,15 @@ void recipe_view_draw(rect r, const app *a, const qs_recipe_table *t, const app_
     draw_fill(r, A_NORMAL);
     char title[160];
     snprintf(title, sizeof title, "Recipe — %lld tensors, %d quantized%s", (long long)t->n, tot->n_quantized,
-             a->unsaved ? " (unsaved)" : "");
+             a->rec.unsaved ? " (unsaved)" : "");
     draw_pane_title((rect){r.y, r.x, 1, r.w}, title, true);
     int nw = r.w - 2 - 12 - 26 - 8 - 12 - 9;
     draw_textf(r.y + 1, r.x + 1, r.w - 2, theme(TH_HEADER), "%-*s%11s  %-25s%7s %11s %8s", nw, "tensor", "shape", "config",
                "bpw", "bytes", "rel.err");
-    int h = r.h - 5, top = a->recipe_top, sel = a->recipe_sel;
+    int h = r.h - 5, top = a->rec.recipe_top, sel = a->rec.recipe_sel;
     if (sel < top) top = sel;
     if (sel >= top + h) top = sel - h + 1;
-    ((app *)a)->recipe_top = top < 0 ? 0 : top; /* scroll position is view state */
+    ((app *)a)->rec.recipe_top = top < 0 ? 0 : top; /* scroll position is view state */
     for (int i = 0; i < h && top + i < t->n; i++) draw_entry(a, &t->e[top + i], top + i, r.y + 2 + i, r, top + i == sel);
     double mib = (double)tot->bytes / 1048576.0, omib = (double)tot->orig_bytes / 1048576.0;
     draw_textf(r.y + r.h - 3, r.x + 1, r.w - 2, theme(TH_HEADER),

@@ -14,12 +14,12 @@ static void tab_bar(rect r, const app *a, const app_result *res)
     const qs_tensor *x = t >= 0 ? &a->model->tensors[t] : NULL;
     char title[300];
     snprintf(title, sizeof title, "%s", x ? (x->gguf_name[0] ? x->gguf_name : x->name) : "");
-    draw_pane_title(r, title, a->focus == PANE_TENSOR);
+    draw_pane_title(r, title, a->nav.focus == PANE_TENSOR);
     int cx = r.x + 1;
     for (int i = 0; i < TAB_COUNT; i++) {
         char lab[32];
-        snprintf(lab, sizeof lab, i == (int)a->tab ? "[%s]" : " %s ", names[i]);
-        draw_text(r.y + 1, cx, r.w - (cx - r.x), lab, i == (int)a->tab ? A_BOLD : theme(TH_DIM));
+        snprintf(lab, sizeof lab, i == (int)a->nav.tab ? "[%s]" : " %s ", names[i]);
+        draw_text(r.y + 1, cx, r.w - (cx - r.x), lab, i == (int)a->nav.tab ? A_BOLD : theme(TH_DIM));
         cx += (int)strlen(lab) + 1;
     }
     if (res && res->tensor == t && res->rows) {
@@ -66,10 +66,10 @@ static void histogram(rect r, const app *a, const app_result *res)
     plot_rebin(res->hist_orig, res->hist.nbins, w, co);
     plot_rebin(res->hist_deq, res->hist.nbins, w, cd);
     char lab[160];
-    snprintf(lab, sizeof lab, "original weights%s%s", a->log_counts ? " (log counts)" : "",
+    snprintf(lab, sizeof lab, "original weights%s%s", a->screen.log_counts ? " (log counts)" : "",
              res->view.tails ? ": the tails, |w| beyond 3 sigma (z: all)" : "");
     draw_text(y, x0, w, lab, theme(TH_DIM));
-    bars(y + 1, x0, w, top - 1, co, a->log_counts, theme(TH_BAR));
+    bars(y + 1, x0, w, top - 1, co, a->screen.log_counts, theme(TH_BAR));
     /* the grid row: the levels of the first group, and the clip range */
     int gy = y + top;
     for (int k = 0; k < res->n_levels; k++) {
@@ -88,7 +88,7 @@ static void histogram(rect r, const app *a, const app_result *res)
     static const int keep[3] = {2, 0, 1}; /* the group's name goes first, the range last */
     draw_fields(gy + 1, x0, w, theme(TH_DIM), g, keep, 3);
     draw_text(gy + 2, x0, w, "dequantized weights", theme(TH_DIM));
-    bars(gy + 3, x0, w, bot - 1, cd, a->log_counts, theme(TH_BAR_DEQ));
+    bars(gy + 3, x0, w, bot - 1, cd, a->screen.log_counts, theme(TH_BAR_DEQ));
 }
 
 /* one cell: its glyph and colour (two cells per text row with half blocks when there is colour) */
@@ -112,13 +112,13 @@ static void heatmap(rect r, const app *a, const app_result *res)
     int w = r.w - 2, x0 = r.x + 1, pr = res->tile_rows, pc = res->tile_cols;
     if (w < 8 || r.h < 7 || !pr || !pc) return;
     static const char *const what[3] = {"max |w|", "|error|", "scale"};
-    int hm = a->heat_mode >= 0 && a->heat_mode < 3 ? a->heat_mode : 0;
+    int hm = a->screen.heat_mode >= 0 && a->screen.heat_mode < 3 ? a->screen.heat_mode : 0;
     const float *c = hm == 2 ? res->tiles_scale : hm == 1 ? res->tiles_err : res->tiles_w;
     const app_view_req *v = &res->view;
     float vmax = 0;
     for (int i = 0; i < pr * pc; i++) vmax = c[i] > vmax ? c[i] : vmax;
-    int cy = a->heat_cy < pr ? a->heat_cy : pr - 1, cx = a->heat_cx < pc ? a->heat_cx : pc - 1;
-    bool focus = a->focus == PANE_TENSOR;
+    int cy = a->nav.heat_cy < pr ? a->nav.heat_cy : pr - 1, cx = a->nav.heat_cx < pc ? a->nav.heat_cx : pc - 1;
+    bool focus = a->nav.focus == PANE_TENSOR;
     for (int yy = 0; yy * 2 < pr && 3 + yy < r.h - 3; yy++)
         for (int xx = 0; xx < pc && xx < w; xx++) {
             float top = c[(2 * yy) * pc + xx], bot = 2 * yy + 1 < pr ? c[(2 * yy + 1) * pc + xx] : 0;
@@ -185,8 +185,8 @@ void tensor_view_draw(rect r, const app *a, const app_result *res)
         draw_wrap(r.y + 3, r.x + 1, r.w - 2, r.h - 3, res->error, theme(TH_BAD));
         return;
     }
-    if (a->tab == TAB_HISTOGRAM && res->ok) histogram(r, a, res);
-    else if (a->tab == TAB_HEATMAP) heatmap(r, a, res);
-    else if (a->tab == TAB_CHANNELS && res->ok) channels(r, res);
+    if (a->nav.tab == TAB_HISTOGRAM && res->ok) histogram(r, a, res);
+    else if (a->nav.tab == TAB_HEATMAP) heatmap(r, a, res);
+    else if (a->nav.tab == TAB_CHANNELS && res->ok) channels(r, res);
     else draw_wrap(r.y + 3, r.x + 1, r.w - 2, r.h - 3, res->error, theme(TH_BAD));
 }

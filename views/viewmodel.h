@@ -99,12 +99,9 @@ typedef struct undo_entry {
     int group;                     /* entries of one edit (a preset) share it and undo together */
 } undo_entry;
 
-typedef struct app {
-    qs_model *model;
-    /* per tensor: the configuration chosen for it and its last measured relative error */
-    qs_qconfig *cfg;
-    float *rel_err;                /* -1: not measured */
-    /* the layer list */
+/* the layer list, the filter and sort, focus/tab/mode, the knob cursor, and the heatmap's cursor and
+ * the view asked of the worker: where the user is */
+typedef struct app_selection {
     int *rows;                     /* visible entries: tensor index, or -(block + 2) for a block header */
     int n_rows, sel, top;
     bool *collapsed;               /* per block */
@@ -114,17 +111,21 @@ typedef struct app {
     char filter_rx_of[128];
     char prompt_edit[128];         /* the generation prompt being typed (MODE_PROMPT) */
     int sort;                      /* app_sort: the order of the tensors inside each group */
-    /* focus and modes */
     app_pane focus;
     app_tab tab;
     app_mode mode;
     int knob_sel;
-    bool log_counts;
-    int heat_mode;                 /* 0 max |w|, 1 |error|, 2 the groups' scales */
     app_view_req view;             /* the histogram range and heatmap window asked for */
     int heat_cy, heat_cx;          /* the heatmap cursor (a cell) */
     int64_t heat_fr, heat_fc;      /* the weight it points at (-1: the cell's centre); zooms centre on it */
-    int heat_max_r, heat_max_c;    /* the most cells the tensor pane holds (set with each request) */
+} app_selection;
+
+/* the recipe being edited: per tensor config and error, undo/redo, the recipe view's cursor and
+ * bulk edit */
+typedef struct app_recipe_state {
+    /* per tensor: the configuration chosen for it and its last measured relative error */
+    qs_qconfig *cfg;
+    float *rel_err;                /* -1: not measured */
     /* undo/redo of configuration changes */
     undo_entry *undo;
     int n_undo, undo_pos, undo_cap, undo_group;
@@ -132,20 +133,18 @@ typedef struct app {
     int recipe_sel, recipe_top;
     char bulk[160];                /* the recipe view's bulk edit being typed: PATTERN=CONFIG */
     bool unsaved;
-    char status[256];
-    /* the result the views draw (guarded by lock), and the previous metrics for deltas */
-    pthread_mutex_t lock;
-    app_result *res;
-    qs_metrics prev_m;
-    double prev_bpw;
-    bool have_prev;
+    bool config_changed;           /* since the last generation request */
+} app_recipe_state;
+
+/* the worker's jobs and what they produced: the tensor job's progress, calibration, the
+ * sensitivity scan, the Pareto view, perplexity and generation */
+typedef struct app_jobs {
     bool busy;                     /* a job is queued or running */
     int job_tensor, job_pct;       /* the full result being computed: its tensor and how far (percent; -1:
                                       none) (guarded by lock) */
     app_gen gen;                   /* guarded by lock */
     app_ppl ppl;                   /* guarded by lock */
     char eval_path[256];           /* the text `p` evaluates on ("" : the calibration text) */
-    bool config_changed;           /* since the last generation request */
     /* calibration (gptq/awq; the output error of every method): run by the worker on calib_path */
     char calib_path[256];          /* "" when none was given */
     struct qs_calib_set *calib;    /* set by the worker once, under lock; owned by the app */
@@ -164,6 +163,30 @@ typedef struct app {
     char pareto_mark[48], pareto_name[48][8];
     int n_pareto;
     bool pareto_running;
+} app_jobs;
+
+/* how things are shown: the status line, the histogram's and heatmap's modes, the layout's
+ * heatmap capacity, and the previous metrics the deltas are drawn against */
+typedef struct app_screen {
+    char status[256];
+    bool log_counts;
+    int heat_mode;                 /* 0 max |w|, 1 |error|, 2 the groups' scales */
+    int heat_max_r, heat_max_c;    /* the most cells the tensor pane holds (set with each request) */
+    qs_metrics prev_m;             /* the previous metrics, for deltas */
+    double prev_bpw;
+    bool have_prev;
+} app_screen;
+
+/* the application: owns the model, the four parts of its state and the worker's result */
+typedef struct app {
+    qs_model *model;
+    app_selection nav;
+    app_recipe_state rec;
+    app_jobs jobs;
+    app_screen screen;
+    /* the result the views draw (guarded by lock) */
+    pthread_mutex_t lock;
+    app_result *res;
 } app;
 
 /* the tensor under the cursor, -1 on a block header */
