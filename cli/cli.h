@@ -70,6 +70,11 @@ struct qs_recipe_sink;
 /* calibrates on c's text and applies t (errors printed; sink may be NULL); exit status */
 int qs_cli_apply_calibrated(const char *path, const struct qs_recipe_table *t, struct qs_llm *l, const struct qs_vocab *v,
                             const qs_cli_calib *c, const struct qs_recipe_sink *sink, struct qs_progress *prog);
+/* loads and resolves a recipe file against m (warnings printed); errors printed; exit status */
+int qs_cli_recipe_table(const char *path, const struct qs_model *m, struct qs_recipe_table *t);
+/* applies a resolved table to l (gptq/awq entries calibrated on calib's text); exit status */
+int qs_cli_apply_table(const char *path, const struct qs_recipe_table *t, struct qs_llm *l, const struct qs_vocab *v,
+                       const qs_cli_calib *calib);
 /* loads, resolves and applies a recipe file to l (errors printed); calib (may be NULL or have
  * no text) calibrates gptq/awq entries on its text; exit status */
 int qs_cli_apply_recipe(const char *path, const struct qs_model *m, struct qs_llm *l, const struct qs_vocab *v,

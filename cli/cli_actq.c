@@ -52,12 +52,7 @@ static int apply_all(const qs_cli_act *a, const qs_model *m, qs_llm *l, const qs
         if (qs_act_smooth(l, m, &st, a->smooth, tab, &prog, &err)) rc = qs_cli_fail(a->recipe ? a->recipe : c->text, &err);
         qs_act_stats_free(&st);
     }
-    if (!rc && tab) {
-        qs_cli_prog cp = qs_cli_prog_start("applying recipe: tensor");
-        qs_progress prog = {0, 0, 0, qs_cli_progress, &cp};
-        if (qs_recipe_table_needs_calib(tab)) rc = qs_cli_apply_calibrated(a->recipe, tab, l, v, c, NULL, &prog);
-        else if (qs_recipe_apply(tab, l, NULL, 0, NULL, &prog, &err)) rc = qs_cli_fail(a->recipe, &err);
-    }
+    if (!rc && tab) rc = qs_cli_apply_table(a->recipe, tab, l, v, c);
     if (!rc && a->spec.mode == QS_ACT_STATIC) rc = collect(l, v, toks, nc, ctx, "activation ranges: chunk", c->text, &st);
     if (!rc && qs_act_apply(l, &a->spec, &st, &err)) rc = qs_cli_fail(c->text ? c->text : "activations", &err);
     if (!rc && a->spec.mode != QS_ACT_NONE) {
@@ -74,16 +69,8 @@ int qs_cli_apply_act(const qs_cli_act *a, const qs_model *m, qs_llm *l, const qs
 {
     bool need_text = a->smooth >= 0 || a->spec.mode == QS_ACT_STATIC;
     if (need_text && !c->text) return qs_cli_usage_error("static activation ranges and --smooth need --calib TEXT");
-    qs_err err = {0};
-    qs_recipe r;
     qs_recipe_table tab = {0};
-    int rc = 0;
-    if (a->recipe) {
-        if (qs_recipe_load(a->recipe, &r, &err)) return qs_cli_fail(a->recipe, &err);
-        rc = qs_recipe_resolve(&r, m, false, &tab, &err) ? qs_cli_fail(a->recipe, &err) : 0;
-        if (!rc && tab.warnings[0]) fprintf(stderr, "%s", tab.warnings);
-        qs_recipe_free(&r);
-    }
+    int rc = a->recipe ? qs_cli_recipe_table(a->recipe, m, &tab) : 0;
     int32_t *toks = NULL;
     int nc = 0, ctx = 0;
     if (!rc && need_text) rc = calib_tokens(l, v, c, &toks, &nc, &ctx);

@@ -176,21 +176,32 @@ int qs_cli_recipe(int argc, char **argv)
     return rc;
 }
 
-int qs_cli_apply_recipe(const char *path, const qs_model *m, qs_llm *l, const qs_vocab *v, const qs_cli_calib *calib)
+int qs_cli_recipe_table(const char *path, const qs_model *m, qs_recipe_table *t)
 {
     qs_recipe r;
-    qs_recipe_table t;
     qs_err err = {0};
     if (qs_recipe_load(path, &r, &err)) return qs_cli_fail(path, &err);
-    int rc = qs_recipe_resolve(&r, m, false, &t, &err) ? qs_cli_fail(path, &err) : QS_EXIT_OK;
-    if (!rc) {
-        if (t.warnings[0]) fprintf(stderr, "%s", t.warnings);
-        qs_cli_prog cp = qs_cli_prog_start("applying recipe: tensor");
-        qs_progress prog = {0, 0, 0, qs_cli_progress, &cp};
-        if (qs_recipe_table_needs_calib(&t)) rc = qs_cli_apply_calibrated(path, &t, l, v, calib, NULL, &prog);
-        else if (qs_recipe_apply(&t, l, NULL, 0, NULL, &prog, &err)) rc = qs_cli_fail(path, &err);
-        qs_recipe_table_free(&t);
-    }
+    int rc = qs_recipe_resolve(&r, m, false, t, &err) ? qs_cli_fail(path, &err) : QS_EXIT_OK;
+    if (!rc && t->warnings[0]) fprintf(stderr, "%s", t->warnings);
     qs_recipe_free(&r);
+    return rc;
+}
+
+int qs_cli_apply_table(const char *path, const qs_recipe_table *t, qs_llm *l, const qs_vocab *v, const qs_cli_calib *calib)
+{
+    qs_err err = {0};
+    qs_cli_prog cp = qs_cli_prog_start("applying recipe: tensor");
+    qs_progress prog = {0, 0, 0, qs_cli_progress, &cp};
+    if (qs_recipe_table_needs_calib(t)) return qs_cli_apply_calibrated(path, t, l, v, calib, NULL, &prog);
+    return qs_recipe_apply(t, l, NULL, 0, NULL, &prog, &err) ? qs_cli_fail(path, &err) : QS_EXIT_OK;
+}
+
+int qs_cli_apply_recipe(const char *path, const qs_model *m, qs_llm *l, const qs_vocab *v, const qs_cli_calib *calib)
+{
+    qs_recipe_table t;
+    int rc = qs_cli_recipe_table(path, m, &t);
+    if (rc) return rc;
+    rc = qs_cli_apply_table(path, &t, l, v, calib);
+    qs_recipe_table_free(&t);
     return rc;
 }

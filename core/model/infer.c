@@ -284,18 +284,9 @@ void qs_llm_set_kv_f16(qs_llm *l, bool on) { l->kv_f16 = on; }
 static wmat *find_w(qs_llm *l, const char *name);
 static void dequant_block(const wmat *W, int64_t r0, int64_t n, float *out);
 
-int qs_llm_set_act_quant(qs_llm *l, const char *name, int bits, const float *scale, int64_t n_scale, qs_err *err)
+static int set_act_quant(wmat *m, int bits, const float *scale, int64_t n_scale, qs_err *err)
 {
-    if (!name) {
-        for (int i = 0; i < l->n_all; i++)
-            if (l->all[i]->rows > 1) {
-                int rc = qs_llm_set_act_quant(l, l->all[i]->t->name, bits, scale, n_scale, err);
-                if (rc) return rc;
-            }
-        return 0;
-    }
-    wmat *m = find_w(l, name);
-    if (!m) return qs_err_set(err, QS_E_USAGE, "the model uses no tensor named %s", name);
+    const char *name = m->t->name;
     if (bits && (bits < 2 || bits > 8 || (n_scale != 0 && n_scale != 1 && n_scale != m->cols) || (n_scale && !scale)))
         return qs_err_set(err, QS_E_USAGE, "%s: activation quantization to %d bits with %lld scales", name, bits,
                           (long long)n_scale);
@@ -305,6 +296,19 @@ int qs_llm_set_act_quant(qs_llm *l, const char *name, int bits, const float *sca
     free(m->aq.scale);
     m->aq = (actq){bits, c, bits ? n_scale : 0};
     return 0;
+}
+
+int qs_llm_set_act_quant(qs_llm *l, const char *name, int bits, const float *scale, int64_t n_scale, qs_err *err)
+{
+    if (name) {
+        wmat *m = find_w(l, name);
+        return m ? set_act_quant(m, bits, scale, n_scale, err)
+                 : qs_err_set(err, QS_E_USAGE, "the model uses no tensor named %s", name);
+    }
+    int rc = 0;
+    for (int i = 0; !rc && i < l->n_all; i++)
+        if (l->all[i]->rows > 1) rc = set_act_quant(l->all[i], bits, scale, n_scale, err);
+    return rc;
 }
 
 int qs_llm_set_in_div(qs_llm *l, const char *name, const float *s, qs_err *err)

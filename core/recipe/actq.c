@@ -78,8 +78,6 @@ static int hist_bin(float a)
 typedef struct calib_ctx {
     qs_llm *l;
     qs_act_stats *st;
-    float *row;          /* [cols] one token divided by the smoothing scales */
-    int64_t n_row;
     int failed;
 } calib_ctx;
 
@@ -109,11 +107,10 @@ static void observe(void *ctx, const char *const *weights, int n, const float *x
 {
     calib_ctx *c = ctx;
     qs_act_input *in = c->failed ? NULL : input_for(c, weights, n, cols);
-    if (!in || in->cols != cols || (c->n_row < cols && !(c->row = realloc(c->row, (size_t)cols * sizeof *c->row)))) {
+    if (!in || in->cols != cols) {
         c->failed = 1;
         return;
     }
-    c->n_row = c->n_row > cols ? c->n_row : cols;
     const float *div = qs_llm_in_div(c->l, weights[0]);
     for (int t = 0; t < T; t++) {
         const float *r = x + (size_t)t * cols;
@@ -140,12 +137,11 @@ int qs_act_calibrate(qs_llm *l, const int32_t *toks, int nc, int n_ctx, int32_t 
 {
     memset(out, 0, sizeof *out);
     /* with logits (qs_eval_chunks), so that the output projection's input is observed too */
-    calib_ctx c = {l, out, NULL, 0, 0};
+    calib_ctx c = {l, out, 0};
     qs_llm_set_observer(l, observe, &c);
     int rc = qs_eval_chunks(l, toks, nc, n_ctx, bos, prog, observed_ok, &c.failed, err);
     qs_llm_set_observer(l, NULL, NULL);
     out->tokens = (int64_t)nc * n_ctx;
-    free(c.row);
     if (rc) qs_act_stats_free(out);
     return rc;
 }
